@@ -1,0 +1,253 @@
+"""The run store: write a finished run in one transaction, read it back as dataclasses.
+
+Functions take a ``Session`` the caller owns; ``RunStore`` wraps them with one short
+transaction per call for scripts and notebooks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.orm import Session
+
+from coplay import __version__
+from coplay.errors import StoreError
+from memory.db import open_engine
+from memory.schema import AgentResultRow, EpisodeRow, PairingRow, RunRow, TrajectoryRow
+
+
+@dataclass(frozen=True)
+class PairingStats:
+    """Two agents that met, with totals over their episodes (seat 0 first)."""
+
+    agents: tuple[str, str]
+    roles: tuple[str, str]
+    episodes: int
+    steps: int
+    returns: tuple[float, float]
+    cooperations: tuple[int, int]
+    cooperation_by_round: list[list[float]] = field(repr=False)
+
+    def return_per_step(self, seat: int) -> float:
+        return self.returns[seat] / self.steps if self.steps else 0.0
+
+    def cooperation_rate(self, seat: int) -> float:
+        return self.cooperations[seat] / self.steps if self.steps else 0.0
+
+
+@dataclass(frozen=True)
+class EpisodeArrays:
+    """A pairing's episodes as arrays: lengths (E,), returns and cooperations (E, 2), and
+    optionally the joint actions (E, T), valid up to each episode's length."""
+
+    lengths: np.ndarray
+    returns: np.ndarray
+    cooperations: np.ndarray
+    joint_actions: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PairingOutcome:
+    stats: PairingStats
+    episodes: EpisodeArrays
+
+
+@dataclass(frozen=True)
+class NewRun:
+    scenario_name: str
+    env_id: str
+    seed: int
+    scenario: dict[str, Any]
+    wall_seconds: float
+    pairings: list[PairingOutcome]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    scenario_name: str
+    env_id: str
+    seed: int
+    created_at: datetime
+    wall_seconds: float
+    coplay_version: str
+    episodes: int
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    pairing: int
+    index: int
+    length: int
+    agents: tuple[str, str]
+    returns: tuple[float, float]
+    cooperations: tuple[int, int]
+    joint_actions: bytes | None
+
+
+def save_run(session: Session, run: NewRun) -> int:
+    """Add a finished run; it becomes visible when the caller's transaction commits."""
+    run_row = RunRow(
+        scenario_name=run.scenario_name, env_id=run.env_id, seed=run.seed,
+        scenario=run.scenario, created_at=datetime.now(timezone.utc),
+        wall_seconds=run.wall_seconds, coplay_version=__version__,
+    )
+    session.add(run_row)
+    session.flush()
+    episode_index = 0
+    for position, outcome in enumerate(run.pairings):
+        stats, arrays = outcome.stats, outcome.episodes
+        pairing_row = PairingRow(
+            run_id=run_row.id, position=position,
+            agent_0=stats.agents[0], agent_1=stats.agents[1],
+            role_0=stats.roles[0], role_1=stats.roles[1],
+            episodes=stats.episodes, steps=stats.steps,
+            return_0=stats.returns[0], return_1=stats.returns[1],
+            cooperations_0=stats.cooperations[0], cooperations_1=stats.cooperations[1],
+            cooperation_by_round=stats.cooperation_by_round,
+        )
+        session.add(pairing_row)
+        session.flush()
+        count = len(arrays.lengths)
+        episode_ids = session.scalars(
+            insert(EpisodeRow).returning(EpisodeRow.id, sort_by_parameter_order=True),
+            [
+                {"run_id": run_row.id, "pairing_id": pairing_row.id,
+                 "index": episode_index + i, "length": int(length)}
+                for i, length in enumerate(arrays.lengths.tolist())
+            ],
+        ).all()
+        episode_index += count
+        returns, cooperations = arrays.returns.tolist(), arrays.cooperations.tolist()
+        session.execute(insert(AgentResultRow), [
+            {"episode_id": episode_ids[i], "seat": seat, "agent": stats.agents[seat],
+             "role": stats.roles[seat], "episode_return": returns[i][seat],
+             "cooperations": cooperations[i][seat]}
+            for i in range(count) for seat in (0, 1)
+        ])
+        if arrays.joint_actions is not None:
+            session.execute(insert(TrajectoryRow), [
+                {"episode_id": episode_ids[i],
+                 "joint_actions": arrays.joint_actions[i, : arrays.lengths[i]].astype(np.uint8).tobytes()}
+                for i in range(count)
+            ])
+    return run_row.id
+
+
+def list_runs(session: Session, *, limit: int = 50) -> list[RunInfo]:
+    episodes = (
+        select(EpisodeRow.run_id, func.count().label("n")).group_by(EpisodeRow.run_id).subquery()
+    )
+    rows = session.execute(
+        select(RunRow, func.coalesce(episodes.c.n, 0))
+        .outerjoin(episodes, episodes.c.run_id == RunRow.id)
+        .order_by(RunRow.id.desc())
+        .limit(limit)
+    ).all()
+    return [_run_info(row, n) for row, n in rows]
+
+
+def get_run(session: Session, run_id: int) -> RunInfo:
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise StoreError(
+            "run id", expected="the id of a stored run", got=str(run_id),
+            fix="Run `coplay runs list` to see the stored runs.",
+        )
+    n = session.scalar(select(func.count()).where(EpisodeRow.run_id == run_id))
+    return _run_info(row, n or 0)
+
+
+def get_scenario(session: Session, run_id: int) -> dict[str, Any]:
+    get_run(session, run_id)
+    return session.scalar(select(RunRow.scenario).where(RunRow.id == run_id))
+
+
+def get_pairings(session: Session, run_id: int) -> list[PairingStats]:
+    get_run(session, run_id)
+    rows = session.scalars(
+        select(PairingRow).where(PairingRow.run_id == run_id).order_by(PairingRow.position)
+    ).all()
+    return [
+        PairingStats(
+            agents=(r.agent_0, r.agent_1), roles=(r.role_0, r.role_1), episodes=r.episodes,
+            steps=r.steps, returns=(r.return_0, r.return_1),
+            cooperations=(r.cooperations_0, r.cooperations_1),
+            cooperation_by_round=r.cooperation_by_round,
+        )
+        for r in rows
+    ]
+
+
+def get_episodes(session: Session, run_id: int) -> list[EpisodeRecord]:
+    get_run(session, run_id)
+    rows = session.execute(
+        select(EpisodeRow, PairingRow.position, AgentResultRow, TrajectoryRow.joint_actions)
+        .join(PairingRow, PairingRow.id == EpisodeRow.pairing_id)
+        .join(AgentResultRow, AgentResultRow.episode_id == EpisodeRow.id)
+        .outerjoin(TrajectoryRow, TrajectoryRow.episode_id == EpisodeRow.id)
+        .where(EpisodeRow.run_id == run_id)
+        .order_by(EpisodeRow.index, AgentResultRow.seat)
+    ).all()
+    records = []
+    for seat_0, seat_1 in zip(rows[::2], rows[1::2]):
+        episode, position, result_0, joint_actions = seat_0
+        result_1 = seat_1[2]
+        records.append(EpisodeRecord(
+            pairing=position, index=episode.index, length=episode.length,
+            agents=(result_0.agent, result_1.agent),
+            returns=(result_0.episode_return, result_1.episode_return),
+            cooperations=(result_0.cooperations, result_1.cooperations),
+            joint_actions=joint_actions,
+        ))
+    return records
+
+
+def _run_info(row: RunRow, episodes: int) -> RunInfo:
+    return RunInfo(
+        id=row.id, scenario_name=row.scenario_name, env_id=row.env_id, seed=row.seed,
+        created_at=row.created_at, wall_seconds=row.wall_seconds,
+        coplay_version=row.coplay_version, episodes=episodes,
+    )
+
+
+class RunStore:
+    """The run store at a database URL, one short transaction per call.
+
+    >>> store = RunStore("sqlite:///coplay.db")
+    >>> [run.scenario_name for run in store.list()]
+    """
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+        self.engine = engine or open_engine(url)
+
+    def save(self, run: NewRun) -> int:
+        with Session(self.engine) as session, session.begin():
+            return save_run(session, run)
+
+    def list(self, *, limit: int = 50) -> list[RunInfo]:
+        with Session(self.engine) as session:
+            return list_runs(session, limit=limit)
+
+    def run(self, run_id: int) -> RunInfo:
+        with Session(self.engine) as session:
+            return get_run(session, run_id)
+
+    def scenario(self, run_id: int) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            return get_scenario(session, run_id)
+
+    def pairings(self, run_id: int) -> list[PairingStats]:
+        with Session(self.engine) as session:
+            return get_pairings(session, run_id)
+
+    def episodes(self, run_id: int) -> list[EpisodeRecord]:
+        with Session(self.engine) as session:
+            return get_episodes(session, run_id)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,184 @@
+"""The `coplay` command line. Errors in the user's input print one line and exit with 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import agents
+import envs
+from coplay.errors import CoplayError
+from memory import URL_ENV_VAR, RunStore, default_url
+from scenarios import report, schema
+from scenarios import plots as run_plots
+from scenarios.runner import run as run_scenario
+from scenarios.runner import total_episodes
+
+console = Console()
+app = typer.Typer(
+    help="coplay: multi-agent simulation with memory and reuse.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+scenarios_app = typer.Typer(help="List and validate scenario files.", no_args_is_help=True)
+runs_app = typer.Typer(help="Inspect runs stored in the database.", no_args_is_help=True)
+app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(runs_app, name="runs")
+
+DbOption = Annotated[str, typer.Option(
+    "--db", envvar=URL_ENV_VAR, show_envvar=True,
+    help="SQLAlchemy URL of the store, e.g. sqlite:///coplay.db or postgresql+psycopg://...",
+)]
+
+
+@app.command("run")
+def run_command(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A scenario YAML file, or a bundled scenario's name.")],
+    db: DbOption = default_url(),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the plots [default: coplay-runs/run-<id>].")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override run.seed.")] = None,
+    episodes: Annotated[int | None, typer.Option(
+        min=1, help="Override run.episodes (per pairing or focal agent).")] = None,
+    record_trajectories: Annotated[bool, typer.Option(
+        "--record-trajectories", help="Also store every episode's joint actions.")] = False,
+    plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
+) -> None:
+    """Play a scenario, print a summary, store the run and plot it."""
+    scenario = schema.load(scenario_path)
+    overrides = {
+        key: value for key, value in
+        (("seed", seed), ("episodes", episodes), ("record_trajectories", record_trajectories or None))
+        if value is not None
+    }
+    if overrides:
+        scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update=overrides)})
+    store = RunStore(db)  # open first: a bad URL should fail before minutes of simulation
+    with Progress(
+        TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("episodes"), TimeElapsedColumn(), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task("run", total=total_episodes(scenario))
+        result = run_scenario(scenario, on_episodes=lambda n: progress.advance(task, n))
+    run_id = store.save(result)
+    pairings = store.pairings(run_id)
+    console.print(report.pairing_table(pairings, title=f"run {run_id}: {scenario.name}"))
+    console.print(report.role_table(pairings))
+    if plots:
+        folder = out or Path("coplay-runs") / f"run-{run_id}"
+        written = run_plots.plot_run(pairings, folder, title=f"{scenario.name} (run {run_id})")
+        console.print("plots: " + ", ".join(str(p) for p in written))
+    console.print(f"stored run {run_id} in {store.engine.url.render_as_string(hide_password=True)} "
+                  f"({result.wall_seconds:.2f} s of simulation)")
+
+
+@scenarios_app.command("list")
+def scenarios_list() -> None:
+    """List the bundled scenarios."""
+    table = Table(title=f"bundled scenarios ({schema.BUNDLED_DIR})")
+    for header in ("name", "file", "env", "matchups", "description"):
+        table.add_column(header)
+    for path in schema.bundled():
+        s = schema.load(path)
+        table.add_row(s.name, path.name, s.env.id, s.matchups.mode,
+                      " ".join(s.description.split()))
+    console.print(table)
+
+
+@scenarios_app.command("validate")
+def scenarios_validate(
+    files: Annotated[list[str], typer.Argument(help="Scenario files (or bundled names).")],
+) -> None:
+    """Check scenario files: YAML, fields, env, agent kinds and parameters, plug-ins."""
+    for file in files:
+        s = schema.load(file)
+        console.print(f"[green]ok[/green] {file}: {s.name} ({s.matchups.mode} on {s.env.id})")
+
+
+@runs_app.command("list")
+def runs_list(
+    db: DbOption = default_url(),
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 50,
+) -> None:
+    """List stored runs, newest first."""
+    console.print(report.runs_table(RunStore(db).list(limit=limit)))
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="A run id from `coplay runs list`.")],
+    db: DbOption = default_url(),
+    plots: Annotated[Path | None, typer.Option(help="Also write the run's plots here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show one stored run: its scenario, per-pairing and per-role results."""
+    store = RunStore(db)
+    info = store.run(run_id)
+    pairings = store.pairings(run_id)
+    if as_json:
+        print(json.dumps({
+            "run": {**asdict(info), "created_at": info.created_at.isoformat()},
+            "scenario": store.scenario(run_id),
+            "pairings": [
+                {**asdict(p), "return_per_step": [p.return_per_step(0), p.return_per_step(1)],
+                 "cooperation_rate": [p.cooperation_rate(0), p.cooperation_rate(1)]}
+                for p in pairings
+            ],
+            "roles": [{**asdict(r), "return_per_step": r.return_per_step,
+                       "cooperation_rate": r.cooperation_rate}
+                      for r in report.role_stats(pairings)],
+        }))
+        return
+    console.print(report.runs_table([info]))
+    console.print(report.pairing_table(pairings, title=f"run {run_id}: {info.scenario_name}"))
+    console.print(report.role_table(pairings))
+    if plots is not None:
+        written = run_plots.plot_run(pairings, plots, title=f"{info.scenario_name} (run {run_id})")
+        console.print("plots: " + ", ".join(str(p) for p in written))
+
+
+@app.command("envs")
+def envs_list() -> None:
+    """List the registered environments."""
+    table = Table(title="environments")
+    table.add_column("id")
+    table.add_column("payoffs (R, S, T, P)")
+    table.add_column("description")
+    for spec in envs.registered():
+        rstp = spec.default_payoffs.as_rstp() or {}
+        table.add_row(spec.env_id, ", ".join(f"{v:g}" for v in rstp.values()), spec.description)
+    console.print(table)
+
+
+@app.command("agents")
+def agents_list() -> None:
+    """List the agent kinds a scenario can name, with their parameters."""
+    table = Table(title="agent kinds")
+    for header in ("kind", "parameters", "description"):
+        table.add_column(header)
+    for kind in agents.kinds():
+        table.add_row(kind.name, ", ".join(kind.parameters()) or "-", kind.description)
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except CoplayError as error:
+        print(f"coplay: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("coplay: interrupted; nothing was stored", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

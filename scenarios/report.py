@@ -1,0 +1,78 @@
+"""Tables of a run's results: per pairing, and per role (Melting Pot's focal per-capita view)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+
+from memory import PairingStats, RunInfo
+
+
+@dataclass(frozen=True)
+class RoleStats:
+    role: str
+    episodes: int
+    steps: int
+    total_return: float
+    cooperations: int
+
+    @property
+    def return_per_step(self) -> float:
+        return self.total_return / self.steps if self.steps else 0.0
+
+    @property
+    def cooperation_rate(self) -> float:
+        return self.cooperations / self.steps if self.steps else 0.0
+
+
+def role_stats(pairings: list[PairingStats]) -> list[RoleStats]:
+    """Per-capita figures of each role, pooled over every seat that role held."""
+    totals: dict[str, list[float]] = {}
+    for p in pairings:
+        for seat in (0, 1):
+            t = totals.setdefault(p.roles[seat], [0, 0, 0.0, 0])
+            t[0] += p.episodes
+            t[1] += p.steps
+            t[2] += p.returns[seat]
+            t[3] += p.cooperations[seat]
+    return [
+        RoleStats(role, int(e), int(s), float(r), int(c))
+        for role, (e, s, r, c) in totals.items()
+    ]
+
+
+def pairing_table(pairings: list[PairingStats], *, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("agent")
+    table.add_column("co-player")
+    for header in ("episodes", "return/step", "co-player return/step", "cooperation",
+                   "co-player cooperation"):
+        table.add_column(header, justify="right")
+    for p in pairings:
+        table.add_row(
+            p.agents[0], p.agents[1], str(p.episodes),
+            f"{p.return_per_step(0):.3f}", f"{p.return_per_step(1):.3f}",
+            f"{p.cooperation_rate(0):.3f}", f"{p.cooperation_rate(1):.3f}",
+        )
+    return table
+
+
+def role_table(pairings: list[PairingStats]) -> Table:
+    table = Table(title="per role (per capita)")
+    for header in ("role", "seat-episodes", "return/step", "cooperation"):
+        table.add_column(header, justify="left" if header == "role" else "right")
+    for r in role_stats(pairings):
+        table.add_row(r.role, str(r.episodes), f"{r.return_per_step:.3f}",
+                      f"{r.cooperation_rate:.3f}")
+    return table
+
+
+def runs_table(runs: list[RunInfo]) -> Table:
+    table = Table(title="stored runs")
+    for header in ("id", "scenario", "env", "seed", "episodes", "seconds", "created (UTC)"):
+        table.add_column(header, justify="right" if header in ("id", "seed", "episodes", "seconds") else "left")
+    for r in runs:
+        table.add_row(str(r.id), r.scenario_name, r.env_id, str(r.seed), str(r.episodes),
+                      f"{r.wall_seconds:.2f}", r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    return table

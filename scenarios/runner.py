@@ -1,0 +1,183 @@
+"""Play a scenario: every pairing's episodes in batches on the batched core.
+
+A *job* is one seat-0 agent against one seat-1 agent or population, for ``run.episodes``
+episodes. Each job gets its own random stream from the run seed, so results do not depend
+on batch size or on which other jobs the scenario has.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+import agents
+import envs
+from memory import EpisodeArrays, NewRun, PairingOutcome, PairingStats
+from scenarios.schema import FocalPopulation, RoundRobin, Scenario
+
+FOCAL = "focal"
+BACKGROUND = "background"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Seat 0 is always one named agent; seat 1 is one agent or a background population."""
+
+    seat_0: str
+    seat_1: tuple[str, ...]
+    weights: tuple[float, ...]
+    roles: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class BatchLog:
+    lengths: np.ndarray  # (B,)
+    returns: np.ndarray  # (B, 2)
+    joint_actions: np.ndarray  # (T, B) uint8: 2 * action_0 + action_1
+    coplayer: np.ndarray  # (B,) index into the job's seat_1 names
+
+
+def jobs(scenario: Scenario) -> list[Job]:
+    m = scenario.matchups
+    if isinstance(m, RoundRobin):
+        players = m.players
+        return [
+            Job(players[i], (players[j],), (1.0,), (FOCAL, FOCAL))
+            for i in range(len(players))
+            for j in range(i if m.self_play else i + 1, len(players))
+        ]
+    assert isinstance(m, FocalPopulation)
+    names = tuple(e.agent for e in m.background)
+    weights = tuple(e.weight for e in m.background)
+    return [Job(focal, names, weights, (FOCAL, BACKGROUND)) for focal in m.focal]
+
+
+def total_episodes(scenario: Scenario) -> int:
+    return len(jobs(scenario)) * scenario.run.episodes
+
+
+def play_batch(
+    config: envs.MatrixGameConfig,
+    seat_0: agents.Agent,
+    seat_1: agents.Agent | agents.Population,
+    num_games: int,
+    rng: np.random.Generator,
+) -> BatchLog:
+    """Play ``num_games`` episodes side by side until the longest ends."""
+    env_rng, rng_0, rng_1 = rng.spawn(3)
+    game = envs.MatrixGameBatch(config, batch_size=num_games)
+    observations = game.reset(env_rng)
+    seat_0.reset(num_games, rng_0)
+    seat_1.reset(num_games, rng_1)
+    observers = [getattr(a, "observe", None) for a in (seat_0, seat_1)]
+    rounds = game.max_rounds
+    joint_actions = np.empty((rounds, num_games), dtype=np.uint8)
+    returns = np.zeros((2, num_games))
+    actions = np.empty((2, num_games), dtype=np.int64)
+    for t in range(rounds):
+        actions[0] = seat_0.act(observations[0])
+        actions[1] = seat_1.act(observations[1])
+        result = game.step(actions)
+        returns += result.rewards
+        joint_actions[t] = actions[0] * 2 + actions[1]
+        for seat, observe in enumerate(observers):
+            if observe is not None:
+                observe(result.rewards[seat], result.active)
+        observations = result.observations
+    coplayer = (
+        seat_1.assignment if isinstance(seat_1, agents.Population)
+        else np.zeros(num_games, dtype=np.int64)
+    )
+    return BatchLog(game.lengths.copy(), returns.T.copy(), joint_actions, coplayer)
+
+
+def play_job(
+    scenario: Scenario, job: Job, rng: np.random.Generator,
+    on_episodes: Callable[[int], None] = lambda n: None,
+) -> list[PairingOutcome]:
+    """All episodes of one job, split into one pairing per co-player met."""
+    config = envs.make_config(scenario.env.id, **scenario.env.settings())
+    seat_0 = scenario.build_agent(job.seat_0)
+    if len(job.seat_1) == 1:
+        seat_1: agents.Agent | agents.Population = scenario.build_agent(job.seat_1[0])
+    else:
+        seat_1 = agents.Population([
+            agents.Member(name, scenario.build_agent(name), weight)
+            for name, weight in zip(job.seat_1, job.weights)
+        ])
+    logs = []
+    remaining = scenario.run.episodes
+    for batch_rng in rng.spawn(-(-remaining // scenario.run.batch_size)):
+        size = min(remaining, scenario.run.batch_size)
+        logs.append(play_batch(config, seat_0, seat_1, size, batch_rng))
+        remaining -= size
+        on_episodes(size)
+    merged = _merge(logs)
+    return [
+        _pairing(job, index, merged, scenario.run.record_trajectories)
+        for index in range(len(job.seat_1))
+        if np.any(merged.coplayer == index)
+    ]
+
+
+def run(
+    scenario: Scenario, *, on_episodes: Callable[[int], None] = lambda n: None
+) -> NewRun:
+    """Play every job of the scenario; the result is ready for ``memory.RunStore.save``."""
+    start = time.perf_counter()
+    all_jobs = jobs(scenario)
+    job_rngs = np.random.default_rng(scenario.run.seed).spawn(len(all_jobs))
+    pairings = [
+        pairing
+        for job, job_rng in zip(all_jobs, job_rngs)
+        for pairing in play_job(scenario, job, job_rng, on_episodes)
+    ]
+    return NewRun(
+        scenario_name=scenario.name, env_id=scenario.env.id, seed=scenario.run.seed,
+        scenario=scenario.model_dump(mode="json"),
+        wall_seconds=time.perf_counter() - start, pairings=pairings,
+    )
+
+
+def _merge(logs: list[BatchLog]) -> BatchLog:
+    rounds = max(log.joint_actions.shape[0] for log in logs)
+    padded = [
+        np.pad(log.joint_actions, ((0, rounds - log.joint_actions.shape[0]), (0, 0)))
+        for log in logs
+    ]
+    return BatchLog(
+        lengths=np.concatenate([log.lengths for log in logs]),
+        returns=np.concatenate([log.returns for log in logs]),
+        joint_actions=np.concatenate(padded, axis=1),
+        coplayer=np.concatenate([log.coplayer for log in logs]),
+    )
+
+
+def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) -> PairingOutcome:
+    games = np.flatnonzero(log.coplayer == coplayer)
+    lengths = log.lengths[games]
+    joint = log.joint_actions[: lengths.max(), games]
+    running = np.arange(joint.shape[0])[:, None] < lengths[None, :]
+    # Joint action 2 * a0 + a1: seat 0 cooperated if it is 0 or 1, seat 1 if it is even.
+    cooperated = np.stack([(joint < 2) & running, (joint % 2 == 0) & running])  # (2, T, E)
+    per_episode = cooperated.sum(axis=1).T  # (E, 2)
+    games_running = np.maximum(running.sum(axis=1), 1)
+    by_round = (cooperated.sum(axis=2) / games_running).T  # (T, 2)
+    returns = log.returns[games]
+    stats = PairingStats(
+        agents=(job.seat_0, job.seat_1[coplayer]),
+        roles=job.roles,
+        episodes=len(games),
+        steps=int(lengths.sum()),
+        returns=(float(returns[:, 0].sum()), float(returns[:, 1].sum())),
+        cooperations=(int(per_episode[:, 0].sum()), int(per_episode[:, 1].sum())),
+        cooperation_by_round=np.round(by_round, 6).tolist(),
+    )
+    arrays = EpisodeArrays(
+        lengths=lengths, returns=returns, cooperations=per_episode,
+        joint_actions=joint.T.copy() if keep_trajectories else None,
+    )
+    return PairingOutcome(stats, arrays)
