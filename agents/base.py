@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from coplay.errors import ConfigError, PluginError
+from coplay.errors import ConfigError, CoplayError, PluginError
 from envs import Payoffs
 
 
@@ -92,7 +92,7 @@ def build(kind: str, params: dict[str, Any], context: AgentContext, *, where: st
         ) from None
     try:
         return agent_kind.build(context, **params)
-    except ConfigError as error:
+    except CoplayError as error:
         # Builders name the offending parameter; the caller knows which agent it belongs to.
         raise type(error)(
             f"{where}.{error.where}", expected=error.expected, got=error.got, fix=error.fix

@@ -161,6 +161,8 @@ class MatrixGameBatch:
     config: MatrixGameConfig
     batch_size: int
     round: int = field(init=False, default=0)
+    # Rounds until every game of the current batch has ended (the longest game's length).
+    max_rounds: int = field(init=False, default=0)
     lengths: np.ndarray = field(init=False, repr=False)
     ended_by_chance: np.ndarray = field(init=False, repr=False)
 
@@ -180,11 +182,6 @@ class MatrixGameBatch:
         self._all_false = _read_only(np.zeros(self.batch_size, dtype=bool))
         self._all_true = _read_only(np.ones(self.batch_size, dtype=bool))
 
-    @property
-    def max_rounds(self) -> int:
-        """Rounds until every game of the current batch has ended."""
-        return int(self.lengths.max())
-
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         """Start B new games; returns the start observations, shape (2, B)."""
         self.round = 0
@@ -197,6 +194,7 @@ class MatrixGameBatch:
             drawn = rng.geometric(1.0 - p, size=self.batch_size)
             self.lengths = np.minimum(drawn, horizon)
             self.ended_by_chance = drawn <= horizon
+        self.max_rounds = int(self.lengths.max())
         return np.zeros((2, self.batch_size), dtype=np.int64)
 
     def step(self, actions: np.ndarray) -> RoundResult:

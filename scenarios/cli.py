@@ -18,7 +18,6 @@ import envs
 from coplay.errors import CoplayError
 from memory import URL_ENV_VAR, RunStore, default_url
 from scenarios import report, schema
-from scenarios import plots as run_plots
 from scenarios.runner import run as run_scenario
 from scenarios.runner import total_episodes
 
@@ -67,29 +66,40 @@ def run_command(
         TextColumn("episodes"), TimeElapsedColumn(), console=console, transient=False,
     ) as progress:
         task = progress.add_task("run", total=total_episodes(scenario))
-        result = run_scenario(scenario, on_episodes=lambda n: progress.advance(task, n))
+        try:
+            result = run_scenario(scenario, on_episodes=lambda n: progress.advance(task, n))
+        except KeyboardInterrupt:
+            # Runs are stored only once complete, so an interrupted one leaves no trace.
+            print("coplay: interrupted; nothing was stored", file=sys.stderr)
+            raise typer.Exit(130) from None
     run_id = store.save(result)
     pairings = store.pairings(run_id)
     console.print(report.pairing_table(pairings, title=f"run {run_id}: {scenario.name}"))
     console.print(report.role_table(pairings))
     if plots:
+        from scenarios.plots import plot_run  # matplotlib is slow to import; only load it here
+
         folder = out or Path("coplay-runs") / f"run-{run_id}"
-        written = run_plots.plot_run(pairings, folder, title=f"{scenario.name} (run {run_id})")
-        console.print("plots: " + ", ".join(str(p) for p in written))
-    console.print(f"stored run {run_id} in {store.engine.url.render_as_string(hide_password=True)} "
-                  f"({result.wall_seconds:.2f} s of simulation)")
+        written = plot_run(pairings, folder, title=f"{scenario.name} (run {run_id})")
+        console.print("plots: " + ", ".join(str(p) for p in written), soft_wrap=True)
+    url = store.engine.url.render_as_string(hide_password=True)
+    console.print(f"stored run {run_id} in {url} ({result.wall_seconds:.2f} s of simulation)",
+                  soft_wrap=True)
 
 
 @scenarios_app.command("list")
 def scenarios_list() -> None:
     """List the bundled scenarios."""
-    table = Table(title=f"bundled scenarios ({schema.BUNDLED_DIR})")
-    for header in ("name", "file", "env", "matchups", "description"):
-        table.add_column(header)
+    table = Table(title=f"bundled scenarios (in {schema.BUNDLED_DIR})")
+    # The first column is what `coplay run` takes.
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("env", overflow="fold")
+    table.add_column("matchups", no_wrap=True)
+    table.add_column("description", ratio=1)
     for path in schema.bundled():
         s = schema.load(path)
-        table.add_row(s.name, path.name, s.env.id, s.matchups.mode,
-                      " ".join(s.description.split()))
+        summary = " ".join(s.description.split()).split(". ")[0].rstrip(".")
+        table.add_row(path.stem, s.env.id, s.matchups.mode, summary)
     console.print(table)
 
 
@@ -141,7 +151,9 @@ def runs_show(
     console.print(report.pairing_table(pairings, title=f"run {run_id}: {info.scenario_name}"))
     console.print(report.role_table(pairings))
     if plots is not None:
-        written = run_plots.plot_run(pairings, plots, title=f"{info.scenario_name} (run {run_id})")
+        from scenarios.plots import plot_run
+
+        written = plot_run(pairings, plots, title=f"{info.scenario_name} (run {run_id})")
         console.print("plots: " + ", ".join(str(p) for p in written))
 
 
@@ -171,13 +183,10 @@ def agents_list() -> None:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="coplay")
     except CoplayError as error:
         print(f"coplay: error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("coplay: interrupted; nothing was stored", file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

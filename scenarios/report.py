@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich import box
 from rich.table import Table
 
 from memory import PairingStats, RunInfo
@@ -43,23 +44,23 @@ def role_stats(pairings: list[PairingStats]) -> list[RoleStats]:
 
 
 def pairing_table(pairings: list[PairingStats], *, title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("agent")
-    table.add_column("co-player")
-    for header in ("episodes", "return/step", "co-player return/step", "cooperation",
-                   "co-player cooperation"):
-        table.add_column(header, justify="right")
+    table = Table(title=title, box=box.SIMPLE_HEAD, caption="figures: agent / co-player")
+    # Names never truncate: a summary that hides who played is useless.
+    for header in ("agent", "co-player"):
+        table.add_column(header, no_wrap=True)
+    for header in ("episodes", "return/step", "cooperation"):
+        table.add_column(header, justify="right", no_wrap=True)
     for p in pairings:
         table.add_row(
             p.agents[0], p.agents[1], str(p.episodes),
-            f"{p.return_per_step(0):.3f}", f"{p.return_per_step(1):.3f}",
-            f"{p.cooperation_rate(0):.3f}", f"{p.cooperation_rate(1):.3f}",
+            f"{p.return_per_step(0):.3f} / {p.return_per_step(1):.3f}",
+            f"{p.cooperation_rate(0):.3f} / {p.cooperation_rate(1):.3f}",
         )
     return table
 
 
 def role_table(pairings: list[PairingStats]) -> Table:
-    table = Table(title="per role (per capita)")
+    table = Table(title="per role (per capita)", box=box.SIMPLE_HEAD)
     for header in ("role", "seat-episodes", "return/step", "cooperation"):
         table.add_column(header, justify="left" if header == "role" else "right")
     for r in role_stats(pairings):

@@ -25,7 +25,8 @@ class _Strict(BaseModel):
 
 class EnvSection(_Strict):
     id: str
-    payoffs: dict[str, float] | list[Any] | None = None
+    # Checked by envs.Payoffs.parse, whose errors name the expected forms.
+    payoffs: Any = None
     horizon: int = Field(default=100, ge=1)
     continuation_probability: float | None = Field(default=None, gt=0.0, lt=1.0)
 
@@ -168,11 +169,20 @@ def _scenario_error(source: str, error: ValidationError) -> ScenarioError:
         field_in_message, rest = message.split(": expected ", 1)
         expected, _, got = rest.partition(", got ")
         return ScenarioError(f"{source}: {field_in_message}", expected=expected, got=got)
-    got = "nothing" if first["type"] == "missing" else repr(first.get("input"))
-    if first["type"] == "extra_forbidden":
-        return ScenarioError(f"{source}: {field}", expected="no such field", got="one",
-                             fix="Check the spelling against the bundled scenarios.")
-    return ScenarioError(f"{source}: {field or 'scenario'}", expected=message.lower(), got=got)
+    kind, context = first["type"], first.get("ctx", {})
+    if kind == "extra_forbidden":
+        return ScenarioError(
+            f"{source}: {field}", expected="a known field", got=f"unknown field {first['loc'][-1]!r}",
+            fix="Check the spelling against the bundled scenarios (`coplay scenarios list`).",
+        )
+    if kind == "union_tag_invalid":
+        return ScenarioError(
+            f"{source}: {field}.{context['discriminator'].strip(chr(39))}",
+            expected=f"one of {context['expected_tags']}", got=repr(context["tag"]),
+        )
+    got = "nothing" if kind == "missing" else repr(first.get("input"))
+    expected = "this field" if kind == "missing" else message.removeprefix("Input should be ")
+    return ScenarioError(f"{source}: {field or 'scenario'}", expected=expected, got=got)
 
 
 def resolve(path: str | Path) -> Path:

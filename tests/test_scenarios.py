@@ -1,0 +1,214 @@
+"""Scenario files and the runner: every bundled scenario loads and runs, results are right
+for strategies whose outcome is known, and seeds reproduce runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scenarios
+from coplay.errors import ScenarioError
+from scenarios.runner import jobs
+
+BUNDLED = scenarios.bundled()
+
+
+def test_there_are_at_least_three_bundled_scenarios() -> None:
+    assert len(BUNDLED) >= 3
+    modes = {scenarios.load(p).matchups.mode for p in BUNDLED}
+    assert modes == {"round_robin", "population"}
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_every_bundled_scenario_loads_and_runs(path) -> None:
+    scenario = scenarios.load(path)
+    short = scenario.model_copy(update={"run": scenario.run.model_copy(update={"episodes": 6})})
+    result = scenarios.run(short)
+    horizon = scenario.env.horizon
+    per_job = {}
+    for outcome in result.pairings:
+        stats = outcome.stats
+        per_job[stats.agents[0]] = per_job.get(stats.agents[0], 0) + stats.episodes
+        assert 0 < stats.steps <= stats.episodes * horizon
+        assert np.all(outcome.episodes.lengths <= horizon)
+        for seat in (0, 1):
+            assert 0.0 <= stats.cooperation_rate(seat) <= 1.0
+        assert len(stats.cooperation_by_round) == outcome.episodes.lengths.max()
+    assert sum(per_job.values()) == 6 * len(jobs(short))
+
+
+def test_bundled_scenarios_resolve_by_name() -> None:
+    assert scenarios.resolve("round_robin") == scenarios.BUNDLED_DIR / "round_robin.yaml"
+    assert scenarios.load("round_robin").name == "round-robin"
+
+
+def test_round_robin_meets_every_distinct_pair_once(tiny_scenario) -> None:
+    pairs = [(j.seat_0, j.seat_1) for j in jobs(tiny_scenario)]
+    assert pairs == [("tft", ("alld",)), ("tft", ("tabular",)), ("alld", ("tabular",))]
+    with_self = tiny_scenario.model_copy(update={
+        "matchups": tiny_scenario.matchups.model_copy(update={"self_play": True})})
+    assert len(jobs(with_self)) == 6
+
+
+def test_known_outcomes_of_deterministic_strategies(tiny_scenario) -> None:
+    result = scenarios.run(tiny_scenario)
+    tft_vs_alld = next(o.stats for o in result.pairings if o.stats.agents == ("tft", "alld"))
+    # Tit for tat is exploited once (S=-1, T=2) and then both defect (P=0) for 9 rounds.
+    assert tft_vs_alld.episodes == 7
+    assert tft_vs_alld.steps == 70
+    assert tft_vs_alld.return_per_step(0) == pytest.approx(-1 / 10)
+    assert tft_vs_alld.return_per_step(1) == pytest.approx(2 / 10)
+    assert tft_vs_alld.cooperation_rate(0) == pytest.approx(1 / 10)
+    assert tft_vs_alld.cooperation_rate(1) == 0.0
+    by_round = np.asarray(tft_vs_alld.cooperation_by_round)
+    assert by_round[:, 0].tolist() == [1.0] + [0.0] * 9
+
+
+def test_tit_for_tat_mirrors_its_co_player_one_round_later(tiny_scenario) -> None:
+    recorded = tiny_scenario.model_copy(update={
+        "run": tiny_scenario.run.model_copy(update={"record_trajectories": True})})
+    result = scenarios.run(recorded)
+    outcome = next(o for o in result.pairings if o.stats.agents == ("tft", "tabular"))
+    joint = outcome.episodes.joint_actions
+    tft, tabular = joint // 2, joint % 2
+    assert np.all(tft[:, 0] == 0)
+    assert np.array_equal(tft[:, 1:], tabular[:, :-1])
+    assert np.array_equal(outcome.episodes.cooperations[:, 0], (tft == 0).sum(axis=1))
+
+
+def test_population_draws_co_players_by_weight() -> None:
+    scenario = scenarios.parse("""
+name: pop
+env: {id: coplay/ipd-v0, horizon: 5}
+agents:
+  tft: {kind: tit_for_tat}
+  allc: {kind: always_cooperate}
+  alld: {kind: always_defect}
+matchups:
+  mode: population
+  focal: [tft]
+  background: [{agent: allc, weight: 3}, {agent: alld, weight: 1}]
+run: {episodes: 4000, seed: 1}
+""")
+    result = scenarios.run(scenario)
+    counts = {o.stats.agents[1]: o.stats.episodes for o in result.pairings}
+    assert sum(counts.values()) == 4000
+    assert counts["allc"] / 4000 == pytest.approx(0.75, abs=0.03)
+    roles = {o.stats.roles for o in result.pairings}
+    assert roles == {("focal", "background")}
+    allc = next(o.stats for o in result.pairings if o.stats.agents[1] == "allc")
+    assert allc.return_per_step(0) == 1.0
+
+
+def test_random_horizon_episodes_vary_in_length() -> None:
+    scenario = scenarios.load("focal_vs_mixed")
+    short = scenario.model_copy(update={"run": scenario.run.model_copy(update={"episodes": 200})})
+    lengths = np.concatenate([o.episodes.lengths for o in scenarios.run(short).pairings])
+    assert lengths.min() < lengths.max() <= scenario.env.horizon
+    # Continuation 0.98 capped at 200 rounds: mean length (1 - 0.98**200) / 0.02 ~ 49.1.
+    assert lengths.mean() == pytest.approx((1 - 0.98**200) / 0.02, rel=0.15)
+
+
+def test_same_seed_same_results_other_seed_other_results(tiny_scenario) -> None:
+    def summary(scenario):
+        return [(o.stats, o.episodes.returns.tolist()) for o in scenarios.run(scenario).pairings]
+
+    assert summary(tiny_scenario) == summary(tiny_scenario)
+    reseeded = tiny_scenario.model_copy(update={
+        "run": tiny_scenario.run.model_copy(update={"seed": 4})})
+    assert summary(reseeded) != summary(tiny_scenario)
+
+
+def test_scenario_round_trips_through_its_stored_json(tiny_scenario) -> None:
+    result = scenarios.run(tiny_scenario)
+    again = scenarios.Scenario.model_validate(result.scenario)
+    assert again == tiny_scenario
+
+
+BASE = """\
+name: t
+env: {id: coplay/ipd-v0}
+agents:
+  a: {kind: tit_for_tat}
+  b: {kind: always_defect}
+matchups: {mode: round_robin, players: [a, b]}
+"""
+
+# Each bad input and the one line it must produce (after "FILE: ").
+BAD_INPUTS = {
+    "malformed YAML": (
+        "name: t\nenv: {id: coplay/ipd-v0\nagents: [\n",
+        "line 3: expected valid YAML, got expected ',' or '}', but got ':'.",
+    ),
+    "not a mapping": ("- a\n- b\n", "expected a mapping with name, env, agents, matchups, got list."),
+    "unknown env": (
+        BASE.replace("coplay/ipd-v0", "coplay/nope-v0"),
+        "env.id: expected one of ['coplay/chicken-v0', 'coplay/ipd-v0', 'coplay/stag-hunt-v0'], "
+        "got 'coplay/nope-v0'. Run `coplay envs` to list the registered environments.",
+    ),
+    "unknown agent kind": (
+        BASE.replace("kind: always_defect", "kind: nope"),
+        "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'extortionate_zd', "
+        "'generous_tit_for_tat', 'grim_trigger', 'memory_one', 'plugin', 'random', 'tit_for_tat', "
+        "'tit_for_two_tats', 'win_stay_lose_shift'], got 'nope'. Run `coplay agents` to list "
+        "agent kinds, or use kind: plugin.",
+    ),
+    "wrong payoff shape": (
+        BASE.replace("{id: coplay/ipd-v0}", "{id: coplay/ipd-v0, payoffs: [1, 2, 3]}"),
+        "env.payoffs: expected a 2x2 row-player table or a 2x2x2 table [a0][a1] = [r0, r1], "
+        "got a table of shape (3,). Give 2 actions per player: cooperate first, then defect.",
+    ),
+    "payoff not a number": (
+        BASE.replace("{id: coplay/ipd-v0}", "{id: coplay/ipd-v0, payoffs: {R: 1, S: x, T: 2, P: 0}}"),
+        "env.payoffs.S: expected a finite number, got 'x'.",
+    ),
+    "probability above one": (
+        BASE.replace("{kind: always_defect}", "{kind: memory_one, table: [1, 0.5, 1.5, 0, 0]}"),
+        "agents.b.table: expected probabilities in [0, 1], got [1, 0.5, 1.5, 0, 0]. "
+        "Each entry is the probability of cooperating (0 = always defect).",
+    ),
+    "probability below zero": (
+        BASE.replace("{kind: always_defect}", "{kind: random, p_cooperate: -0.1}"),
+        "agents.b.p_cooperate: expected probabilities in [0, 1], got [-0.1, -0.1, -0.1, -0.1, "
+        "-0.1]. Each entry is the probability of cooperating (0 = always defect).",
+    ),
+    "unimportable plug-in": (
+        BASE.replace("{kind: always_defect}", '{kind: plugin, factory: "no_such_mod:make"}'),
+        "agents.b.factory: expected an importable module 'no_such_mod', got No module named "
+        "'no_such_mod'. Install the package or add its folder to PYTHONPATH.",
+    ),
+    "unknown agent parameter": (
+        BASE.replace("{kind: tit_for_tat}", "{kind: random, p: 0.3}"),
+        "agents.a.params: expected parameters among ['p_cooperate'] for kind 'random', got ['p'].",
+    ),
+    "undefined player": (
+        BASE.replace("players: [a, b]", "players: [a, c]"),
+        "matchups.players: expected an agent defined under agents (['a', 'b']), got 'c'.",
+    ),
+    "unknown matchup mode": (
+        BASE.replace("mode: round_robin", "mode: league"),
+        "matchups.mode: expected one of 'round_robin', 'population', got 'league'.",
+    ),
+    "misspelt field": (
+        BASE + "rnu: {episodes: 3}\n",
+        "rnu: expected a known field, got unknown field 'rnu'. Check the spelling against the "
+        "bundled scenarios (`coplay scenarios list`).",
+    ),
+    "missing section": (
+        "name: t\nenv: {id: coplay/ipd-v0}\nagents: {a: {kind: tit_for_tat}}\n",
+        "matchups: expected this field, got nothing.",
+    ),
+    "continuation probability of one": (
+        BASE.replace("{id: coplay/ipd-v0}", "{id: coplay/ipd-v0, continuation_probability: 1}"),
+        "env.continuation_probability: expected less than 1, got 1.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_bad_scenarios_fail_with_one_pinned_line(case: str) -> None:
+    text, message = BAD_INPUTS[case]
+    with pytest.raises(ScenarioError) as caught:
+        scenarios.parse(text, source="bad.yaml")
+    assert str(caught.value) == f"bad.yaml: {message}"
+    assert "\n" not in str(caught.value)
