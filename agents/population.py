@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,11 +29,13 @@ class Population:
     def __init__(self, members: Sequence[Member]) -> None:
         if not members:
             raise ConfigError("population", expected="at least one member", got="none")
-        weights = np.array([m.weight for m in members], dtype=np.float64)
+        given = [m.weight for m in members]
+        numeric = all(isinstance(w, numbers.Real) and not isinstance(w, bool) for w in given)
+        weights = np.array(given, dtype=np.float64) if numeric else np.array([np.nan])
         if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
             raise ConfigError(
-                "population.weight", expected="non-negative weights with a positive sum",
-                got=str(weights.tolist()),
+                "population.weight", expected="non-negative numbers with a positive sum",
+                got=str(given),
             )
         self.members = list(members)
         self.probabilities = weights / weights.sum()

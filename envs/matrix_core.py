@@ -13,6 +13,7 @@ co-player is.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +42,15 @@ class Payoffs:
 
     def __post_init__(self) -> None:
         table = np.asarray(self.table, dtype=np.float64)
-        if table.shape != (2, 2, 2) or not np.all(np.isfinite(table)):
+        if table.shape != (2, 2, 2):
             raise ConfigError(
-                "payoffs",
-                expected="a 2x2x2 table of finite numbers, table[a0][a1] = [r0, r1]",
+                "payoffs", expected="a 2x2x2 table, table[a0][a1] = [r0, r1]",
                 got=f"shape {table.shape}",
                 fix="Give R/S/T/P for a symmetric game or the full table.",
+            )
+        if not np.all(np.isfinite(table)):
+            raise ConfigError(
+                "payoffs", expected="finite numbers", got=f"{table.tolist()}",
             )
         table.setflags(write=False)
         object.__setattr__(self, "table", table)
@@ -63,10 +67,10 @@ class Payoffs:
         if isinstance(spec, Payoffs):
             return spec
         if isinstance(spec, dict):
-            keys = sorted(spec)
-            if keys != ["P", "R", "S", "T"]:
+            if set(spec) != {"R", "S", "T", "P"}:
                 raise ConfigError(
-                    where, expected="the keys R, S, T, P", got=f"keys {keys}",
+                    where, expected="the keys R, S, T, P",
+                    got=f"keys {sorted(map(str, spec))}",
                     fix="Write e.g. {R: 3, S: 0, T: 5, P: 1}.",
                 )
             values = {k: _finite_number(v, f"{where}.{k}") for k, v in spec.items()}
@@ -77,15 +81,17 @@ class Payoffs:
             raise ConfigError(
                 where, expected="R/S/T/P or a nested list of numbers", got=repr(spec)
             ) from None
-        if table.shape == (2, 2):
-            return cls(np.stack([table, table.T], axis=-1))
-        if table.shape != (2, 2, 2):
+        if table.shape not in ((2, 2), (2, 2, 2)):
             raise ConfigError(
                 where,
                 expected="a 2x2 row-player table or a 2x2x2 table [a0][a1] = [r0, r1]",
                 got=f"a table of shape {table.shape}",
                 fix="Give 2 actions per player: cooperate first, then defect.",
             )
+        if not np.all(np.isfinite(table)):
+            raise ConfigError(where, expected="finite numbers", got=f"{table.tolist()}")
+        if table.shape == (2, 2):
+            table = np.stack([table, table.T], axis=-1)
         return cls(table)
 
     def as_rstp(self) -> dict[str, float] | None:
@@ -108,7 +114,7 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 
 def _finite_number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ConfigError(where, expected="a finite number", got=repr(value))
     return float(value)
 
@@ -125,12 +131,16 @@ class MatrixGameConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "payoffs", Payoffs.parse(self.payoffs))
-        if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 1:
+        horizon = self.horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral) or horizon < 1:
             raise ConfigError(
-                "env.horizon", expected="a whole number of rounds >= 1", got=repr(self.horizon)
+                "env.horizon", expected="a whole number of rounds >= 1", got=repr(horizon)
             )
+        object.__setattr__(self, "horizon", int(horizon))
         p = self.continuation_probability
-        if p is not None and not (isinstance(p, (int, float)) and 0.0 < p < 1.0):
+        if p is not None and not (
+            isinstance(p, numbers.Real) and not isinstance(p, bool) and 0.0 < p < 1.0
+        ):
             raise ConfigError(
                 "env.continuation_probability",
                 expected="a probability strictly between 0 and 1, or null for a fixed horizon",

@@ -32,6 +32,7 @@ class MatrixGameSpec:
         )
 
 
+SETTINGS = ("payoffs", "horizon", "continuation_probability")
 _SPECS: dict[str, MatrixGameSpec] = {}
 
 
@@ -58,13 +59,12 @@ def registered() -> list[MatrixGameSpec]:
 def make_config(env_id: str, **settings: Any) -> MatrixGameConfig:
     """The validated game configuration of ``env_id`` with scenario overrides applied."""
     game = spec(env_id)
-    try:
-        return game.config(**settings)
-    except TypeError:
-        allowed = ["payoffs", "horizon", "continuation_probability"]
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
         raise ConfigError(
-            "env", expected=f"settings among {allowed}", got=f"{sorted(settings)}"
-        ) from None
+            "env", expected=f"settings among {list(SETTINGS)}", got=f"{sorted(unknown)}"
+        )
+    return game.config(**settings)
 
 
 def make(env_id: str, **settings: Any) -> MatrixGameEnv:

@@ -541,11 +541,6 @@ def test_registering_an_existing_kind_again_is_a_config_error():
         agents.register_kind("tit_for_tat", "duplicate")(lambda context: None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Population converts weights with np.array(dtype=float64), so a non-numeric weight "
-    "raises a bare ValueError instead of ConfigError.",
-)
 def test_population_non_numeric_weight_is_a_config_error():
     with pytest.raises(ConfigError):
         Population([Member("a", Recorder(0), "heavy")])

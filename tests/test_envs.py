@@ -461,14 +461,9 @@ def test_config_error_messages_follow_expected_got_format():
     assert str(error.value) == "env.horizon: expected a whole number of rounds >= 1, got 0."
 
 
-# --- known bugs (strict xfail: they flip to failures once fixed) ------------------------
+# --- input errors found in review, kept as regression tests ----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Payoffs.parse sorts the dict keys before checking them, so a non-string key "
-    "raises TypeError; make_config then swallows that TypeError as an 'unknown setting'.",
-)
 def test_payoff_dict_with_non_string_key_is_reported_as_a_payoff_error():
     with pytest.raises(ConfigError) as error:
         Payoffs.parse({"R": 3, "S": 0, "T": 5, 1: 1})
@@ -478,11 +473,6 @@ def test_payoff_dict_with_non_string_key_is_reported_as_a_payoff_error():
     assert error.value.where.startswith("payoffs")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Payoffs.__post_init__ reports a non-finite table as 'got shape (2, 2, 2)' under "
-    "where='payoffs', dropping the where given to Payoffs.parse.",
-)
 def test_non_finite_payoff_table_error_says_what_is_wrong_and_where():
     with pytest.raises(ConfigError) as error:
         Payoffs.parse([[3, 0], [5, float("nan")]], where="scenario.env.payoffs")
@@ -490,11 +480,6 @@ def test_non_finite_payoff_table_error_says_what_is_wrong_and_where():
     assert "nan" in str(error.value).lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MatrixGameConfig checks isinstance(horizon, int), which numpy integers fail; "
-    "the message then reads 'expected a whole number ..., got np.int64(5)'.",
-)
 def test_numpy_integer_horizon_is_accepted():
     env = envs.make(IPD, horizon=np.int64(5))
     assert env.config.horizon == 5
