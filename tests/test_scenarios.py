@@ -212,3 +212,45 @@ def test_bad_scenarios_fail_with_one_pinned_line(case: str) -> None:
         scenarios.parse(text, source="bad.yaml")
     assert str(caught.value) == f"bad.yaml: {message}"
     assert "\n" not in str(caught.value)
+
+
+PLUGIN_MODULE = '''
+import numpy as np
+
+class Alternator:
+    """Cooperates on odd rounds, defects on even ones: a strategy coplay does not ship."""
+
+    def __init__(self, start):
+        self.start = start
+
+    def reset(self, num_games, rng):
+        self.round = np.zeros(num_games, dtype=np.int64)
+
+    def act(self, observations, hints=None):
+        actions = (self.round + self.start) % 2
+        self.round += 1
+        return actions
+
+def make(context, start=0):
+    assert context.env_id == "coplay/ipd-v0"
+    return Alternator(start)
+'''
+
+
+def test_a_plug_in_named_in_a_scenario_plays(tmp_path, monkeypatch) -> None:
+    (tmp_path / "my_strategies.py").write_text(PLUGIN_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    scenario = scenarios.parse("""
+name: plug
+env: {id: coplay/ipd-v0, horizon: 6}
+agents:
+  alternator: {kind: plugin, factory: "my_strategies:make", params: {start: 1}}
+  allc: {kind: always_cooperate}
+matchups: {mode: round_robin, players: [alternator, allc]}
+run: {episodes: 3, seed: 0}
+""")
+    (outcome,) = scenarios.run(scenario).pairings
+    # start=1: defect, cooperate, defect, ... against an unconditional cooperator.
+    assert outcome.stats.cooperation_rate(0) == 0.5
+    assert outcome.stats.return_per_step(0) == pytest.approx((2 + 1) / 2)
+    assert outcome.stats.return_per_step(1) == pytest.approx((-1 + 1) / 2)
