@@ -1,0 +1,1 @@
+"""Update rules for learning agents, one readable file each."""
