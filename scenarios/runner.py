@@ -1,8 +1,9 @@
 """Play a scenario: every pairing's episodes in batches on the batched core.
 
 A *job* is one seat-0 agent against one seat-1 agent or population, for ``run.episodes``
-episodes. Each job gets its own random stream from the run seed, so results do not depend
-on batch size or on which other jobs the scenario has.
+episodes. Each job, and each batch within it, draws from its own random stream spawned from
+the run seed: the same scenario and seed give the same results, while changing
+``run.batch_size`` changes which random numbers each episode sees.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ Matchups = Annotated[RoundRobin | FocalPopulation, Field(discriminator="mode")]
 class RunSection(_Strict):
     episodes: int = Field(default=100, ge=1)
     seed: int = Field(default=0, ge=0)
-    # Episodes played side by side in one batch; bounds memory, not results.
+    # Episodes played side by side in one batch: bounds memory; part of the seeding.
     batch_size: int = Field(default=1024, ge=1)
     record_trajectories: bool = False
 
