@@ -1,6 +1,7 @@
 """Everything that takes a seat in a game: scripted co-players, populations, plug-ins."""
 
 from agents import coplayers as _register_coplayers  # noqa: F401  (registers the kinds)
+from agents import trained as _register_trained  # noqa: F401  (registers kind checkpoint)
 from agents.base import Agent, AgentContext, AgentKind, build, kinds, load_plugin, register_kind
 from agents.coplayers import GrimTrigger, MemoryOneAgent, TitForTwoTats, extortionate_zd_table
 from agents.population import Member, Population

@@ -226,6 +226,12 @@ def build_extortionate_zd(
 
 
 __all__ = [
-    "COOPERATE", "DEFECT", "GrimTrigger", "MemoryOneAgent", "TABLE_ENTRIES", "TitForTwoTats",
-    "coplayer_defected", "extortionate_zd_table",
+    "COOPERATE",
+    "DEFECT",
+    "TABLE_ENTRIES",
+    "GrimTrigger",
+    "MemoryOneAgent",
+    "TitForTwoTats",
+    "coplayer_defected",
+    "extortionate_zd_table",
 ]

@@ -1,19 +1,22 @@
 """Sequence-model policies that infer their co-player in context.
 
 Inputs per step, as in the in-context co-player inference work: the observation token, the
-agent's previous action and its previous reward, each with its own linear embedding. A GRU
-carries the episode's history; Swish on its output feeds three linear heads: the policy, the
-value, and a prediction of the co-player's action this round. That last head is an auxiliary
-loss during training and, at every step, the agent's readable belief about its co-player.
+agent's previous action and its previous reward, each with its own linear embedding (and,
+for the identity ablation only, a vector describing the co-player). A backbone carries the
+episode's history: a GRU, or a causal transformer built from a ``transformers`` GPT-2 config
+that steps with its key/value cache. Swish on the backbone's output feeds three linear heads:
+the policy, the value, and a prediction of the co-player's action this round. That last head
+is an auxiliary loss during training and, at every step, the agent's readable belief about
+its co-player.
 
-The recurrent state is explicit: callers pass it in and get it back, and a new episode starts
+The recurrent state is explicit: callers pass it in and get it back, and every episode starts
 from ``initial_state``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -24,18 +27,41 @@ from envs import NUM_TOKENS
 
 NUM_ACTIONS = 2
 NO_ACTION = 2  # the "previous action" before the first round
+Backbone = Literal["gru", "transformer"]
+BACKBONES: tuple[str, ...] = ("gru", "transformer")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SequencePolicyConfig:
+    backbone: Backbone = "gru"
     hidden_size: int = 128
     embed_size: int = 32
+    # Transformer only: depth, attention heads, and the longest episode it can attend over.
+    layers: int = 2
+    heads: int = 4
+    context_length: int = 256
+    # Size of the co-player identity input; 0 (the default) means the agent gets none.
+    identity_size: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("hidden_size", "embed_size"):
+        if self.backbone not in BACKBONES:
+            raise ConfigError(
+                "policy.backbone", expected=f"one of {list(BACKBONES)}", got=repr(self.backbone)
+            )
+        for name in ("hidden_size", "embed_size", "layers", "heads", "context_length"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"policy.{name}", expected="a positive integer", got=repr(value))
+        if not isinstance(self.identity_size, int) or self.identity_size < 0:
+            raise ConfigError(
+                "policy.identity_size", expected="a non-negative integer",
+                got=repr(self.identity_size),
+            )
+        if self.backbone == "transformer" and self.hidden_size % self.heads:
+            raise ConfigError(
+                "policy.hidden_size", expected=f"a multiple of heads ({self.heads})",
+                got=str(self.hidden_size),
+            )
 
 
 class StepInputs(NamedTuple):
@@ -44,6 +70,7 @@ class StepInputs(NamedTuple):
     observation: torch.Tensor  # int64 tokens, 0..4
     previous_action: torch.Tensor  # int64, 0 = C, 1 = D, 2 = none yet
     previous_reward: torch.Tensor  # float32
+    identity: torch.Tensor | None = None  # (..., identity_size) float32, ablation only
 
 
 class PolicyOutputs(NamedTuple):
@@ -52,44 +79,123 @@ class PolicyOutputs(NamedTuple):
     coplayer_logits: torch.Tensor  # (..., 2) predicted co-player action this round
 
 
-class GRUPolicy(nn.Module):
-    def __init__(self, config: SequencePolicyConfig = SequencePolicyConfig()) -> None:
+class SequencePolicy(nn.Module):
+    """Embeddings and heads shared by both backbones; subclasses supply ``backbone``.
+
+    ``forward`` takes (T, B) inputs and the state after the steps already taken; ``step`` is
+    the same for one step. Both return the new state, so acting step by step and training on
+    a whole episode compute the same function (a test checks it for each backbone).
+    """
+
+    def __init__(self, config: SequencePolicyConfig) -> None:
         super().__init__()
         self.config = config
         e, h = config.embed_size, config.hidden_size
         self.embed_observation = nn.Linear(NUM_TOKENS, e)
         self.embed_action = nn.Linear(NUM_ACTIONS + 1, e)
         self.embed_reward = nn.Linear(1, e)
-        self.gru = nn.GRU(3 * e, h)
+        self.embed_identity = nn.Linear(config.identity_size, e) if config.identity_size else None
+        self.input_size = e * (4 if config.identity_size else 3)
         self.policy_head = nn.Linear(h, NUM_ACTIONS)
         self.value_head = nn.Linear(h, 1)
         self.coplayer_head = nn.Linear(h, NUM_ACTIONS)
 
-    def initial_state(self, batch_size: int) -> torch.Tensor:
-        return torch.zeros(1, batch_size, self.config.hidden_size)
-
-    def forward(
-        self, inputs: StepInputs, state: torch.Tensor
-    ) -> tuple[PolicyOutputs, torch.Tensor]:
-        """Run T steps: inputs of shape (T, B), state (1, B, H). Returns (T, B, ...) outputs."""
-        x = torch.cat([
+    def embed(self, inputs: StepInputs) -> torch.Tensor:
+        parts = [
             self.embed_observation(F.one_hot(inputs.observation, NUM_TOKENS).float()),
             self.embed_action(F.one_hot(inputs.previous_action, NUM_ACTIONS + 1).float()),
             self.embed_reward(inputs.previous_reward.unsqueeze(-1)),
-        ], dim=-1)
-        features, state = self.gru(x, state)
+        ]
+        if self.embed_identity is not None:
+            if inputs.identity is None:
+                raise ConfigError(
+                    "policy inputs", expected=f"an identity vector of size {self.config.identity_size}",
+                    got="none", fix="This policy was trained with the identity ablation.",
+                )
+            parts.append(self.embed_identity(inputs.identity))
+        return torch.cat(parts, dim=-1)
+
+    def heads(self, features: torch.Tensor) -> PolicyOutputs:
         features = F.silu(features)
-        outputs = PolicyOutputs(
+        return PolicyOutputs(
             logits=self.policy_head(features),
             value=self.value_head(features).squeeze(-1),
             coplayer_logits=self.coplayer_head(features),
         )
-        return outputs, state
 
-    def step(self, inputs: StepInputs, state: torch.Tensor) -> tuple[PolicyOutputs, torch.Tensor]:
+    def initial_state(self, batch_size: int) -> object:
+        raise NotImplementedError
+
+    def backbone(self, x: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
+        """(T, B, input_size) embeddings and a state -> (T, B, hidden) features, new state."""
+        raise NotImplementedError
+
+    def forward(self, inputs: StepInputs, state: object) -> tuple[PolicyOutputs, object]:
+        features, state = self.backbone(self.embed(inputs), state)
+        return self.heads(features), state
+
+    def step(self, inputs: StepInputs, state: object) -> tuple[PolicyOutputs, object]:
         """One step for B agents: inputs of shape (B,)."""
-        outputs, state = self(StepInputs(*(t.unsqueeze(0) for t in inputs)), state)
+        sequence = StepInputs(*(None if t is None else t.unsqueeze(0) for t in inputs))
+        outputs, state = self(sequence, state)
         return PolicyOutputs(*(o.squeeze(0) for o in outputs)), state
 
     def describe(self) -> dict:
-        return {"backbone": "gru", **asdict(self.config)}
+        return asdict(self.config)
+
+
+class GRUPolicy(SequencePolicy):
+    def __init__(self, config: SequencePolicyConfig = SequencePolicyConfig()) -> None:
+        super().__init__(config)
+        self.gru = nn.GRU(self.input_size, config.hidden_size)
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(1, batch_size, self.config.hidden_size)
+
+    def backbone(self, x: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
+        return self.gru(x, state)
+
+
+@dataclass
+class TransformerState:
+    """The key/value cache of the steps taken so far (None before the first step)."""
+
+    cache: object | None
+    steps: int
+
+
+class TransformerPolicy(SequencePolicy):
+    """A causal GPT-2 stack over the per-step embeddings; acting appends to its KV cache."""
+
+    def __init__(self, config: SequencePolicyConfig) -> None:
+        super().__init__(config)
+        # Imported here: transformers takes seconds to import and only this backbone needs it.
+        from transformers import GPT2Config, GPT2Model
+
+        self.project = nn.Linear(self.input_size, config.hidden_size)
+        self.transformer = GPT2Model(GPT2Config(
+            n_embd=config.hidden_size, n_layer=config.layers, n_head=config.heads,
+            n_positions=config.context_length, vocab_size=1, bos_token_id=0, eos_token_id=0,
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        ))
+
+    def initial_state(self, batch_size: int) -> TransformerState:
+        return TransformerState(cache=None, steps=0)
+
+    def backbone(self, x: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
+        assert isinstance(state, TransformerState)
+        steps = state.steps + x.shape[0]
+        if steps > self.config.context_length:
+            raise ConfigError(
+                "policy.context_length", expected=f"at least the episode length ({steps})",
+                got=str(self.config.context_length),
+            )
+        out = self.transformer(
+            inputs_embeds=self.project(x).transpose(0, 1),
+            past_key_values=state.cache, use_cache=True,
+        )
+        return out.last_hidden_state.transpose(0, 1), TransformerState(out.past_key_values, steps)
+
+
+def make_policy(config: SequencePolicyConfig) -> SequencePolicy:
+    return GRUPolicy(config) if config.backbone == "gru" else TransformerPolicy(config)

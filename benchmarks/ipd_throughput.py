@@ -32,9 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import agents  # noqa: E402
-import envs  # noqa: E402
-from scenarios.runner import play_batch  # noqa: E402
+import agents
+import envs
+from scenarios.runner import play_batch
 
 ENV_ID = "coplay/ipd-v0"
 HORIZON = 100

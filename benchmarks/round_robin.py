@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from memory import RunStore  # noqa: E402
-from scenarios import schema  # noqa: E402
-from scenarios.runner import run, total_episodes  # noqa: E402
+from memory import RunStore
+from scenarios import schema
+from scenarios.runner import run, total_episodes
 
 SCENARIO = REPO / "scenarios" / "round_robin.yaml"
 COPLAY = Path(sys.executable).with_name("coplay")

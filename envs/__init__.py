@@ -16,8 +16,23 @@ from envs.matrix_env import PLAYERS, MatrixGameEnv
 from envs.registry import MatrixGameSpec, make, make_batch, make_config, register, registered, spec
 
 __all__ = [
-    "COOPERATE", "DEFECT", "NUM_TOKENS", "START", "TOKEN_NAMES", "PLAYERS",
-    "MatrixGameBatch", "MatrixGameConfig", "MatrixGameEnv", "MatrixGameSpec", "Payoffs",
-    "RoundResult", "make", "make_batch", "make_config", "register", "registered", "spec",
+    "COOPERATE",
+    "DEFECT",
+    "NUM_TOKENS",
+    "PLAYERS",
+    "START",
+    "TOKEN_NAMES",
+    "MatrixGameBatch",
+    "MatrixGameConfig",
+    "MatrixGameEnv",
+    "MatrixGameSpec",
+    "Payoffs",
+    "RoundResult",
+    "make",
+    "make_batch",
+    "make_config",
+    "register",
+    "registered",
+    "spec",
     "token_of",
 ]

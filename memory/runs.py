@@ -7,7 +7,7 @@ transaction per call for scripts and notebooks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session
 from coplay import __version__
 from coplay.errors import StoreError
 from memory.db import open_engine
-from memory.schema import AgentResultRow, EpisodeRow, PairingRow, RunRow, TrajectoryRow
+from memory.schema import (
+    AgentResultRow,
+    EpisodeRow,
+    PairingBeliefRow,
+    PairingRow,
+    RunRow,
+    TrajectoryBeliefRow,
+    TrajectoryRow,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,9 @@ class PairingStats:
     returns: tuple[float, float]
     cooperations: tuple[int, int]
     cooperation_by_round: list[list[float]] = field(repr=False)
+    # Per round, each seat's mean belief that its co-player cooperates (None for a seat whose
+    # agent has no belief); None when neither has one.
+    belief_by_round: list[list[float | None]] | None = field(default=None, repr=False)
 
     def return_per_step(self, seat: int) -> float:
         return self.returns[seat] / self.steps if self.steps else 0.0
@@ -42,12 +53,14 @@ class PairingStats:
 @dataclass(frozen=True)
 class EpisodeArrays:
     """A pairing's episodes as arrays: lengths (E,), returns and cooperations (E, 2), and
-    optionally the joint actions (E, T), valid up to each episode's length."""
+    optionally the joint actions (E, T) and beliefs (E, 2, T; NaN for a seat without one),
+    valid up to each episode's length."""
 
     lengths: np.ndarray
     returns: np.ndarray
     cooperations: np.ndarray
     joint_actions: np.ndarray | None = None
+    beliefs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -87,13 +100,14 @@ class EpisodeRecord:
     returns: tuple[float, float]
     cooperations: tuple[int, int]
     joint_actions: bytes | None
+    beliefs: tuple[bytes | None, bytes | None] = (None, None)
 
 
 def save_run(session: Session, run: NewRun) -> int:
     """Add a finished run; it becomes visible when the caller's transaction commits."""
     run_row = RunRow(
         scenario_name=run.scenario_name, env_id=run.env_id, seed=run.seed,
-        scenario=run.scenario, created_at=datetime.now(timezone.utc),
+        scenario=run.scenario, created_at=datetime.now(UTC),
         wall_seconds=run.wall_seconds, coplay_version=__version__,
     )
     session.add(run_row)
@@ -135,6 +149,16 @@ def save_run(session: Session, run: NewRun) -> int:
                  "joint_actions": arrays.joint_actions[i, : arrays.lengths[i]].astype(np.uint8).tobytes()}
                 for i in range(count)
             ])
+        if stats.belief_by_round is not None:
+            session.add(PairingBeliefRow(pairing_id=pairing_row.id, belief_by_round=stats.belief_by_round))
+        if arrays.joint_actions is not None and arrays.beliefs is not None:
+            quantized = np.rint(np.nan_to_num(arrays.beliefs, nan=0.0) * 255).astype(np.uint8)
+            seats = [seat for seat in (0, 1) if not np.isnan(arrays.beliefs[:, seat]).all()]
+            session.execute(insert(TrajectoryBeliefRow), [
+                {"episode_id": episode_ids[i], "seat": seat,
+                 "beliefs": quantized[i, seat, : arrays.lengths[i]].tobytes()}
+                for i in range(count) for seat in seats
+            ])
     return run_row.id
 
 
@@ -169,17 +193,19 @@ def get_scenario(session: Session, run_id: int) -> dict[str, Any]:
 
 def get_pairings(session: Session, run_id: int) -> list[PairingStats]:
     get_run(session, run_id)
-    rows = session.scalars(
-        select(PairingRow).where(PairingRow.run_id == run_id).order_by(PairingRow.position)
+    rows = session.execute(
+        select(PairingRow, PairingBeliefRow.belief_by_round)
+        .outerjoin(PairingBeliefRow, PairingBeliefRow.pairing_id == PairingRow.id)
+        .where(PairingRow.run_id == run_id).order_by(PairingRow.position)
     ).all()
     return [
         PairingStats(
             agents=(r.agent_0, r.agent_1), roles=(r.role_0, r.role_1), episodes=r.episodes,
             steps=r.steps, returns=(r.return_0, r.return_1),
             cooperations=(r.cooperations_0, r.cooperations_1),
-            cooperation_by_round=r.cooperation_by_round,
+            cooperation_by_round=r.cooperation_by_round, belief_by_round=beliefs,
         )
-        for r in rows
+        for r, beliefs in rows
     ]
 
 
@@ -193,6 +219,13 @@ def get_episodes(session: Session, run_id: int) -> list[EpisodeRecord]:
         .where(EpisodeRow.run_id == run_id)
         .order_by(EpisodeRow.index, AgentResultRow.seat)
     ).all()
+    beliefs: dict[tuple[int, int], bytes] = {
+        (episode_id, seat): data for episode_id, seat, data in session.execute(
+            select(TrajectoryBeliefRow.episode_id, TrajectoryBeliefRow.seat, TrajectoryBeliefRow.beliefs)
+            .join(EpisodeRow, EpisodeRow.id == TrajectoryBeliefRow.episode_id)
+            .where(EpisodeRow.run_id == run_id)
+        )
+    }
     records = []
     for seat_0, seat_1 in zip(rows[::2], rows[1::2]):
         episode, position, result_0, joint_actions = seat_0
@@ -203,6 +236,7 @@ def get_episodes(session: Session, run_id: int) -> list[EpisodeRecord]:
             returns=(result_0.episode_return, result_1.episode_return),
             cooperations=(result_0.cooperations, result_1.cooperations),
             joint_actions=joint_actions,
+            beliefs=(beliefs.get((episode.id, 0)), beliefs.get((episode.id, 1))),
         ))
     return records
 

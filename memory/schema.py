@@ -88,3 +88,57 @@ class TrajectoryRow(Base):
         ForeignKey("episodes.id", ondelete="CASCADE"), primary_key=True
     )
     joint_actions: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PairingBeliefRow(Base):
+    """Per round, each seat's mean predicted probability that its co-player cooperates, for
+    seats whose agent exposes such a belief (sequence policies); null for the others.
+    A table of its own so databases written before beliefs existed still open."""
+
+    __tablename__ = "pairing_beliefs"
+
+    pairing_id: Mapped[int] = mapped_column(
+        ForeignKey("pairings.id", ondelete="CASCADE"), primary_key=True
+    )
+    belief_by_round: Mapped[list[list[float | None]]] = mapped_column(JSON)
+
+
+class TrajectoryBeliefRow(Base):
+    """One seat's belief at every round of an episode, one byte a round: round(255 * p)."""
+
+    __tablename__ = "trajectory_beliefs"
+
+    episode_id: Mapped[int] = mapped_column(
+        ForeignKey("episodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    seat: Mapped[int] = mapped_column(primary_key=True)
+    beliefs: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TrainingRunRow(Base):
+    """One `coplay train`: the training scenario as validated and where its checkpoint is."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scenario_name: Mapped[str] = mapped_column(String(200))
+    seed: Mapped[int]
+    scenario: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checkpoint: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime]
+    coplay_version: Mapped[str] = mapped_column(String(40))
+
+
+class LearningPointRow(Base):
+    """One learner's metrics after one update: its learning curve, a point at a time."""
+
+    __tablename__ = "learning_points"
+    __table_args__ = (Index("ix_learning_points_run_update", "training_run_id", "update"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_run_id: Mapped[int] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="CASCADE")
+    )
+    update: Mapped[int]
+    learner: Mapped[str] = mapped_column(String(200))
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON)

@@ -10,13 +10,20 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 import agents
 import envs
 from coplay.errors import CoplayError
-from memory import URL_ENV_VAR, RunStore, default_url
+from memory import URL_ENV_VAR, RunStore, TrainingStore, default_url
 from scenarios import report, schema
 from scenarios.runner import run as run_scenario
 from scenarios.runner import total_episodes
@@ -28,8 +35,12 @@ app = typer.Typer(
 )
 scenarios_app = typer.Typer(help="List and validate scenario files.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect runs stored in the database.", no_args_is_help=True)
+training_app = typer.Typer(
+    help="Inspect training runs and their learning curves.", no_args_is_help=True
+)
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(runs_app, name="runs")
+app.add_typer(training_app, name="training")
 
 DbOption = Annotated[str, typer.Option(
     "--db", envvar=URL_ENV_VAR, show_envvar=True,
@@ -87,9 +98,166 @@ def run_command(
                   soft_wrap=True)
 
 
+@app.command("train")
+def train_command(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A training scenario YAML file, or a bundled one's name.")],
+    db: DbOption = default_url(),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the checkpoint and plots [default: coplay-train/<scenario name>].")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue from the checkpoint in the output folder.")] = False,
+    updates: Annotated[int | None, typer.Option(min=1, help="Override train.updates.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override train.seed.")] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        min=1, help="Save a checkpoint (and store learning curves) every this many updates.")] = 25,
+    plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
+) -> None:
+    """Train the scenario's learners; checkpoint, store learning curves, evaluate, plot."""
+    from scenarios import training, training_loop  # torch: only for the commands that train
+
+    scenario = training.load(scenario_path)
+    overrides = {k: v for k, v in (("updates", updates), ("seed", seed)) if v is not None}
+    if overrides:
+        scenario = scenario.model_copy(update={"train": scenario.train.model_copy(update=overrides)})
+        training.parse(yaml_dump(scenario.model_dump(mode="json")), source=scenario_path)
+    folder = out or Path("coplay-train") / scenario.name
+    store = TrainingStore(db)
+    with Progress(
+        TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("updates"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("train", total=scenario.train.updates, status="")
+
+        def on_update(update: int, metrics: list[dict[str, float]]) -> None:
+            progress.update(task, completed=update, status=training_status(metrics))
+
+        try:
+            outcome = training_loop.train(
+                scenario, out=folder, store=store, resume=resume,
+                checkpoint_every=checkpoint_every, on_update=on_update,
+            )
+        except KeyboardInterrupt:
+            print(f"coplay: interrupted; the last checkpoint is in {folder} "
+                  "(continue with --resume)", file=sys.stderr)
+            raise typer.Exit(130) from None
+    console.print(f"checkpoint: {outcome.checkpoint} ({outcome.seconds:.1f} s of training)")
+    console.print(f"training run {outcome.training_run_id} stored in "
+                  f"{store.engine.url.render_as_string(hide_password=True)}", soft_wrap=True)
+    console.print(report.learning_table(store.curve(outcome.training_run_id)))
+    runs = RunStore(engine=store.engine)
+    run_id = training_loop.evaluate(scenario, outcome.checkpoint, runs)
+    if run_id is not None:
+        console.print(report.pairing_table(runs.pairings(run_id), title=f"evaluation (run {run_id})"))
+    if plots:
+        from scenarios.plots import learning_curves, plot_run
+
+        written = [learning_curves(store.curve(outcome.training_run_id),
+                                   folder / "learning_curves.png", title=scenario.name)]
+        if run_id is not None:
+            written += plot_run(runs.pairings(run_id), folder / "evaluation",
+                                title=f"{scenario.name}: evaluation (run {run_id})")
+        console.print("plots: " + ", ".join(str(p) for p in written), soft_wrap=True)
+
+
+def training_status(metrics: list[dict[str, float]]) -> str:
+    """The progress bar's live summary: each learner's cooperation with the others."""
+    rates = [m["cooperation_vs_learners"] for m in metrics if "cooperation_vs_learners" in m]
+    return f"coop vs learners {sum(rates) / len(rates):.2f}" if rates else ""
+
+
+def yaml_dump(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `coplay train`.")],
+    against: Annotated[list[str] | None, typer.Option(
+        help="Co-players: a population file or bundled name, an agent kind, or "
+             "'package.module:factory'. Repeat to combine. [default: classics]")] = None,
+    learner: Annotated[list[str] | None, typer.Option(
+        help="Evaluate only this learner of the checkpoint (repeatable).")] = None,
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes per learner and co-player.")] = 256,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    db: DbOption = default_url(),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the plots [default: coplay-runs/run-<id>].")] = None,
+    record_trajectories: Annotated[bool, typer.Option(
+        "--record-trajectories", help="Also store every episode's actions and beliefs.")] = False,
+    plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
+) -> None:
+    """Play trained learners against a population: print, store and plot the cross-play table."""
+    from scenarios.evaluation import evaluation_scenario
+
+    scenario = evaluation_scenario(
+        checkpoint, learners=learner, against=against or [], episodes=episodes, seed=seed,
+        record_trajectories=record_trajectories,
+    )
+    store = RunStore(db)
+    with Progress(
+        TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("eval", total=total_episodes(scenario))
+        result = run_scenario(scenario, on_episodes=lambda n: progress.advance(task, n))
+    run_id = store.save(result)
+    pairings = store.pairings(run_id)
+    console.print(report.pairing_table(pairings, title=f"run {run_id}: {scenario.description}"))
+    if plots:
+        from scenarios.plots import plot_run
+
+        folder = out or Path("coplay-runs") / f"run-{run_id}"
+        written = plot_run(pairings, folder, title=f"evaluation of {checkpoint} (run {run_id})")
+        console.print("plots: " + ", ".join(str(p) for p in written), soft_wrap=True)
+    console.print(f"stored run {run_id} in {store.engine.url.render_as_string(hide_password=True)}",
+                  soft_wrap=True)
+
+
+@training_app.command("list")
+def training_list(
+    db: DbOption = default_url(),
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 50,
+) -> None:
+    """List stored training runs, newest first."""
+    console.print(report.training_runs_table(TrainingStore(db).list(limit=limit)))
+
+
+@training_app.command("show")
+def training_show(
+    training_run_id: Annotated[int, typer.Argument(help="An id from `coplay training list`.")],
+    db: DbOption = default_url(),
+    plots: Annotated[Path | None, typer.Option(help="Also write the learning curves here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the curve as JSON.")] = False,
+) -> None:
+    """Show one training run's learning curves (a summary row every tenth of training)."""
+    store = TrainingStore(db)
+    info = store.run(training_run_id)
+    points = store.curve(training_run_id)
+    if as_json:
+        print(json.dumps({
+            "training_run": {**asdict(info), "created_at": info.created_at.isoformat()},
+            "points": [asdict(p) for p in points],
+        }))
+        return
+    console.print(report.training_runs_table([info]))
+    console.print(report.learning_table(points))
+    if plots is not None:
+        from scenarios.plots import learning_curves
+
+        plots.mkdir(parents=True, exist_ok=True)
+        path = learning_curves(points, plots / "learning_curves.png", title=info.scenario_name)
+        console.print(f"plots: {path}")
+
+
 @scenarios_app.command("list")
 def scenarios_list() -> None:
-    """List the bundled scenarios."""
+    """List the bundled scenarios: simulations (`coplay run`) and training (`coplay train`)."""
+    from scenarios import training
+
     table = Table(title=f"bundled scenarios (in {schema.BUNDLED_DIR})")
     # The first column is what `coplay run` takes.
     table.add_column("scenario", no_wrap=True)
@@ -98,9 +266,16 @@ def scenarios_list() -> None:
     table.add_column("description", ratio=1)
     for path in schema.bundled():
         s = schema.load(path)
-        summary = " ".join(s.description.split()).split(". ")[0].rstrip(".")
-        table.add_row(path.stem, s.env.id, s.matchups.mode, summary)
+        table.add_row(path.stem, s.env.id, s.matchups.mode, _first_sentence(s.description))
+    for path in training.bundled():
+        t = training.load(path)
+        table.add_row(path.stem, t.env.id, f"train ({t.train.algorithm})",
+                      _first_sentence(t.description))
     console.print(table)
+
+
+def _first_sentence(text: str) -> str:
+    return " ".join(text.split()).split(". ")[0].rstrip(".")
 
 
 @scenarios_app.command("validate")
@@ -108,9 +283,28 @@ def scenarios_validate(
     files: Annotated[list[str], typer.Argument(help="Scenario files (or bundled names).")],
 ) -> None:
     """Check scenario files: YAML, fields, env, agent kinds and parameters, plug-ins."""
+    from scenarios import training
+
     for file in files:
-        s = schema.load(file)
-        console.print(f"[green]ok[/green] {file}: {s.name} ({s.matchups.mode} on {s.env.id})")
+        if _is_training_scenario(file):
+            t = training.load(file)
+            console.print(f"[green]ok[/green] {file}: {t.name} (training on {t.env.id})")
+        else:
+            s = schema.load(file)
+            console.print(f"[green]ok[/green] {file}: {s.name} ({s.matchups.mode} on {s.env.id})")
+
+
+def _is_training_scenario(file: str) -> bool:
+    """Training scenarios have ``learners``; the bundled ones are found by name too."""
+    from scenarios import training
+
+    if not Path(file).exists() and training.resolve(file).exists():
+        return True
+    path = schema.resolve(file)
+    try:
+        return "\nlearners:" in "\n" + path.read_text()
+    except OSError:
+        return False
 
 
 @runs_app.command("list")

@@ -1,4 +1,5 @@
-"""PNG plots of a run: heat maps over pairings and cooperation over the episode's rounds."""
+"""PNG plots: a run's heat maps, cooperation and beliefs over the episode's rounds, and a
+training run's learning curves."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from memory import PairingStats  # noqa: E402
+from memory import LearningPoint, PairingStats
 
 # Beyond this many pairings one line each is unreadable; lines are pooled per agent instead.
 MAX_LINES = 12
@@ -91,9 +92,89 @@ def cooperation_by_round(pairings: list[PairingStats], path: Path, *, title: str
     return path
 
 
+def beliefs_by_round(pairings: list[PairingStats], path: Path, *, title: str) -> Path:
+    """Per pairing: seat 0's belief that its co-player cooperates, beside how often it did.
+
+    This is the in-context inference made visible: a learner that has identified its
+    co-player predicts it well within a few rounds.
+    """
+    shown = [p for p in pairings if p.belief_by_round is not None][:MAX_LINES]
+    columns = min(4, len(shown))
+    rows = -(-len(shown) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, constrained_layout=True
+    )
+    for ax in axes.flat[len(shown):]:
+        ax.set_visible(False)
+    for ax, p in zip(axes.flat, shown):
+        rounds = np.arange(1, len(p.cooperation_by_round) + 1)
+        seat = 0 if p.belief_by_round[0][0] is not None else 1
+        belief = np.array([b[seat] for b in p.belief_by_round], dtype=float)
+        actual = np.asarray(p.cooperation_by_round)[:, 1 - seat]
+        ax.plot(rounds, actual, color="0.3", label="co-player cooperated")
+        ax.plot(rounds, belief, color="tab:blue", linestyle="--", label="belief it cooperates")
+        ax.plot(rounds, np.asarray(p.cooperation_by_round)[:, seat], color="tab:green",
+                alpha=0.7, label="own cooperation")
+        ax.set_title(f"{p.agents[seat]} vs {p.agents[1 - seat]}", fontsize=8)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("round", fontsize=7)
+    axes.flat[0].legend(fontsize=6)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def plot_run(pairings: list[PairingStats], out_dir: Path, *, title: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [
+    written = [
         heat_maps(pairings, out_dir / "heatmap.png", title=title),
         cooperation_by_round(pairings, out_dir / "cooperation_by_round.png", title=title),
     ]
+    if any(p.belief_by_round is not None for p in pairings):
+        written.append(beliefs_by_round(pairings, out_dir / "beliefs_by_round.png", title=title))
+    return written
+
+
+CURVE_PANELS = (
+    ("cooperation_vs_", "cooperation rate", (-0.03, 1.03)),
+    ("reward_vs_", "reward per step", None),
+    ("entropy", "policy entropy (nats)", None),
+    ("coplayer_loss", "co-player prediction loss", None),
+)
+
+
+def learning_curves(points: list[LearningPoint], path: Path, *, title: str) -> Path:
+    """Per learner, per update: cooperation and reward against each kind of co-player, the
+    policy's entropy and the co-player prediction loss (the paper's Figure 1, from a run)."""
+    learners = list(dict.fromkeys(p.learner for p in points))
+    figure, axes = plt.subplots(2, 2, figsize=(12, 7), constrained_layout=True)
+    for ax, (prefix, label, limits) in zip(axes.flat, CURVE_PANELS):
+        names = sorted({k for p in points for k in p.metrics if k.startswith(prefix)})
+        for learner in learners:
+            mine = [p for p in points if p.learner == learner]
+            updates = [p.update for p in mine]
+            for name in names:
+                values = [p.metrics.get(name, np.nan) for p in mine]
+                suffix = name.removeprefix(prefix)
+                line = f"{learner} vs {suffix}" if suffix and suffix != name else learner
+                ax.plot(updates, _smooth(values), label=line, linewidth=1.2)
+        ax.set_xlabel("update")
+        ax.set_ylabel(label)
+        if limits:
+            ax.set_ylim(*limits)
+        ax.legend(fontsize=7)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _smooth(values: list[float], window: int = 9) -> np.ndarray:
+    """A centred running mean: single updates are noisy, the trend is what the plot is for."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    padded = np.pad(values, window // 2, mode="edge")
+    return np.convolve(padded, kernel, mode="valid")

@@ -1,4 +1,5 @@
-"""Tables of a run's results: per pairing, and per role (Melting Pot's focal per-capita view)."""
+"""Tables of results: a run's per pairing and per role (Melting Pot's focal per-capita view),
+and a training run's learning curve."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from rich import box
 from rich.table import Table
 
-from memory import PairingStats, RunInfo
+from memory import LearningPoint, PairingStats, RunInfo, TrainingRunInfo
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,34 @@ def runs_table(runs: list[RunInfo]) -> Table:
     for r in runs:
         table.add_row(str(r.id), r.scenario_name, r.env_id, str(r.seed), str(r.episodes),
                       f"{r.wall_seconds:.2f}", r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    return table
+
+
+def training_runs_table(runs: list[TrainingRunInfo]) -> Table:
+    table = Table(title="stored training runs")
+    for header in ("id", "scenario", "seed", "checkpoint", "created (UTC)"):
+        table.add_column(header, justify="right" if header in ("id", "seed") else "left")
+    for r in runs:
+        table.add_row(str(r.id), r.scenario_name, str(r.seed), r.checkpoint,
+                      r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    return table
+
+
+def learning_table(points: list[LearningPoint], *, rows: int = 10) -> Table:
+    """Cooperation and reward per step against each kind of co-player, per learner, at about
+    ``rows`` evenly spaced updates (the last one always included)."""
+    table = Table(title="learning curve", box=box.SIMPLE_HEAD)
+    metrics = sorted({k for p in points for k in p.metrics if k.startswith(("cooperation_vs_", "reward_vs_"))})
+    for header in ("update", "learner", *metrics):
+        table.add_column(header.replace("cooperation_vs_", "coop vs ").replace("reward_vs_", "reward vs "),
+                         justify="left" if header == "learner" else "right")
+    updates = sorted({p.update for p in points})
+    if not updates:
+        return table
+    step = max(1, len(updates) // rows)
+    shown = set(updates[step - 1 :: step]) | {updates[-1]}
+    for p in points:
+        if p.update in shown:
+            table.add_row(str(p.update), p.learner,
+                          *(f"{p.metrics[m]:.3f}" if m in p.metrics else "-" for m in metrics))
     return table

@@ -17,7 +17,7 @@ import numpy as np
 import agents
 import envs
 from memory import EpisodeArrays, NewRun, PairingOutcome, PairingStats
-from scenarios.schema import FocalPopulation, RoundRobin, Scenario
+from scenarios.schema import CrossPlay, FocalPopulation, RoundRobin, Scenario
 
 FOCAL = "focal"
 BACKGROUND = "background"
@@ -39,6 +39,7 @@ class BatchLog:
     returns: np.ndarray  # (B, 2)
     joint_actions: np.ndarray  # (T, B) uint8: 2 * action_0 + action_1
     coplayer: np.ndarray  # (B,) index into the job's seat_1 names
+    beliefs: np.ndarray  # (2, T, B) float32: each seat's belief, NaN where it has none
 
 
 def jobs(scenario: Scenario) -> list[Job]:
@@ -50,6 +51,8 @@ def jobs(scenario: Scenario) -> list[Job]:
             for i in range(len(players))
             for j in range(i if m.self_play else i + 1, len(players))
         ]
+    if isinstance(m, CrossPlay):
+        return [Job(focal, (other,), (1.0,), (FOCAL, BACKGROUND)) for focal in m.focal for other in m.against]
     assert isinstance(m, FocalPopulation)
     names = tuple(e.agent for e in m.background)
     weights = tuple(e.weight for e in m.background)
@@ -74,13 +77,19 @@ def play_batch(
     seat_0.reset(num_games, rng_0)
     seat_1.reset(num_games, rng_1)
     observers = [getattr(a, "observe", None) for a in (seat_0, seat_1)]
+    # Sequence agents expose ``belief``: their predicted chance that the co-player cooperates.
+    believers = [hasattr(a, "belief") for a in (seat_0, seat_1)]
     rounds = game.max_rounds
     joint_actions = np.empty((rounds, num_games), dtype=np.uint8)
+    beliefs = np.full((2, rounds, num_games), np.nan, dtype=np.float32)
     returns = np.zeros((2, num_games))
     actions = np.empty((2, num_games), dtype=np.int64)
     for t in range(rounds):
         actions[0] = seat_0.act(observations[0])
         actions[1] = seat_1.act(observations[1])
+        for seat, agent in enumerate((seat_0, seat_1)):
+            if believers[seat]:
+                beliefs[seat, t] = agent.belief
         result = game.step(actions)
         returns += result.rewards
         joint_actions[t] = actions[0] * 2 + actions[1]
@@ -92,7 +101,7 @@ def play_batch(
         seat_1.assignment if isinstance(seat_1, agents.Population)
         else np.zeros(num_games, dtype=np.int64)
     )
-    return BatchLog(game.lengths.copy(), returns.T.copy(), joint_actions, coplayer)
+    return BatchLog(game.lengths.copy(), returns.T.copy(), joint_actions, coplayer, beliefs)
 
 
 def play_job(
@@ -154,6 +163,11 @@ def _merge(logs: list[BatchLog]) -> BatchLog:
         returns=np.concatenate([log.returns for log in logs]),
         joint_actions=np.concatenate(padded, axis=1),
         coplayer=np.concatenate([log.coplayer for log in logs]),
+        beliefs=np.concatenate([
+            np.pad(log.beliefs, ((0, 0), (0, rounds - log.beliefs.shape[1]), (0, 0)),
+                   constant_values=np.nan)
+            for log in logs
+        ], axis=2),
     )
 
 
@@ -168,6 +182,16 @@ def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) ->
     games_running = np.maximum(running.sum(axis=1), 1)
     by_round = (cooperated.sum(axis=2) / games_running).T  # (T, 2)
     returns = log.returns[games]
+    beliefs = log.beliefs[:, : joint.shape[0], games]  # (2, T, E)
+    has_belief = [not np.isnan(beliefs[seat]).all() for seat in (0, 1)]
+    belief_by_round = None
+    if any(has_belief):
+        with np.errstate(invalid="ignore"):
+            means = np.where(running, beliefs, 0.0).sum(axis=2) / games_running  # (2, T)
+        belief_by_round = [
+            [round(float(means[seat, t]), 6) if has_belief[seat] else None for seat in (0, 1)]
+            for t in range(joint.shape[0])
+        ]
     stats = PairingStats(
         agents=(job.seat_0, job.seat_1[coplayer]),
         roles=job.roles,
@@ -176,9 +200,11 @@ def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) ->
         returns=(float(returns[:, 0].sum()), float(returns[:, 1].sum())),
         cooperations=(int(per_episode[:, 0].sum()), int(per_episode[:, 1].sum())),
         cooperation_by_round=np.round(by_round, 6).tolist(),
+        belief_by_round=belief_by_round,
     )
     arrays = EpisodeArrays(
         lengths=lengths, returns=returns, cooperations=per_episode,
         joint_actions=joint.T.copy() if keep_trajectories else None,
+        beliefs=beliefs.transpose(2, 0, 1).copy() if keep_trajectories and any(has_belief) else None,
     )
     return PairingOutcome(stats, arrays)

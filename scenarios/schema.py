@@ -19,11 +19,11 @@ from coplay.errors import CoplayError, ScenarioError
 BUNDLED_DIR = Path(__file__).parent
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class EnvSection(_Strict):
+class EnvSection(Strict):
     id: str
     # Checked by envs.Payoffs.parse, whose errors name the expected forms.
     payoffs: Any = None
@@ -45,7 +45,7 @@ class AgentSection(BaseModel):
         return dict(self.model_extra or {})
 
 
-class RoundRobin(_Strict):
+class RoundRobin(Strict):
     """Every pair of distinct players meets for ``run.episodes`` episodes."""
 
     mode: Literal["round_robin"]
@@ -53,12 +53,12 @@ class RoundRobin(_Strict):
     self_play: bool = False
 
 
-class BackgroundEntry(_Strict):
+class BackgroundEntry(Strict):
     agent: str
     weight: float = Field(default=1.0, gt=0.0)
 
 
-class FocalPopulation(_Strict):
+class FocalPopulation(Strict):
     """Each focal agent plays ``run.episodes`` episodes; every episode draws its co-player
     from the background population by weight."""
 
@@ -67,10 +67,19 @@ class FocalPopulation(_Strict):
     background: list[BackgroundEntry] = Field(min_length=1)
 
 
-Matchups = Annotated[RoundRobin | FocalPopulation, Field(discriminator="mode")]
+class CrossPlay(Strict):
+    """Each focal agent meets each co-player in ``against`` for ``run.episodes`` episodes:
+    the cross-play table of an evaluation."""
+
+    mode: Literal["cross_play"]
+    focal: list[str] = Field(min_length=1)
+    against: list[str] = Field(min_length=1)
 
 
-class RunSection(_Strict):
+Matchups = Annotated[RoundRobin | FocalPopulation | CrossPlay, Field(discriminator="mode")]
+
+
+class RunSection(Strict):
     episodes: int = Field(default=100, ge=1)
     seed: int = Field(default=0, ge=0)
     # Episodes played side by side in one batch: bounds memory; part of the seeding.
@@ -78,7 +87,7 @@ class RunSection(_Strict):
     record_trajectories: bool = False
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     name: str = Field(min_length=1)
     description: str = ""
     env: EnvSection
@@ -91,6 +100,9 @@ class Scenario(_Strict):
         m = self.matchups
         if isinstance(m, RoundRobin):
             named = [("matchups.players", n) for n in m.players]
+        elif isinstance(m, CrossPlay):
+            named = [("matchups.focal", n) for n in m.focal]
+            named += [("matchups.against", n) for n in m.against]
         else:
             named = [("matchups.focal", n) for n in m.focal]
             named += [("matchups.background", e.agent) for e in m.background]
@@ -102,31 +114,28 @@ class Scenario(_Strict):
                 )
         return self
 
-    def agent_context(self) -> agents.AgentContext:
-        config = envs.make_config(self.env.id, **self.env.settings())
-        return agents.AgentContext(env_id=self.env.id, payoffs=config.payoffs)
-
     def build_agent(self, name: str) -> agents.Agent:
-        section = self.agents[name]
-        return agents.build(
-            section.kind, section.params, self.agent_context(), where=f"agents.{name}"
-        )
+        return build_agent(self.env, self.agents[name], name)
 
 
 def load(path: str | Path) -> Scenario:
     """Read, validate and check a scenario file (or a bundled scenario's name)."""
     path = resolve(path)
+    return parse(read_text(path), source=str(path))
+
+
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except OSError as error:
         raise ScenarioError(
             str(path), expected="a readable scenario file", got=error.strerror or str(error),
             fix="Run `coplay scenarios list` for the bundled scenarios.",
         ) from None
-    return parse(text, source=str(path))
 
 
-def parse(text: str, *, source: str = "<scenario>") -> Scenario:
+def read_yaml(text: str, *, source: str, fields: str) -> dict:
+    """The YAML mapping in ``text``; ``fields`` names what the mapping should hold."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -137,33 +146,50 @@ def parse(text: str, *, source: str = "<scenario>") -> Scenario:
             f"{source}: {at}", expected="valid YAML", got=problem,
         ) from None
     if not isinstance(data, dict):
-        raise ScenarioError(
-            source, expected="a mapping with name, env, agents, matchups",
-            got=type(data).__name__,
-        )
+        raise ScenarioError(source, expected=f"a mapping with {fields}", got=type(data).__name__)
+    return data
+
+
+def parse(text: str, *, source: str = "<scenario>") -> Scenario:
+    data = read_yaml(text, source=source, fields="name, env, agents, matchups")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
-        raise _scenario_error(source, error) from None
+        raise validation_error(source, error) from None
+    check_agents(scenario.env, scenario.agents, source=source)
+    return scenario
+
+
+def check_agents(env: EnvSection, sections: dict[str, AgentSection], *, source: str) -> None:
+    """Build every agent once, so a bad kind, parameter or plug-in fails at load time."""
     try:
-        scenario.agent_context()
-        for name in scenario.agents:
-            scenario.build_agent(name)
+        for name, section in sections.items():
+            build_agent(env, section, name)
     except CoplayError as error:
         where = error.where if error.where.startswith("agents.") else _env_field(error.where)
         raise ScenarioError(
             f"{source}: {where}", expected=error.expected, got=error.got, fix=error.fix
         ) from None
-    return scenario
+
+
+def build_agent(env: EnvSection, section: AgentSection, name: str) -> agents.Agent:
+    return agents.build(section.kind, section.params, agent_context(env), where=f"agents.{name}")
+
+
+def agent_context(env: EnvSection) -> agents.AgentContext:
+    config = envs.make_config(env.id, **env.settings())
+    return agents.AgentContext(env_id=env.id, payoffs=config.payoffs)
 
 
 def _env_field(where: str) -> str:
     return where if where.startswith("env") else f"env.{where}"
 
 
-def _scenario_error(source: str, error: ValidationError) -> ScenarioError:
+def validation_error(source: str, error: ValidationError) -> ScenarioError:
     first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"] if part not in ("round_robin", "population"))
+    field = ".".join(
+        str(part) for part in first["loc"] if part not in ("round_robin", "population", "cross_play")
+    )
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "value_error" and ": expected " in message:
         field_in_message, rest = message.split(": expected ", 1)

@@ -94,7 +94,8 @@ def test_envs_and_agents_are_listed(monkeypatch, capsys) -> None:
 @pytest.mark.parametrize("args", [
     ["--help"], ["run", "--help"], ["scenarios", "--help"], ["scenarios", "list", "--help"],
     ["scenarios", "validate", "--help"], ["runs", "--help"], ["runs", "list", "--help"],
-    ["runs", "show", "--help"],
+    ["runs", "show", "--help"], ["train", "--help"], ["eval", "--help"], ["training", "--help"],
+    ["training", "list", "--help"], ["training", "show", "--help"],
 ])
 def test_every_command_has_help(monkeypatch, capsys, args) -> None:
     code, stdout, _ = coplay(monkeypatch, capsys, *args)

@@ -167,7 +167,7 @@ def test_first_person_tokens_and_default_ipd_rewards(joint, tokens, rewards):
     obs, rew, _, _, _ = env.step({P0: joint[0], P1: joint[1]})
     assert (obs[P0], obs[P1]) == tokens
     assert (rew[P0], rew[P1]) == rewards
-    assert envs.TOKEN_NAMES[obs[P0]] == "CC CD DC DD".split()[2 * joint[0] + joint[1]]
+    assert envs.TOKEN_NAMES[obs[P0]] == ["CC", "CD", "DC", "DD"][2 * joint[0] + joint[1]]
 
 
 def test_core_tokens_are_first_person_for_each_game_of_a_batch():

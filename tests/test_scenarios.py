@@ -148,7 +148,7 @@ BAD_INPUTS = {
     ),
     "unknown agent kind": (
         BASE.replace("kind: always_defect", "kind: nope"),
-        "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'extortionate_zd', "
+        "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'checkpoint', 'extortionate_zd', "
         "'generous_tit_for_tat', 'grim_trigger', 'memory_one', 'plugin', 'random', 'tit_for_tat', "
         "'tit_for_two_tats', 'win_stay_lose_shift'], got 'nope'. Run `coplay agents` to list "
         "agent kinds, or use kind: plugin.",
@@ -187,7 +187,7 @@ BAD_INPUTS = {
     ),
     "unknown matchup mode": (
         BASE.replace("mode: round_robin", "mode: league"),
-        "matchups.mode: expected one of 'round_robin', 'population', got 'league'.",
+        "matchups.mode: expected one of 'round_robin', 'population', 'cross_play', got 'league'.",
     ),
     "misspelt field": (
         BASE + "rnu: {episodes: 3}\n",

@@ -1,0 +1,89 @@
+"""Training settings, checked when built so an inconsistent run fails before it starts.
+
+Defaults are the A2C settings of the in-context co-player inference work (mixed pool, IPD),
+except where this module says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agents.sequence import SequencePolicyConfig
+from coplay.errors import ConfigError
+
+Algorithm = Literal["a2c", "ppo"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOSettings:
+    epochs: int = 4
+    minibatches: int = 4  # per epoch, split over episodes (whole sequences)
+    clip: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "minibatches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"train.ppo.{name}", expected="a positive integer", got=repr(value))
+        if not 0.0 < self.clip < 1.0:
+            raise ConfigError("train.ppo.clip", expected="a number in (0, 1)", got=repr(self.clip))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    algorithm: Algorithm = "a2c"
+    updates: int = 500
+    episodes_per_update: int = 4096  # per learner
+    policy: SequencePolicyConfig = field(default_factory=SequencePolicyConfig)
+    learning_rate: float = 1e-3
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    reward_scale: float = 0.02
+    normalize_advantages: bool = True
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    coplayer_coef: float = 1.0
+    max_grad_norm: float = 1.0
+    identity_vector: bool = False  # the ablation: learners see their co-player's parameters
+    ppo: PPOSettings | None = None  # required with algorithm "ppo", rejected with "a2c"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ("a2c", "ppo"):
+            raise ConfigError("train.algorithm", expected="'a2c' or 'ppo'", got=repr(self.algorithm))
+        if self.algorithm == "ppo" and self.ppo is None:
+            object.__setattr__(self, "ppo", PPOSettings())
+        if self.algorithm == "a2c" and self.ppo is not None:
+            raise ConfigError(
+                "train.ppo", expected="no PPO settings with algorithm 'a2c'", got=str(self.ppo),
+                fix="Set algorithm: ppo, or remove the ppo section.",
+            )
+        for name in ("updates", "episodes_per_update"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"train.{name}", expected="a positive integer", got=repr(value))
+        if self.episodes_per_update < 2:
+            raise ConfigError(
+                "train.episodes_per_update", expected="at least 2 (advantages are normalised)",
+                got=str(self.episodes_per_update),
+            )
+        if self.ppo is not None and self.ppo.minibatches > self.episodes_per_update:
+            raise ConfigError(
+                "train.ppo.minibatches", expected=f"at most episodes_per_update ({self.episodes_per_update})",
+                got=str(self.ppo.minibatches),
+            )
+        for name in ("learning_rate", "adam_eps", "reward_scale", "max_grad_norm"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"train.{name}", expected="a positive number", got=repr(value))
+        for name in ("gamma", "gae_lambda"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"train.{name}", expected="a number in [0, 1]", got=repr(value))
+        for name in ("value_coef", "entropy_coef", "coplayer_coef"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"train.{name}", expected="a non-negative number", got=repr(value))

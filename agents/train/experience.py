@@ -1,0 +1,239 @@
+"""Experience for decentralized training: who plays whom, the batched rollout, advantages.
+
+Both update rules (``a2c.py``, ``ppo.py``) consume what this module produces. Each learner
+sees only its own seat: its observation tokens, its previous action and reward, never who its
+co-player is (unless the identity ablation is on, which appends a description of the co-player
+to every step's input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+import envs
+from agents.base import Agent
+from agents.sequence import NO_ACTION, SequencePolicy, StepInputs
+from coplay.errors import ConfigError
+
+LEARNERS = "learners"  # the pool entry that stands for the other learning agents
+# Identity ablation input: a memory-one co-player's five probabilities, then a learner flag.
+IDENTITY_SIZE = 6
+
+
+def coplayer_code(group: int) -> int:
+    """``owner`` entries: learner i is i >= 0; background co-player group k is -1 - k."""
+    return -1 - group
+
+
+def seating(num_learners: int, episodes: int, pool: Mapping[str, float], groups: Sequence[str]) -> np.ndarray:
+    """``owner[seat, game]``: who sits where in one batch of games.
+
+    Every learner plays ``episodes`` games, split over the pool in proportion to its weights:
+    the ``LEARNERS`` share against the other learners (learner i meets i+1 in seat 0 and i-1 in
+    seat 1, itself when it is alone), each background group's share against that group, in
+    seat 0 and seat 1 alternately so the learner learns both seats.
+    """
+    total = sum(pool.values())
+    counts = {name: int(round(episodes * weight / total)) for name, weight in pool.items()}
+    # Rounding must not change the batch size: the largest share absorbs the difference.
+    counts[max(counts, key=counts.get)] += episodes - sum(counts.values())
+    blocks = []
+    for i in range(num_learners):
+        versus_learners = counts.get(LEARNERS, 0)
+        blocks.append(np.full((2, versus_learners // 2), [[i], [(i + 1) % num_learners]]))
+        for name, count in counts.items():
+            if name == LEARNERS:
+                continue
+            block = np.full((2, count), [[i], [coplayer_code(groups.index(name))]])
+            block[:, ::2] = block[::-1, ::2]
+            blocks.append(block)
+    return np.concatenate(blocks, axis=1)
+
+
+@dataclass
+class Rollout:
+    """One learner's experience from one batch of episodes; step arrays are (T, S)."""
+
+    inputs: StepInputs
+    actions: torch.Tensor
+    log_probs: torch.Tensor  # of the actions taken, under the acting policy
+    rewards: torch.Tensor
+    coplayer_actions: torch.Tensor
+    coplayer: np.ndarray  # (S,) the owner code of each episode's co-player
+
+    @property
+    def episodes(self) -> int:
+        return self.actions.shape[1]
+
+    def columns(self, index: torch.Tensor) -> Rollout:
+        """The same experience restricted to some episodes (for minibatches)."""
+        inputs = StepInputs(*(None if x is None else x[:, index] for x in self.inputs))
+        return Rollout(
+            inputs, self.actions[:, index], self.log_probs[:, index], self.rewards[:, index],
+            self.coplayer_actions[:, index], self.coplayer[index.numpy()],
+        )
+
+
+def identity_features(owner: np.ndarray, coplayers: Sequence[Agent]) -> np.ndarray:
+    """(2, G, IDENTITY_SIZE): for each seat, a description of the co-player opposite it."""
+    features = np.zeros((2, owner.shape[1], IDENTITY_SIZE), dtype=np.float32)
+    opposite = owner[::-1]
+    features[..., -1] = opposite >= 0
+    for k, agent in enumerate(coplayers):
+        seats, games = np.nonzero(owner == coplayer_code(k))
+        tables = getattr(agent, "game_tables", None)
+        if tables is None:
+            raise ConfigError(
+                "train.identity_vector", expected="memory-one co-players (they have a table to show)",
+                got=type(agent).__name__,
+            )
+        # A co-player in seat s faces the learner in seat 1 - s.
+        features[1 - seats, games, :5] = np.asarray(tables)
+    return features
+
+
+def collect(
+    game_config: envs.MatrixGameConfig,
+    policies: Sequence[SequencePolicy],
+    owner: np.ndarray,
+    coplayers: Sequence[Agent],
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    *,
+    identity: bool = False,
+) -> list[Rollout]:
+    """Play one batch of episodes (fixed horizon) and return each learner's experience."""
+    if game_config.continuation_probability is not None:
+        raise ConfigError(
+            "env.continuation_probability", expected="none while training (fixed-length episodes)",
+            got=str(game_config.continuation_probability),
+        )
+    game = envs.MatrixGameBatch(game_config, batch_size=owner.shape[1])
+    observations = game.reset(rng)
+    learner_slots = [np.nonzero(owner == i) for i in range(len(policies))]
+    coplayer_slots = [np.nonzero(owner == coplayer_code(k)) for k in range(len(coplayers))]
+    for agent, slot in zip(coplayers, coplayer_slots):
+        agent.reset(len(slot[0]), rng)
+    observers = [getattr(agent, "observe", None) for agent in coplayers]
+    identities = (
+        [torch.from_numpy(identity_features(owner, coplayers)[slot]) for slot in learner_slots]
+        if identity else [None] * len(policies)
+    )
+
+    T = game_config.horizon
+    logs = [
+        {name: torch.empty((T, len(slot[0])), dtype=dtype) for name, dtype in (
+            ("obs", torch.long), ("prev_action", torch.long), ("prev_reward", torch.float32),
+            ("action", torch.long), ("log_prob", torch.float32), ("reward", torch.float32),
+            ("coplayer", torch.long),
+        )}
+        for slot in learner_slots
+    ]
+    states = [p.initial_state(len(s[0])) for p, s in zip(policies, learner_slots)]
+    previous = [
+        (torch.full((len(s[0]),), NO_ACTION), torch.zeros(len(s[0]))) for s in learner_slots
+    ]
+    actions = np.empty_like(owner)
+    with torch.no_grad():
+        for t in range(T):
+            for i, (policy, slot, log) in enumerate(zip(policies, learner_slots, logs)):
+                inputs = StepInputs(torch.from_numpy(observations[slot]), *previous[i], identities[i])
+                outputs, states[i] = policy.step(inputs, states[i])
+                log_probs = F.log_softmax(outputs.logits, -1)
+                action = torch.multinomial(log_probs.exp(), 1, generator=generator)[:, 0]
+                actions[slot] = action.numpy()
+                log["obs"][t], log["prev_action"][t] = inputs.observation, inputs.previous_action
+                log["prev_reward"][t], log["action"][t] = inputs.previous_reward, action
+                log["log_prob"][t] = log_probs.gather(-1, action[:, None])[:, 0]
+            for agent, slot in zip(coplayers, coplayer_slots):
+                actions[slot] = agent.act(observations[slot])
+            result = game.step(actions)
+            for observe, slot in zip(observers, coplayer_slots):
+                if observe is not None:
+                    observe(result.rewards[slot], result.active[slot[1]])
+            for i, (slot, log) in enumerate(zip(learner_slots, logs)):
+                reward = torch.from_numpy(result.rewards[slot]).float()
+                log["reward"][t] = reward
+                log["coplayer"][t] = torch.from_numpy(actions[1 - slot[0], slot[1]])
+                previous[i] = (log["action"][t], reward)
+            observations = result.observations
+    return [
+        Rollout(
+            inputs=StepInputs(log["obs"], log["prev_action"], log["prev_reward"],
+                              None if ident is None else ident.expand(T, -1, -1)),
+            actions=log["action"], log_probs=log["log_prob"], rewards=log["reward"],
+            coplayer_actions=log["coplayer"], coplayer=owner[1 - slot[0], slot[1]],
+        )
+        for log, slot, ident in zip(logs, learner_slots, identities)
+    ]
+
+
+def advantages(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over whole episodes of equal length (the last step has no successor)."""
+    T = rewards.shape[0]
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    for t in reversed(range(T)):
+        next_value = values[t + 1] if t + 1 < T else torch.zeros_like(values[t])
+        delta = rewards[t] + gamma * next_value - values[t]
+        running = delta + gamma * lam * running
+        adv[t] = running
+    return adv, adv + values
+
+
+def episode_metrics(data: Rollout, groups: Sequence[str]) -> dict[str, float]:
+    """Cooperation rate and reward per step of one learner against each kind of co-player."""
+    cooperated = (data.actions == 0).float()
+    metrics = {}
+    named = [(LEARNERS, data.coplayer >= 0)] + [
+        (name, data.coplayer == coplayer_code(k)) for k, name in enumerate(groups)
+    ]
+    for name, mask in named:
+        if mask.any():
+            columns = torch.from_numpy(np.flatnonzero(mask))
+            metrics[f"cooperation_vs_{name}"] = cooperated[:, columns].mean().item()
+            metrics[f"reward_vs_{name}"] = data.rewards[:, columns].mean().item()
+    return metrics
+
+
+class Evaluation(NamedTuple):
+    """The current policy's view of a rollout, recomputed from each episode's start."""
+
+    log_probs: torch.Tensor  # (T, S) of the actions taken
+    values: torch.Tensor  # (T, S)
+    entropy: torch.Tensor  # mean over steps
+    coplayer_loss: torch.Tensor  # cross-entropy of the co-player prediction head
+
+
+def evaluate(policy: SequencePolicy, data: Rollout) -> Evaluation:
+    outputs, _ = policy(data.inputs, policy.initial_state(data.episodes))
+    log_probs = F.log_softmax(outputs.logits, -1)
+    return Evaluation(
+        log_probs=log_probs.gather(-1, data.actions.unsqueeze(-1)).squeeze(-1),
+        values=outputs.value,
+        entropy=-(log_probs.exp() * log_probs).sum(-1).mean(),
+        coplayer_loss=F.cross_entropy(
+            outputs.coplayer_logits.reshape(-1, 2), data.coplayer_actions.reshape(-1)
+        ),
+    )
+
+
+def normalized(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean()) / (x.std() + 1e-8)
+
+
+def apply_gradients(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, policy: SequencePolicy, max_norm: float
+) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm)
+    optimizer.step()

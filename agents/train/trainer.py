@@ -1,0 +1,185 @@
+"""Decentralized training of several sequence-model learners side by side.
+
+Each update: play one batch of episodes (every learner against its pool), then update each
+learner on its own experience with A2C or PPO. A ``Trainer`` owns the learners, their
+optimizers and every random stream, and saves all of it in one checkpoint, so a run resumed
+from a checkpoint continues exactly as if it had never stopped. The same file names the
+learners' policies, so a scenario can seat a trained learner as an agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import envs
+from agents.base import Agent
+from agents.checkpoint import CheckpointRef, load_checkpoint, load_policy, write_checkpoint
+from agents.sequence import SequencePolicy, SequencePolicyConfig, make_policy
+from agents.train import a2c, ppo
+from agents.train.config import TrainConfig
+from agents.train.experience import (
+    IDENTITY_SIZE,
+    LEARNERS,
+    collect,
+    episode_metrics,
+    seating,
+)
+from coplay.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearnerSpec:
+    name: str
+    policy: SequencePolicyConfig
+    init: CheckpointRef | None = None  # start from a trained learner instead of random weights
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingSetup:
+    """What is trained, against whom, on which game."""
+
+    game: envs.MatrixGameConfig
+    learners: tuple[LearnerSpec, ...]
+    pool: Mapping[str, float]  # LEARNERS and co-player names -> share of each learner's episodes
+    config: TrainConfig
+
+    def __post_init__(self) -> None:
+        if not self.learners:
+            raise ConfigError("train.learners", expected="at least one learner", got="none")
+        names = [spec.name for spec in self.learners]
+        if len(set(names)) != len(names):
+            raise ConfigError("train.learners", expected="distinct names", got=str(names))
+        if not self.pool or any(w < 0 for w in self.pool.values()) or sum(self.pool.values()) <= 0:
+            raise ConfigError(
+                "train.pool", expected="weights >= 0 with a positive sum", got=str(dict(self.pool))
+            )
+
+
+Metrics = list[dict[str, float]]  # one dict per learner
+
+
+class Trainer:
+    def __init__(self, setup: TrainingSetup, coplayers: Mapping[str, Agent]) -> None:
+        missing = sorted(set(setup.pool) - {LEARNERS} - set(coplayers))
+        if missing:
+            raise ConfigError(
+                "train.pool", expected="co-players defined under agents", got=f"unknown {missing}"
+            )
+        self.setup = setup
+        self.config = setup.config
+        self.groups = [name for name in setup.pool if name != LEARNERS]
+        self.coplayers = [coplayers[name] for name in self.groups]
+        torch.manual_seed(self.config.seed)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.policies = [self._initial_policy(spec) for spec in setup.learners]
+        self.optimizers = [
+            torch.optim.Adam(p.parameters(), lr=self.config.learning_rate, eps=self.config.adam_eps)
+            for p in self.policies
+        ]
+        self.owner = seating(
+            len(self.policies), self.config.episodes_per_update, setup.pool, self.groups
+        )
+        self.updates_done = 0
+        self.history: list[Metrics] = []
+
+    def _initial_policy(self, spec: LearnerSpec) -> SequencePolicy:
+        wanted = spec.policy
+        if self.config.identity_vector:
+            wanted = SequencePolicyConfig(**{**asdict(wanted), "identity_size": IDENTITY_SIZE})
+        if spec.init is None:
+            return make_policy(wanted)
+        policy = load_policy(spec.init, where=f"learners.{spec.name}.init")
+        if policy.config != wanted:
+            raise ConfigError(
+                f"learners.{spec.name}.init", expected=f"a policy with {wanted}",
+                got=f"{policy.config}", fix="Give the learner the checkpoint's policy settings.",
+            )
+        return policy
+
+    @property
+    def learner_names(self) -> list[str]:
+        return [spec.name for spec in self.setup.learners]
+
+    def step(self) -> Metrics:
+        """One update of every learner; returns each learner's metrics."""
+        start = time.perf_counter()
+        for policy in self.policies:
+            policy.eval()
+        data = collect(
+            self.setup.game, self.policies, self.owner, self.coplayers, self.rng, self.generator,
+            identity=self.config.identity_vector,
+        )
+        rollout_seconds = time.perf_counter() - start
+        metrics = []
+        for policy, optimizer, rollout in zip(self.policies, self.optimizers, data):
+            policy.train()
+            if self.config.algorithm == "ppo":
+                losses = ppo.update(self.config, policy, optimizer, rollout, self.generator)
+            else:
+                losses = a2c.update(self.config, policy, optimizer, rollout)
+            metrics.append({**episode_metrics(rollout, self.groups), **losses})
+        seconds = time.perf_counter() - start
+        for m in metrics:
+            m.update(rollout_seconds=rollout_seconds, seconds=seconds)
+        self.updates_done += 1
+        self.history.append(metrics)
+        return metrics
+
+    def finished(self) -> bool:
+        return self.updates_done >= self.config.updates
+
+    def save(self, path: str | Path, *, extra: Mapping[str, object] | None = None) -> None:
+        """Everything needed to resume exactly, and to seat the learners as agents."""
+        write_checkpoint(path, {
+            "learners": {
+                spec.name: {"policy": asdict(policy.config), "state_dict": policy.state_dict(),
+                            "optimizer": optimizer.state_dict()}
+                for spec, policy, optimizer in zip(self.setup.learners, self.policies, self.optimizers)
+            },
+            "updates_done": self.updates_done,
+            "history": self.history,
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            **(extra or {}),
+        })
+
+    def restore(self, path: str | Path) -> dict:
+        """Continue from a checkpoint written by ``save`` for the same setup; returns it."""
+        saved = load_checkpoint(path, where="resume")
+        if sorted(saved["learners"]) != sorted(self.learner_names):
+            raise ConfigError(
+                "resume", expected=f"a checkpoint of learners {self.learner_names}",
+                got=f"learners {sorted(saved['learners'])}",
+            )
+        for spec, policy, optimizer in zip(self.setup.learners, self.policies, self.optimizers):
+            entry = saved["learners"][spec.name]
+            if entry["policy"] != asdict(policy.config):
+                raise ConfigError(
+                    "resume", expected=f"learner {spec.name} with policy {asdict(policy.config)}",
+                    got=str(entry["policy"]),
+                )
+            policy.load_state_dict(entry["state_dict"])
+            optimizer.load_state_dict(entry["optimizer"])
+        self.updates_done = saved["updates_done"]
+        self.history = saved["history"]
+        self.rng.bit_generator.state = saved["rng"]
+        self.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        return saved
+
+
+def mean_metric(history: Sequence[Metrics], name: str, *, last_fraction: float = 0.1) -> float:
+    """Mean of a metric over all learners and the last ``last_fraction`` of updates."""
+    if not history:
+        return float("nan")
+    tail = history[-max(1, int(round(len(history) * last_fraction))):]
+    values = [m[name] for metrics in tail for m in metrics if name in m]
+    return float(np.mean(values)) if values else float("nan")

@@ -1,0 +1,22 @@
+"""``kind: checkpoint``: a learner trained by ``coplay train``, frozen, as a scenario agent.
+
+The builder imports torch only when a scenario uses this kind, so scenarios of scripted
+co-players start without paying for it.
+"""
+
+from __future__ import annotations
+
+from agents.base import Agent, AgentContext, register_kind
+
+
+@register_kind(
+    "checkpoint",
+    "A trained learner, frozen: path to a `coplay train` checkpoint; learner: its name if the "
+    "checkpoint holds several; greedy: true to take the likelier action instead of sampling.",
+)
+def build_checkpoint(
+    context: AgentContext, *, path: str, learner: str | None = None, greedy: bool = False
+) -> Agent:
+    from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
+
+    return SequenceAgent(load_policy(CheckpointRef(path, learner), where=""), greedy=greedy)

@@ -1,0 +1,209 @@
+"""Training scenarios: which learners train, against which pool, with which recipe.
+
+A training scenario is data like a simulation scenario (same ``env`` and ``agents`` sections):
+
+    learners: {alice: {}, bob: {}}          # learning agents; `init` starts one from a checkpoint
+    pool: {learners: 0.5, tabular: 0.5}     # each learner's episodes: vs other learners, vs agents
+    train: {algorithm: a2c, updates: 600, policy: {hidden_size: 64}, ...}
+    evaluate: {against: [tit_for_tat, always_defect], episodes: 256}
+
+The bundled ones live in ``scenarios/train/``; ``coplay train NAME`` finds them by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+import agents
+import envs
+from agents.checkpoint import CheckpointRef
+from agents.sequence import SequencePolicyConfig
+from agents.train.config import PPOSettings, TrainConfig
+from agents.train.experience import LEARNERS
+from agents.train.trainer import LearnerSpec, TrainingSetup
+from coplay.errors import CoplayError, ScenarioError
+from scenarios.schema import (
+    AgentSection,
+    CrossPlay,
+    EnvSection,
+    RunSection,
+    Scenario,
+    Strict,
+    build_agent,
+    check_agents,
+    read_text,
+    read_yaml,
+    validation_error,
+)
+
+TRAINING_DIR = Path(__file__).parent / "train"
+
+
+class InitSection(Strict):
+    path: str
+    learner: str | None = None
+
+
+class LearnerSection(Strict):
+    init: InitSection | None = None
+
+
+class PolicySection(Strict):
+    backbone: Literal["gru", "transformer"] = "gru"
+    hidden_size: int = 128
+    embed_size: int = 32
+    layers: int = 2
+    heads: int = 4
+    context_length: int = 256
+
+
+class PPOSection(Strict):
+    epochs: int = 4
+    minibatches: int = 4
+    clip: float = 0.2
+
+
+class TrainSection(Strict):
+    """The fields of ``agents.train.config.TrainConfig``, which checks their values."""
+
+    algorithm: Literal["a2c", "ppo"] = "a2c"
+    updates: int = 500
+    episodes_per_update: int = 4096
+    policy: PolicySection = PolicySection()
+    learning_rate: float = 1e-3
+    adam_eps: float = 1e-5
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    reward_scale: float = 0.02
+    normalize_advantages: bool = True
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    coplayer_coef: float = 1.0
+    max_grad_norm: float = 1.0
+    identity_vector: bool = False
+    ppo: PPOSection | None = None
+    seed: int = Field(default=0, ge=0)
+
+
+class EvaluateSection(Strict):
+    against: list[str] = Field(default_factory=list)
+    episodes: int = Field(default=256, ge=1)
+
+
+class TrainingScenario(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    env: EnvSection
+    agents: dict[str, AgentSection] = Field(default_factory=dict)
+    learners: dict[str, LearnerSection] = Field(min_length=1)
+    pool: dict[str, float] = Field(min_length=1)
+    train: TrainSection = TrainSection()
+    evaluate: EvaluateSection = EvaluateSection()
+
+    @model_validator(mode="after")
+    def _names_are_defined(self) -> TrainingScenario:
+        for name in self.learners:
+            if name in self.agents or name == LEARNERS:
+                raise ValueError(
+                    f"learners.{name}: expected a name not used under agents nor {LEARNERS!r}, "
+                    f"got {name!r}"
+                )
+        for name, weight in self.pool.items():
+            if name != LEARNERS and name not in self.agents:
+                raise ValueError(
+                    f"pool.{name}: expected {LEARNERS!r} or an agent defined under agents "
+                    f"({sorted(self.agents)}), got {name!r}"
+                )
+            if weight < 0:
+                raise ValueError(f"pool.{name}: expected a weight >= 0, got {weight}")
+        if sum(self.pool.values()) <= 0:
+            raise ValueError(f"pool: expected weights with a positive sum, got {dict(self.pool)}")
+        for name in self.evaluate.against:
+            if name not in self.agents:
+                raise ValueError(
+                    f"evaluate.against: expected an agent defined under agents "
+                    f"({sorted(self.agents)}), got {name!r}"
+                )
+        return self
+
+    def config(self) -> TrainConfig:
+        section = self.train.model_dump(exclude={"policy", "ppo"})
+        return TrainConfig(
+            **section,
+            policy=SequencePolicyConfig(**self.train.policy.model_dump()),
+            ppo=None if self.train.ppo is None else PPOSettings(**self.train.ppo.model_dump()),
+        )
+
+    def setup(self) -> TrainingSetup:
+        config = self.config()
+        return TrainingSetup(
+            game=envs.make_config(self.env.id, **self.env.settings()),
+            learners=tuple(
+                LearnerSpec(
+                    name=name, policy=config.policy,
+                    init=None if s.init is None else CheckpointRef(s.init.path, s.init.learner),
+                )
+                for name, s in self.learners.items()
+            ),
+            pool=dict(self.pool),
+            config=config,
+        )
+
+    def coplayers(self) -> dict[str, agents.Agent]:
+        """The pool's agents, built (one batched agent per name plays all its games)."""
+        return {
+            name: build_agent(self.env, self.agents[name], name)
+            for name in self.pool if name != LEARNERS
+        }
+
+    def evaluation(self, checkpoint: Path) -> Scenario:
+        """A cross-play scenario: every trained learner, frozen, against ``evaluate.against``."""
+        learner_agents = {
+            name: AgentSection(kind="checkpoint", path=str(checkpoint), learner=name)
+            for name in self.learners
+        }
+        return Scenario(
+            name=f"{self.name} (evaluation)",
+            description=f"Learners of {self.name} against {', '.join(self.evaluate.against)}.",
+            env=self.env,
+            agents={**learner_agents, **{n: self.agents[n] for n in self.evaluate.against}},
+            matchups=CrossPlay(mode="cross_play", focal=list(self.learners), against=self.evaluate.against),
+            run=RunSection(episodes=self.evaluate.episodes, seed=self.train.seed, record_trajectories=False),
+        )
+
+
+def load(path: str | Path) -> TrainingScenario:
+    path = resolve(path)
+    return parse(read_text(path), source=str(path))
+
+
+def parse(text: str, *, source: str = "<training scenario>") -> TrainingScenario:
+    data = read_yaml(text, source=source, fields="name, env, learners, pool, train")
+    try:
+        scenario = TrainingScenario.model_validate(data)
+    except ValidationError as error:
+        raise validation_error(source, error) from None
+    check_agents(scenario.env, scenario.agents, source=source)
+    try:
+        scenario.config()
+    except CoplayError as error:
+        raise ScenarioError(
+            f"{source}: {error.where}", expected=error.expected, got=error.got, fix=error.fix
+        ) from None
+    return scenario
+
+
+def resolve(path: str | Path) -> Path:
+    """A path as given, or the bundled training scenario of that name."""
+    candidate = Path(path)
+    if candidate.exists() or candidate.suffix in (".yaml", ".yml"):
+        return candidate
+    bundled_path = TRAINING_DIR / f"{path}.yaml"
+    return bundled_path if bundled_path.exists() else candidate
+
+
+def bundled() -> list[Path]:
+    return sorted(TRAINING_DIR.glob("*.yaml"))

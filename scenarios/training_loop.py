@@ -1,0 +1,83 @@
+"""Run a training scenario: train, checkpoint, record learning curves, evaluate.
+
+The checkpoint is written every ``checkpoint_every`` updates and at the end; learning-curve
+points reach the store just before each checkpoint, so after a crash the store holds at least
+the points up to the last checkpoint, and a resume drops any past it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.train.trainer import Metrics, Trainer
+from coplay.errors import ConfigError
+from memory import LearningPoint, RunStore, TrainingStore
+from scenarios.runner import run as run_scenario
+from scenarios.training import TrainingScenario
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    training_run_id: int
+    checkpoint: Path
+    trainer: Trainer
+    seconds: float  # training time of this invocation (rollouts, updates, checkpoints)
+
+
+def train(
+    scenario: TrainingScenario,
+    *,
+    out: Path,
+    store: TrainingStore,
+    resume: bool = False,
+    checkpoint_every: int = 25,
+    on_update: Callable[[int, Metrics], None] = lambda update, metrics: None,
+) -> TrainingOutcome:
+    checkpoint = out / CHECKPOINT_NAME
+    trainer = Trainer(scenario.setup(), scenario.coplayers())
+    if resume:
+        saved = trainer.restore(checkpoint)
+        training_run_id = int(saved["training_run_id"])
+        store.drop_points_after(training_run_id, trainer.updates_done)
+    elif checkpoint.exists():
+        raise ConfigError(
+            "--out", expected="a folder without a checkpoint", got=f"{checkpoint} exists",
+            fix="Pass --resume to continue that run, or --out for a new folder.",
+        )
+    else:
+        training_run_id = store.start(
+            scenario_name=scenario.name, seed=scenario.train.seed,
+            scenario=scenario.model_dump(mode="json"), checkpoint=str(checkpoint),
+        )
+    start = time.perf_counter()
+    pending: list[LearningPoint] = []
+
+    def save() -> None:
+        store.add_points(training_run_id, pending)
+        pending.clear()
+        trainer.save(checkpoint, extra={"training_run_id": training_run_id,
+                                        "scenario": scenario.model_dump(mode="json")})
+
+    while not trainer.finished():
+        metrics = trainer.step()
+        pending.extend(
+            LearningPoint(trainer.updates_done, name, m)
+            for name, m in zip(trainer.learner_names, metrics)
+        )
+        on_update(trainer.updates_done, metrics)
+        if trainer.updates_done % checkpoint_every == 0:
+            save()
+    save()
+    return TrainingOutcome(training_run_id, checkpoint, trainer, time.perf_counter() - start)
+
+
+def evaluate(scenario: TrainingScenario, checkpoint: Path, runs: RunStore) -> int | None:
+    """Play the trained learners against ``evaluate.against``; returns the stored run's id."""
+    if not scenario.evaluate.against:
+        return None
+    return runs.save(run_scenario(scenario.evaluation(checkpoint)))

@@ -1,0 +1,289 @@
+"""Sequence policies and decentralized training: shapes, the agreement of stepping with whole
+sequences, advantages, seating, config checks, short runs that learn, checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import agents
+import envs
+from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
+from agents.coplayers import MemoryOneAgent
+from agents.sequence import SequencePolicyConfig, StepInputs, make_policy
+from agents.train.config import PPOSettings, TrainConfig
+from agents.train.experience import (
+    IDENTITY_SIZE,
+    LEARNERS,
+    advantages,
+    coplayer_code,
+    identity_features,
+    seating,
+)
+from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup
+from coplay.errors import ConfigError
+
+BACKBONES = [
+    SequencePolicyConfig(hidden_size=16, embed_size=8),
+    SequencePolicyConfig(backbone="transformer", hidden_size=16, embed_size=8, layers=1, heads=2,
+                         context_length=32),
+]
+
+
+def random_inputs(T: int, B: int, seed: int = 0, identity: int = 0) -> StepInputs:
+    g = torch.Generator().manual_seed(seed)
+    return StepInputs(
+        observation=torch.randint(0, 5, (T, B), generator=g),
+        previous_action=torch.randint(0, 3, (T, B), generator=g),
+        previous_reward=torch.randn(T, B, generator=g),
+        identity=torch.rand(T, B, identity, generator=g) if identity else None,
+    )
+
+
+@pytest.mark.parametrize("config", BACKBONES, ids=["gru", "transformer"])
+def test_policy_outputs_have_the_right_shapes(config) -> None:
+    policy = make_policy(config)
+    outputs, _ = policy(random_inputs(7, 3), policy.initial_state(3))
+    assert outputs.logits.shape == (7, 3, 2)
+    assert outputs.value.shape == (7, 3)
+    assert outputs.coplayer_logits.shape == (7, 3, 2)
+
+
+@pytest.mark.parametrize("config", BACKBONES, ids=["gru", "transformer"])
+def test_stepping_equals_running_the_whole_sequence(config) -> None:
+    # The rollout acts one step at a time (the transformer through its KV cache); the update
+    # recomputes the episode in one call. If they disagreed, the gradient would be for
+    # another policy than the one that acted.
+    torch.manual_seed(0)
+    policy = make_policy(config)
+    inputs = random_inputs(9, 4)
+    whole, _ = policy(inputs, policy.initial_state(4))
+    state = policy.initial_state(4)
+    for t in range(9):
+        step, state = policy.step(StepInputs(*(x[t] for x in inputs[:3])), state)
+        torch.testing.assert_close(step.logits, whole.logits[t], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(step.value, whole.value[t], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(step.coplayer_logits, whole.coplayer_logits[t], atol=1e-5, rtol=1e-4)
+
+
+def test_transformer_refuses_episodes_longer_than_its_context() -> None:
+    policy = make_policy(BACKBONES[1])
+    with pytest.raises(ConfigError, match="context_length"):
+        policy(random_inputs(33, 2), policy.initial_state(2))
+
+
+def test_identity_policy_needs_the_identity_input() -> None:
+    policy = make_policy(SequencePolicyConfig(hidden_size=8, embed_size=4, identity_size=6))
+    outputs, _ = policy(random_inputs(3, 2, identity=6), policy.initial_state(2))
+    assert outputs.logits.shape == (3, 2, 2)
+    with pytest.raises(ConfigError, match="identity"):
+        policy(random_inputs(3, 2), policy.initial_state(2))
+
+
+def test_gae_with_lambda_one_is_discounted_return_minus_value() -> None:
+    rewards = torch.tensor([[1.0], [0.0], [2.0]])
+    values = torch.tensor([[0.5], [0.2], [0.1]])
+    adv, returns = advantages(rewards, values, gamma=0.9, lam=1.0)
+    expected_returns = torch.tensor([[1 + 0.9 * 0 + 0.81 * 2], [0 + 0.9 * 2], [2.0]])
+    torch.testing.assert_close(returns, expected_returns)
+    torch.testing.assert_close(adv, expected_returns - values)
+
+
+def test_gae_with_lambda_zero_is_the_one_step_td_error() -> None:
+    rewards = torch.tensor([[1.0], [0.0], [2.0]])
+    values = torch.tensor([[0.5], [0.2], [0.1]])
+    adv, _ = advantages(rewards, values, gamma=0.9, lam=0.0)
+    torch.testing.assert_close(adv, torch.tensor([[1 + 0.9 * 0.2 - 0.5], [0.9 * 0.1 - 0.2], [2 - 0.1]]))
+
+
+@pytest.mark.parametrize("learners", [1, 2, 3])
+def test_seating_gives_each_learner_its_share_of_each_coplayer(learners) -> None:
+    owner = seating(learners, 100, {LEARNERS: 0.5, "tabular": 0.3, "tft": 0.2}, ["tabular", "tft"])
+    for i in range(learners):
+        seats, games = np.nonzero(owner == i)
+        coplayers = owner[1 - seats, games]
+        assert len(games) == 100
+        assert np.sum(coplayers >= 0) == 50
+        assert np.sum(coplayers == coplayer_code(0)) == 30
+        assert np.sum(coplayers == coplayer_code(1)) == 20
+        # Both seats are played against the scripted co-players.
+        assert set(seats[coplayers == coplayer_code(0)].tolist()) == {0, 1}
+    assert not np.any((owner[0] < 0) & (owner[1] < 0))
+
+
+def test_seating_keeps_the_batch_size_when_shares_round() -> None:
+    owner = seating(1, 10, {"a": 1.0, "b": 1.0, "c": 1.0}, ["a", "b", "c"])
+    assert owner.shape == (2, 10)
+
+
+def test_identity_features_describe_the_coplayer_opposite() -> None:
+    owner = np.array([[0, coplayer_code(0)], [1, 0]])  # game 0: learners 0 and 1
+    tabular = MemoryOneAgent(None, sample_uniform=True)
+    tabular.reset(1, np.random.default_rng(0))
+    features = identity_features(owner, [tabular])
+    assert features.shape == (2, 2, IDENTITY_SIZE)
+    np.testing.assert_array_equal(features[0, 0], [0, 0, 0, 0, 0, 1])  # learner 0 faces learner 1
+    np.testing.assert_array_equal(features[1, 0], [0, 0, 0, 0, 0, 1])
+    np.testing.assert_allclose(features[1, 1, :5], tabular.game_tables[0])  # learner 0 in seat 1
+    assert features[1, 1, 5] == 0
+    with pytest.raises(ConfigError, match="memory-one"):
+        identity_features(owner, [agents.build("grim_trigger", {}, CONTEXT, where="g")])
+
+
+def test_config_rejects_inconsistent_settings() -> None:
+    with pytest.raises(ConfigError, match="train.ppo"):
+        TrainConfig(algorithm="a2c", ppo=PPOSettings())
+    with pytest.raises(ConfigError, match="minibatches"):
+        TrainConfig(algorithm="ppo", episodes_per_update=4, ppo=PPOSettings(minibatches=8))
+    with pytest.raises(ConfigError, match="gamma"):
+        TrainConfig(gamma=1.5)
+    with pytest.raises(ConfigError, match="backbone"):
+        SequencePolicyConfig(backbone="lstm")
+    with pytest.raises(ConfigError, match="multiple of heads"):
+        SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
+    assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
+
+
+GAME = envs.make_config("coplay/ipd-v0", horizon=20)
+CONTEXT = agents.AgentContext(env_id="coplay/ipd-v0", payoffs=GAME.payoffs)
+SMALL_POLICY = SequencePolicyConfig(hidden_size=32, embed_size=16)
+
+
+def tft_or_alld_trainer(**overrides) -> Trainer:
+    """One learner against tit-for-tat or always-defect, drawn per episode, never named."""
+    config = TrainConfig(**{
+        "updates": 60, "episodes_per_update": 128, "policy": SMALL_POLICY,
+        "learning_rate": 3e-3, "gae_lambda": 0.95, "seed": 0, **overrides,
+    })
+    setup = TrainingSetup(
+        game=GAME, learners=(LearnerSpec(name="learner", policy=config.policy),),
+        pool={"tft": 0.5, "alld": 0.5}, config=config,
+    )
+    coplayers = {name: agents.build(kind, {}, CONTEXT, where=name)
+                 for name, kind in (("tft", "tit_for_tat"), ("alld", "always_defect"))}
+    return Trainer(setup, coplayers)
+
+
+@pytest.mark.parametrize("algorithm", ["a2c", "ppo"])
+def test_a_short_run_learns_the_in_context_best_response(algorithm) -> None:
+    # The learner cannot see which co-player it faces. Cooperating with tit-for-tat and
+    # defecting against always-defect therefore means inferring the co-player from the
+    # episode so far: the in-context best response.
+    trainer = tft_or_alld_trainer(
+        algorithm=algorithm, **({"ppo": PPOSettings(epochs=2, minibatches=2), "updates": 40}
+                                if algorithm == "ppo" else {}))
+    history = []
+    while not trainer.finished():
+        history.append(trainer.step()[0])
+    first, late = history[0], history[-5:]
+    assert first["cooperation_vs_tft"] == pytest.approx(0.5, abs=0.15)
+    assert np.mean([m["cooperation_vs_tft"] for m in late]) > 0.75
+    assert np.mean([m["cooperation_vs_alld"] for m in late]) < 0.25
+    assert np.mean([m["coplayer_loss"] for m in late]) < first["coplayer_loss"]
+
+
+def test_training_is_deterministic_for_a_seed() -> None:
+    def run(seed):
+        trainer = tft_or_alld_trainer(updates=2, seed=seed)
+        return [
+            {k: v for k, v in trainer.step()[0].items() if "seconds" not in k} for _ in range(2)
+        ]
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+@pytest.mark.parametrize("algorithm", ["a2c", "ppo"])
+def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, algorithm) -> None:
+    # Concordia-style round trip: save the whole stateful trainer, restore it into a fresh
+    # one, and the continuation must equal the run that never stopped.
+    settings = {"algorithm": algorithm, "updates": 4}
+    straight = tft_or_alld_trainer(**settings)
+    for _ in range(4):
+        straight.step()
+    first = tft_or_alld_trainer(**settings)
+    first.step()
+    first.step()
+    first.save(tmp_path / "checkpoint.pt")
+    resumed = tft_or_alld_trainer(**settings)
+    resumed.restore(tmp_path / "checkpoint.pt")
+    assert resumed.updates_done == 2
+    while not resumed.finished():
+        resumed.step()
+
+    def without_timing(history):
+        return [[{k: v for k, v in m.items() if "seconds" not in k} for m in u] for u in history]
+
+    assert without_timing(resumed.history) == without_timing(straight.history)
+    for a, b in zip(straight.policies[0].state_dict().values(), resumed.policies[0].state_dict().values()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_restore_rejects_a_checkpoint_of_other_learners(tmp_path) -> None:
+    trainer = tft_or_alld_trainer(updates=1)
+    trainer.save(tmp_path / "c.pt")
+    other = tft_or_alld_trainer(updates=1, policy=SequencePolicyConfig(hidden_size=8, embed_size=4))
+    with pytest.raises(ConfigError, match="resume"):
+        other.restore(tmp_path / "c.pt")
+
+
+def test_a_trained_learner_plays_as_a_frozen_agent(tmp_path) -> None:
+    trainer = tft_or_alld_trainer(updates=1)
+    trainer.step()
+    trainer.save(tmp_path / "c.pt")
+    agent = agents.build("checkpoint", {"path": str(tmp_path / "c.pt")}, CONTEXT, where="a")
+    assert isinstance(agent, SequenceAgent)
+    agent.reset(3, np.random.default_rng(0))
+    actions = agent.act(np.array([0, 0, 0]))
+    assert actions.shape == (3,) and set(actions.tolist()) <= {0, 1}
+    assert agent.belief.shape == (3,) and np.all((agent.belief > 0) & (agent.belief < 1))
+    agent.observe(np.array([1.0, -1.0, 0.0]), np.ones(3, dtype=bool))
+    # Same weights as the trainer's learner.
+    loaded = load_policy(CheckpointRef(str(tmp_path / "c.pt")), where="x")
+    for a, b in zip(loaded.state_dict().values(), trainer.policies[0].state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"path": "missing.pt"}, "path: expected an existing checkpoint file"),
+    ({"path": "{tmp}/c.pt", "learner": "nobody"}, "learner: expected one of ['learner']"),
+])
+def test_checkpoint_agents_name_what_is_wrong(tmp_path, params, message) -> None:
+    trainer = tft_or_alld_trainer(updates=1)
+    trainer.save(tmp_path / "c.pt")
+    params = {k: v.replace("{tmp}", str(tmp_path)) for k, v in params.items()}
+    with pytest.raises(ConfigError) as error:
+        agents.build("checkpoint", params, CONTEXT, where="agents.frozen")
+    assert str(error.value).startswith(f"agents.frozen.{message}")
+
+
+def test_learners_start_from_a_checkpoint_when_asked(tmp_path) -> None:
+    trainer = tft_or_alld_trainer(updates=1)
+    trainer.step()
+    trainer.save(tmp_path / "c.pt")
+    config = trainer.config
+    setup = replace(trainer.setup, learners=(
+        LearnerSpec(name="student", policy=config.policy, init=CheckpointRef(str(tmp_path / "c.pt"))),
+    ))
+    student = Trainer(setup, {"tft": trainer.coplayers[0], "alld": trainer.coplayers[1]})
+    for a, b in zip(student.policies[0].state_dict().values(), trainer.policies[0].state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_identity_ablation_and_transformer_learners_train(tmp_path) -> None:
+    config = TrainConfig(
+        updates=2, episodes_per_update=8, policy=BACKBONES[1], identity_vector=True, seed=0,
+    )
+    setup = TrainingSetup(
+        game=GAME, learners=(LearnerSpec(name="a", policy=config.policy),
+                             LearnerSpec(name="b", policy=config.policy)),
+        pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
+    )
+    trainer = Trainer(setup, {"tabular": MemoryOneAgent(None, sample_uniform=True)})
+    assert trainer.policies[0].config.identity_size == IDENTITY_SIZE
+    metrics = trainer.step()
+    assert set(metrics[0]) >= {"cooperation_vs_learners", "cooperation_vs_tabular", "policy_loss"}
+    assert all(np.isfinite(v) for m in metrics for v in m.values())
