@@ -36,7 +36,7 @@ def open_engine(url: str | None = None) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
     try:
-        Base.metadata.create_all(engine)
+        _create_tables(engine)
         inspect(engine).get_table_names()
     except DBAPIError as error:
         engine.dispose()
@@ -45,6 +45,18 @@ def open_engine(url: str | None = None) -> Engine:
             "--db", expected=f"a reachable coplay database at {engine.url!r}", got=reason,
         ) from None
     return engine
+
+
+def _create_tables(engine: Engine, attempts: int = 3) -> None:
+    """Create missing tables. Two processes opening a new database at once can both see a
+    table missing and both create it; the loser's error is harmless, so look again."""
+    for attempt in range(attempts):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except DBAPIError as error:
+            if "already exists" not in str(error.orig) or attempt == attempts - 1:
+                raise
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:

@@ -175,23 +175,38 @@ class TrainingScenario(Strict):
         )
 
 
-def load(path: str | Path) -> TrainingScenario:
+def load(path: str | Path, *, check_files: bool = True) -> TrainingScenario:
+    """Read and validate a training scenario. ``check_files`` also builds every agent and
+    checks that the checkpoints it names exist (off for listing scenarios whose checkpoints
+    come from running earlier ones)."""
     path = resolve(path)
-    return parse(read_text(path), source=str(path))
+    return parse(read_text(path), source=str(path), check_files=check_files)
 
 
-def parse(text: str, *, source: str = "<training scenario>") -> TrainingScenario:
+def parse(
+    text: str, *, source: str = "<training scenario>", check_files: bool = True
+) -> TrainingScenario:
     data = read_yaml(text, source=source, fields="name, env, learners, pool, train")
     try:
         scenario = TrainingScenario.model_validate(data)
     except ValidationError as error:
         raise validation_error(source, error) from None
-    check_agents(scenario.env, scenario.agents, source=source)
+    if check_files:
+        check_agents(scenario.env, scenario.agents, source=source)
+        for name, learner in scenario.learners.items():
+            if learner.init is not None and not Path(learner.init.path).is_file():
+                raise ScenarioError(
+                    f"{source}: learners.{name}.init.path", expected="an existing checkpoint file",
+                    got=repr(learner.init.path),
+                    fix="Train one with `coplay train SCENARIO`; it prints where the checkpoint is saved.",
+                )
     try:
         scenario.config()
     except CoplayError as error:
+        # Policy settings sit under train.policy in the file.
+        where = f"train.{error.where}" if error.where.startswith("policy.") else error.where
         raise ScenarioError(
-            f"{source}: {error.where}", expected=error.expected, got=error.got, fix=error.fix
+            f"{source}: {where}", expected=error.expected, got=error.got, fix=error.fix
         ) from None
     return scenario
 

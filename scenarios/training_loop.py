@@ -36,8 +36,11 @@ def train(
     store: TrainingStore,
     resume: bool = False,
     checkpoint_every: int = 25,
+    time_limit: float | None = None,
     on_update: Callable[[int, Metrics], None] = lambda update, metrics: None,
 ) -> TrainingOutcome:
+    """Train until ``train.updates`` (or, if given, until ``time_limit`` seconds have passed:
+    the update under way finishes, then training stops as if that were the last one)."""
     checkpoint = out / CHECKPOINT_NAME
     trainer = Trainer(scenario.setup(), scenario.coplayers())
     if resume:
@@ -64,6 +67,8 @@ def train(
                                         "scenario": scenario.model_dump(mode="json")})
 
     while not trainer.finished():
+        if time_limit is not None and time.perf_counter() - start >= time_limit:
+            break
         metrics = trainer.step()
         pending.extend(
             LearningPoint(trainer.updates_done, name, m)

@@ -1,0 +1,218 @@
+"""Reproduce the in-context co-player inference experiment: conditions x seeds, then a table.
+
+Each (condition, seed) is one `coplay train` of a bundled scenario with a wall-clock budget,
+two at a time (one CPU thread each). The learning curves and evaluations land in one SQLite
+store; this script then writes, to --out:
+
+- ``results.md``: per condition, mean ± std over seeds of learner-vs-learner cooperation in the
+  last 10% of training, cooperation and reward per step against random tabular co-players,
+  wall-clock to first reach cooperation >= 0.9, and the paper's figures beside them;
+- ``figure1.png``: learner-vs-learner cooperation over training, per condition (the paper's
+  Figure 1), and ``in_episode.png``: cooperation by round against tit-for-tat,
+  always-cooperate and always-defect (the paper's in-context best response).
+
+    python benchmarks/paper_reproduction.py --seeds 0 1 2 \
+        --minutes 15 ablation_no_tabular=5 ablation_identity=5
+
+Re-running with --report-only rebuilds the report from the store without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from memory import RunStore, TrainingStore  # noqa: E402
+
+PAPER = {  # Weis, Wołczyk et al. (2026), A2C, Figure 1 and section 3
+    "mixed_pool": "learner-vs-learner cooperation 0.9-0.95; vs tabular: cooperation 0.05-0.1, reward ~1.0",
+    "ablation_no_tabular": "collapse to defection (cooperation ~0-0.15)",
+    "ablation_identity": "collapse to defection (cooperation ~0-0.15)",
+}
+COOPERATION_GOAL = 0.9
+
+
+def train_all(args: argparse.Namespace, db: str) -> None:
+    budget = {c: args.default_minutes for c in args.conditions} | args.minutes
+    # Longest first, so the two workers finish close together.
+    jobs = sorted(((c, seed) for c in args.conditions for seed in args.seeds), key=lambda j: -budget[j[0]])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def one(job: tuple[str, int]) -> int:
+        condition, seed = job
+        command = [
+            sys.executable, "-m", "scenarios.cli", "train", condition, "--seed", str(seed),
+            "--out", str(args.out / f"{condition}-seed{seed}"), "--db", db,
+            "--minutes", str(budget[condition]), "--updates", str(args.max_updates), "--no-plots",
+            *[f"--set={s}" for s in args.set],
+        ]
+        log = (args.out / f"{condition}-seed{seed}.log").open("w")
+        print("started", " ".join(command[2:]), flush=True)
+        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        print(f"finished {condition} seed {seed}: exit {code}", flush=True)
+        return code
+
+    with ThreadPoolExecutor(args.parallel) as pool:
+        codes = list(pool.map(one, jobs))
+    if any(codes):
+        raise SystemExit(f"some trainings failed: {codes}; see the logs in {args.out}")
+
+
+def summarize(db: str, out: Path) -> None:
+    store = TrainingStore(db)
+    runs_store = RunStore(engine=store.engine)
+    rows: dict[str, list[dict]] = {}
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for info in sorted(store.list(limit=1000), key=lambda r: r.id):
+        points = store.curve(info.id)
+        updates = sorted({p.update for p in points})
+        if not updates:
+            continue
+        by_update = {u: [p.metrics for p in points if p.update == u] for u in updates}
+        tail = updates[-max(1, len(updates) // 10):]
+
+        def mean_of(name: str, chosen: list[int]) -> float:
+            values = [m[name] for u in chosen for m in by_update[u] if name in m]
+            return float(np.mean(values)) if values else float("nan")
+
+        seconds = np.cumsum([np.mean([m["seconds"] for m in by_update[u]]) for u in updates])
+        coop = np.array([mean_of("cooperation_vs_learners", [u]) for u in updates])
+        reached = np.flatnonzero(_running_mean(coop) >= COOPERATION_GOAL)
+        rows.setdefault(info.scenario_name, []).append({
+            "seed": info.seed, "updates": updates[-1], "minutes": seconds[-1] / 60,
+            "coop_learners": mean_of("cooperation_vs_learners", tail),
+            "coop_tabular": mean_of("cooperation_vs_tabular", tail),
+            "reward_tabular": mean_of("reward_vs_tabular", tail),
+            "minutes_to_goal": float(seconds[reached[0]] / 60) if len(reached) else None,
+        })
+        curves.setdefault(info.scenario_name, []).append((np.array(updates), seconds, coop))
+    evaluations = _in_episode(runs_store)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"runs": rows, "in_episode": evaluations}, indent=1))
+    (out / "results.md").write_text(_table(rows, evaluations))
+    _plot(curves, evaluations, out)
+    print((out / "results.md").read_text())
+
+
+def _running_mean(values: np.ndarray, window: int = 10) -> np.ndarray:
+    if len(values) < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def _in_episode(runs: RunStore) -> dict[str, dict[str, list[float]]]:
+    """Per training scenario and co-player: the learners' cooperation by round (mean)."""
+    found: dict[str, dict[str, list[np.ndarray]]] = {}
+    for info in runs.list(limit=1000):
+        if not info.scenario_name.endswith("(evaluation)"):
+            continue
+        condition = info.scenario_name.removesuffix(" (evaluation)")
+        for p in runs.pairings(info.id):
+            found.setdefault(condition, {}).setdefault(p.agents[1], []).append(
+                np.asarray(p.cooperation_by_round)[:, 0]
+            )
+    return {
+        condition: {name: np.mean(curves, axis=0).round(4).tolist() for name, curves in by.items()}
+        for condition, by in found.items()
+    }
+
+
+def _fmt(values: list[float | None]) -> str:
+    present = [v for v in values if v is not None and np.isfinite(v)]
+    if not present:
+        return "-"
+    return f"{np.mean(present):.3f} ± {np.std(present):.3f}"
+
+
+def _table(rows: dict[str, list[dict]], evaluations: dict) -> str:
+    lines = [
+        "| condition | seeds | updates | minutes | learner-vs-learner coop (last 10%) | "
+        "coop vs tabular | reward/step vs tabular | seeds reaching coop ≥ 0.9 (minutes) | paper |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for condition, runs in rows.items():
+        reached = [r["minutes_to_goal"] for r in runs if r["minutes_to_goal"] is not None]
+        lines.append(
+            f"| {condition} | {', '.join(str(r['seed']) for r in runs)} "
+            f"| {_fmt([r['updates'] for r in runs])} | {_fmt([r['minutes'] for r in runs])} "
+            f"| {_fmt([r['coop_learners'] for r in runs])} | {_fmt([r['coop_tabular'] for r in runs])} "
+            f"| {_fmt([r['reward_tabular'] for r in runs])} "
+            f"| {len(reached)}/{len(runs)} ({_fmt(reached)}) | {PAPER.get(condition, '')} |"
+        )
+    lines += ["", "In-episode cooperation of the trained learners (rounds 1-10 / 51-100):", ""]
+    for condition, by in evaluations.items():
+        for name, curve in by.items():
+            curve = np.asarray(curve)
+            lines.append(f"- {condition} vs {name}: {curve[:10].mean():.3f} / {curve[50:].mean():.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(curves: dict, evaluations: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
+    for condition, runs in curves.items():
+        for k, (_, seconds, coop) in enumerate(runs):
+            ax.plot(seconds / 60, coop, alpha=0.8, linewidth=1,
+                    color=f"C{list(curves).index(condition)}", label=condition if k == 0 else None)
+    ax.axhline(COOPERATION_GOAL, color="0.5", linestyle=":", linewidth=1)
+    ax.set_xlabel("wall-clock minutes (one CPU thread per run)")
+    ax.set_ylabel("learner-vs-learner cooperation")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend()
+    figure.savefig(out / "figure1.png", dpi=110)
+    plt.close(figure)
+    if evaluations:
+        figure, axes = plt.subplots(1, len(evaluations), figsize=(5 * len(evaluations), 3.8),
+                                    squeeze=False, constrained_layout=True)
+        for ax, (condition, by) in zip(axes[0], evaluations.items()):
+            for name, curve in by.items():
+                ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
+            ax.set_title(condition)
+            ax.set_xlabel("round")
+            ax.set_ylabel("learner cooperation")
+            ax.set_ylim(-0.03, 1.03)
+            ax.legend(fontsize=7)
+        figure.savefig(out / "in_episode.png", dpi=110)
+        plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conditions", nargs="+",
+                        default=["mixed_pool", "ablation_no_tabular", "ablation_identity"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--minutes", nargs="+", default=["15"], metavar="[CONDITION=]MINUTES",
+                        help="wall-clock budget per run: a number for all conditions, and/or "
+                             "CONDITION=MINUTES for one")
+    parser.add_argument("--max-updates", type=int, default=100_000)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to every `coplay train` (e.g. train.episodes_per_update=1024)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/paper"))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    given = [m.partition("=") for m in args.minutes]
+    args.default_minutes = next((float(m) for m, sep, _ in given if not sep), 15.0)
+    args.minutes = {c: float(m) for c, sep, m in given if sep}
+    args.out.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{(args.out / 'results.db').resolve()}"
+    if not args.report_only:
+        train_all(args, db)
+    summarize(db, args.out)
+
+
+if __name__ == "__main__":
+    main()

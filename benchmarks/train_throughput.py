@@ -1,0 +1,85 @@
+"""Training throughput: agent-steps per second of rollout + update, per backbone.
+
+An agent-step is one learner acting in one round of one episode (a learner-vs-learner round
+counts two). Each configuration trains the mixed pool (two learners, half their episodes
+against each other, half against random tabular co-players) for a few updates after one
+warm-up update, and reports the median over updates, split into rollout and update time.
+
+    python benchmarks/train_throughput.py                 # GRU and transformer, paper sizes
+    python benchmarks/train_throughput.py --threads 1     # as the reproduction runs train
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import envs  # noqa: E402
+from agents.coplayers import MemoryOneAgent  # noqa: E402
+from agents.sequence import SequencePolicyConfig  # noqa: E402
+from agents.train.config import PPOSettings, TrainConfig  # noqa: E402
+from agents.train.experience import LEARNERS  # noqa: E402
+from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup  # noqa: E402
+
+POLICIES = {
+    "gru-128 (paper)": SequencePolicyConfig(hidden_size=128, embed_size=32),
+    "gru-64": SequencePolicyConfig(hidden_size=64, embed_size=32),
+    "transformer-64 (2 layers, 4 heads)": SequencePolicyConfig(
+        backbone="transformer", hidden_size=64, embed_size=32, layers=2, heads=4, context_length=100
+    ),
+}
+
+
+def measure(policy: SequencePolicyConfig, algorithm: str, episodes: int, updates: int) -> dict:
+    config = TrainConfig(
+        algorithm=algorithm, updates=updates + 1, episodes_per_update=episodes, policy=policy,
+        ppo=PPOSettings(epochs=2, minibatches=4) if algorithm == "ppo" else None,
+    )
+    setup = TrainingSetup(
+        game=envs.make_config("coplay/ipd-v0", horizon=100),
+        learners=(LearnerSpec(name="a", policy=policy), LearnerSpec(name="b", policy=policy)),
+        pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
+    )
+    trainer = Trainer(setup, {"tabular": MemoryOneAgent(None, sample_uniform=True)})
+    trainer.step()  # warm-up: allocator, first-call overheads
+    totals, rollouts = [], []
+    for _ in range(updates):
+        start = time.perf_counter()
+        metrics = trainer.step()
+        totals.append(time.perf_counter() - start)
+        rollouts.append(metrics[0]["rollout_seconds"])
+    agent_steps = 2 * episodes * 100
+    total, rollout = statistics.median(totals), statistics.median(rollouts)
+    return {"agent_steps_per_s": agent_steps / total, "seconds_per_update": total,
+            "rollout_s": rollout, "update_s": total - rollout}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--episodes", type=int, default=1024, help="per learner per update")
+    parser.add_argument("--updates", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--algorithms", nargs="+", default=["a2c"])
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.episodes} episodes per "
+          "learner per update, 2 learners, 100 rounds")
+    print(f"{'policy':36} {'algorithm':9} {'agent-steps/s':>14} {'s/update':>9} "
+          f"{'rollout s':>10} {'update s':>9}")
+    for name in args.policies:
+        for algorithm in args.algorithms:
+            r = measure(POLICIES[name], algorithm, args.episodes, args.updates)
+            print(f"{name:36} {algorithm:9} {r['agent_steps_per_s']:14,.0f} "
+                  f"{r['seconds_per_update']:9.2f} {r['rollout_s']:10.2f} {r['update_s']:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
