@@ -15,7 +15,8 @@ from ``initial_state``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
@@ -79,7 +80,7 @@ class PolicyOutputs(NamedTuple):
     coplayer_logits: torch.Tensor  # (..., 2) predicted co-player action this round
 
 
-class SequencePolicy(nn.Module):
+class SequencePolicy(nn.Module, ABC):
     """Embeddings and heads shared by both backbones; subclasses supply ``backbone``.
 
     ``forward`` takes (T, B) inputs and the state after the steps already taken; ``step`` is
@@ -123,12 +124,13 @@ class SequencePolicy(nn.Module):
             coplayer_logits=self.coplayer_head(features),
         )
 
+    @abstractmethod
     def initial_state(self, batch_size: int) -> object:
-        raise NotImplementedError
+        """The state before an episode's first step, for ``batch_size`` games."""
 
+    @abstractmethod
     def backbone(self, x: torch.Tensor, state: object) -> tuple[torch.Tensor, object]:
         """(T, B, input_size) embeddings and a state -> (T, B, hidden) features, new state."""
-        raise NotImplementedError
 
     def forward(self, inputs: StepInputs, state: object) -> tuple[PolicyOutputs, object]:
         features, state = self.backbone(self.embed(inputs), state)
@@ -140,8 +142,6 @@ class SequencePolicy(nn.Module):
         outputs, state = self(sequence, state)
         return PolicyOutputs(*(o.squeeze(0) for o in outputs)), state
 
-    def describe(self) -> dict:
-        return asdict(self.config)
 
 
 class GRUPolicy(SequencePolicy):

@@ -14,16 +14,21 @@ store; this script then writes, to --out:
     python benchmarks/paper_reproduction.py --seeds 0 1 2 \
         --minutes 15 ablation_no_tabular=5 ablation_identity=5
 
-Re-running with --report-only rebuilds the report from the store without training.
+Re-running with --report-only rebuilds the report from the store without training; --quick
+trains each condition for a few seconds on small batches (a check that the pipeline works).
+The last line is one JSON object of the headline figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -67,7 +72,7 @@ def train_all(args: argparse.Namespace, db: str) -> None:
         raise SystemExit(f"some trainings failed: {codes}; see the logs in {args.out}")
 
 
-def summarize(db: str, out: Path) -> None:
+def summarize(db: str, out: Path, context: str) -> None:
     store = TrainingStore(db)
     runs_store = RunStore(engine=store.engine)
     rows: dict[str, list[dict]] = {}
@@ -98,9 +103,17 @@ def summarize(db: str, out: Path) -> None:
     evaluations = _in_episode(runs_store)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"runs": rows, "in_episode": evaluations}, indent=1))
-    (out / "results.md").write_text(_table(rows, evaluations))
+    (out / "results.md").write_text(context + "\n\n" + _table(rows, evaluations))
     _plot(curves, evaluations, out)
     print((out / "results.md").read_text())
+    figures = {}
+    for condition, runs in rows.items():
+        figures[f"{condition}_coop_learners_last10"] = round(float(np.mean([r["coop_learners"] for r in runs])), 4)
+        tabular = [r["coop_tabular"] for r in runs if np.isfinite(r["coop_tabular"])]
+        if tabular:  # conditions without tabular co-players have no such figure
+            figures[f"{condition}_coop_tabular_last10"] = round(float(np.mean(tabular)), 4)
+        figures[f"{condition}_seeds_reaching_goal"] = sum(r["minutes_to_goal"] is not None for r in runs)
+    print(json.dumps(figures))
 
 
 def _running_mean(values: np.ndarray, window: int = 10) -> np.ndarray:
@@ -203,7 +216,13 @@ def main() -> None:
                         help="passed to every `coplay train` (e.g. train.episodes_per_update=1024)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/paper"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.seeds = ["0.05"], args.seeds[:1]
+        args.set += ["train.episodes_per_update=64", "evaluate.episodes=16"]
+        if args.out == parser.get_default("out"):  # never mix a check into the real results
+            args.out = Path(tempfile.mkdtemp(prefix="coplay-paper-quick-"))
     given = [m.partition("=") for m in args.minutes]
     args.default_minutes = next((float(m) for m, sep, _ in given if not sep), 15.0)
     args.minutes = {c: float(m) for c, sep, m in given if sep}
@@ -211,7 +230,22 @@ def main() -> None:
     db = f"sqlite:///{(args.out / 'results.db').resolve()}"
     if not args.report_only:
         train_all(args, db)
-    summarize(db, args.out)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}"
+    context = (
+        f"Measured {datetime.date.today()} on {machine}; torch {torch_version()}. Each run: one "
+        "`coplay train` of the bundled scenario with its own settings"
+        + (f" overridden by {args.set}" if args.set else "")
+        + f", one CPU thread, {args.parallel} runs at a time. Budgets (minutes): "
+        + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
+        + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
+    )
+    summarize(db, args.out, context)
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
 
 
 if __name__ == "__main__":

@@ -7,11 +7,15 @@ warm-up update, and reports the median over updates, split into rollout and upda
 
     python benchmarks/train_throughput.py                 # GRU and transformer, paper sizes
     python benchmarks/train_throughput.py --threads 1     # as the reproduction runs train
+    python benchmarks/train_throughput.py --quick         # a few seconds
+
+The last line is one JSON object of the figures, e.g. ``{"gru-128_a2c_agent_steps_per_s": ...}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -29,9 +33,9 @@ from agents.train.experience import LEARNERS  # noqa: E402
 from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup  # noqa: E402
 
 POLICIES = {
-    "gru-128 (paper)": SequencePolicyConfig(hidden_size=128, embed_size=32),
+    "gru-128": SequencePolicyConfig(hidden_size=128, embed_size=32),
     "gru-64": SequencePolicyConfig(hidden_size=64, embed_size=32),
-    "transformer-64 (2 layers, 4 heads)": SequencePolicyConfig(
+    "transformer-64": SequencePolicyConfig(  # 2 layers, 4 heads
         backbone="transformer", hidden_size=64, embed_size=32, layers=2, heads=4, context_length=100
     ),
 }
@@ -68,17 +72,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--algorithms", nargs="+", default=["a2c"])
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    parser.add_argument("--quick", action="store_true", help="64 episodes, 1 timed update")
     args = parser.parse_args()
+    if args.quick:
+        args.episodes, args.updates = 64, 1
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.episodes} episodes per "
           "learner per update, 2 learners, 100 rounds")
-    print(f"{'policy':36} {'algorithm':9} {'agent-steps/s':>14} {'s/update':>9} "
+    figures = {}
+    print(f"{'policy':16} {'algorithm':9} {'agent-steps/s':>14} {'s/update':>9} "
           f"{'rollout s':>10} {'update s':>9}")
     for name in args.policies:
         for algorithm in args.algorithms:
             r = measure(POLICIES[name], algorithm, args.episodes, args.updates)
-            print(f"{name:36} {algorithm:9} {r['agent_steps_per_s']:14,.0f} "
-                  f"{r['seconds_per_update']:9.2f} {r['rollout_s']:10.2f} {r['update_s']:9.2f}")
+            figures[f"{name}_{algorithm}_agent_steps_per_s"] = round(r["agent_steps_per_s"])
+            figures[f"{name}_{algorithm}_seconds_per_update"] = round(r["seconds_per_update"], 3)
+            print(f"{name:16} {algorithm:9} {r['agent_steps_per_s']:14,.0f} "
+                  f"{r['seconds_per_update']:9.2f} {r['rollout_s']:10.2f} {r['update_s']:9.2f}",
+                  flush=True)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

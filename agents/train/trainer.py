@@ -10,7 +10,7 @@ learners' policies, so a scenario can seat a trained learner as an agent.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,10 +75,13 @@ class Trainer:
         self.config = setup.config
         self.groups = [name for name in setup.pool if name != LEARNERS]
         self.coplayers = [coplayers[name] for name in self.groups]
-        torch.manual_seed(self.config.seed)
         self.rng = np.random.default_rng(self.config.seed)
         self.generator = torch.Generator().manual_seed(self.config.seed)
-        self.policies = [self._initial_policy(spec) for spec in setup.learners]
+        # Initial weights come from torch's global generator; fork it so that building a
+        # trainer neither depends on nor changes the caller's random state.
+        with torch.random.fork_rng():
+            torch.manual_seed(self.config.seed)
+            self.policies = [self._initial_policy(spec) for spec in setup.learners]
         self.optimizers = [
             torch.optim.Adam(p.parameters(), lr=self.config.learning_rate, eps=self.config.adam_eps)
             for p in self.policies
@@ -147,7 +150,6 @@ class Trainer:
             "history": self.history,
             "rng": self.rng.bit_generator.state,
             "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
             **(extra or {}),
         })
 
@@ -172,14 +174,4 @@ class Trainer:
         self.history = saved["history"]
         self.rng.bit_generator.state = saved["rng"]
         self.generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
         return saved
-
-
-def mean_metric(history: Sequence[Metrics], name: str, *, last_fraction: float = 0.1) -> float:
-    """Mean of a metric over all learners and the last ``last_fraction`` of updates."""
-    if not history:
-        return float("nan")
-    tail = history[-max(1, int(round(len(history) * last_fraction))):]
-    values = [m[name] for metrics in tail for m in metrics if name in m]
-    return float(np.mean(values)) if values else float("nan")
