@@ -23,6 +23,7 @@ from scenarios.schema import (
     check_agents,
     read_text,
     read_yaml,
+    resolve,
     validation_error,
 )
 
@@ -36,9 +37,7 @@ def bundled_populations() -> list[Path]:
 
 def population_agents(spec: str) -> dict[str, AgentSection]:
     """The co-players one ``--against`` value names."""
-    path = Path(spec)
-    if not path.exists() and (POPULATIONS_DIR / f"{spec}.yaml").exists():
-        path = POPULATIONS_DIR / f"{spec}.yaml"
+    path = resolve(spec, POPULATIONS_DIR)
     if path.exists() or path.suffix in (".yaml", ".yml"):
         data = read_yaml(read_text(path), source=str(path), fields="agents")
         try:

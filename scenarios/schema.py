@@ -211,13 +211,13 @@ def validation_error(source: str, error: ValidationError) -> ScenarioError:
     return ScenarioError(f"{source}: {field or 'scenario'}", expected=expected, got=got)
 
 
-def resolve(path: str | Path) -> Path:
-    """A path as given, or the bundled scenario of that name."""
+def resolve(path: str | Path, folder: Path = BUNDLED_DIR) -> Path:
+    """A path as given, or the file of that name bundled in ``folder``."""
     candidate = Path(path)
     if candidate.exists() or candidate.suffix in (".yaml", ".yml"):
         return candidate
-    bundled = BUNDLED_DIR / f"{path}.yaml"
-    return bundled if bundled.exists() else candidate
+    bundled_path = folder / f"{path}.yaml"
+    return bundled_path if bundled_path.exists() else candidate
 
 
 def bundled() -> list[Path]:

@@ -25,6 +25,7 @@ from agents.train.config import PPOSettings, TrainConfig
 from agents.train.experience import LEARNERS
 from agents.train.trainer import LearnerSpec, TrainingSetup
 from coplay.errors import CoplayError, ScenarioError
+from scenarios import schema
 from scenarios.schema import (
     AgentSection,
     CrossPlay,
@@ -213,11 +214,7 @@ def parse(
 
 def resolve(path: str | Path) -> Path:
     """A path as given, or the bundled training scenario of that name."""
-    candidate = Path(path)
-    if candidate.exists() or candidate.suffix in (".yaml", ".yml"):
-        return candidate
-    bundled_path = TRAINING_DIR / f"{path}.yaml"
-    return bundled_path if bundled_path.exists() else candidate
+    return schema.resolve(path, TRAINING_DIR)
 
 
 def bundled() -> list[Path]:
