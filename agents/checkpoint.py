@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from agents.sequence import NO_ACTION, SequencePolicy, SequencePolicyConfig, StepInputs, make_policy
+from agents.train import ppi
+from agents.train.config import PPISettings
 from coplay.errors import ConfigError
 
 FORMAT = "coplay-checkpoint-v1"
@@ -56,6 +58,11 @@ def load_checkpoint(path: str | Path, *, where: str) -> dict:
 
 
 def load_policy(ref: CheckpointRef, *, where: str) -> SequencePolicy:
+    return load_learner(ref, where=where)[0]
+
+
+def load_learner(ref: CheckpointRef, *, where: str) -> tuple[SequencePolicy, dict | None]:
+    """A learner's policy, and how it acts if it plans (PPI learners), else None."""
     saved = load_checkpoint(ref.path, where=_field(where, "path"))
     learners = saved["learners"]
     name = ref.learner
@@ -74,7 +81,7 @@ def load_policy(ref: CheckpointRef, *, where: str) -> SequencePolicy:
     policy = make_policy(SequencePolicyConfig(**learners[name]["policy"]))
     policy.load_state_dict(learners[name]["state_dict"])
     policy.eval()
-    return policy
+    return policy, learners[name].get("planning")
 
 
 def _field(where: str, name: str) -> str:
@@ -86,10 +93,13 @@ class SequenceAgent:
 
     Actions are sampled with the numpy generator given at reset, so runs are reproducible like
     any other agent's. ``belief`` is the policy's predicted probability, before each round,
-    that the co-player cooperates in it.
+    that the co-player cooperates in it. A PPI learner (``planning`` given) acts as it did in
+    training: by planning with its model.
     """
 
-    def __init__(self, policy: SequencePolicy, *, greedy: bool = False) -> None:
+    def __init__(
+        self, policy: SequencePolicy, *, greedy: bool = False, planning: dict | None = None
+    ) -> None:
         if policy.config.identity_size:
             raise ConfigError(
                 "checkpoint", expected="a policy trained without the identity vector",
@@ -98,6 +108,8 @@ class SequenceAgent:
             )
         self.policy = policy
         self.greedy = greedy
+        self.planning = planning
+        self._generator = torch.Generator()
         self._rng = np.random.default_rng()
         self._state: object = None
         self._previous_action = torch.zeros(0, dtype=torch.long)
@@ -106,6 +118,7 @@ class SequenceAgent:
 
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
         self._rng = rng
+        self._generator.manual_seed(int(rng.integers(2**63)))
         self._state = self.policy.initial_state(num_games)
         self._previous_action = torch.full((num_games,), NO_ACTION)
         self._previous_reward = torch.zeros(num_games)
@@ -119,13 +132,23 @@ class SequenceAgent:
         )
         outputs, self._state = self.policy.step(inputs, self._state)
         self.belief = torch.softmax(outputs.coplayer_logits, -1)[:, 0].numpy()
-        p_cooperate = torch.softmax(outputs.logits, -1)[:, 0].numpy()
+        if self.planning is None:
+            p_cooperate = torch.softmax(outputs.logits, -1)[:, 0].numpy()
+        else:
+            p_cooperate = self._plan(outputs)[:, 0].exp().numpy()
         if self.greedy:
             actions = (p_cooperate < 0.5).astype(np.int64)
         else:
             actions = (self._rng.random(len(p_cooperate)) >= p_cooperate).astype(np.int64)
         self._previous_action = torch.from_numpy(actions)
         return actions
+
+    def _plan(self, outputs) -> torch.Tensor:
+        return ppi.plan(
+            self.policy, outputs, self._state, settings=PPISettings(**self.planning["ppi"]),
+            gamma=self.planning["gamma"], payoff=torch.tensor(self.planning["payoff"]),
+            generator=self._generator,
+        )
 
     def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
         self._previous_reward = torch.from_numpy(np.asarray(rewards, dtype=np.float32))

@@ -17,6 +17,7 @@ from agents.base import Agent, AgentContext, register_kind
 def build_checkpoint(
     context: AgentContext, *, path: str, learner: str | None = None, greedy: bool = False
 ) -> Agent:
-    from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
+    from agents.checkpoint import CheckpointRef, SequenceAgent, load_learner
 
-    return SequenceAgent(load_policy(CheckpointRef(path, learner), where=""), greedy=greedy)
+    policy, planning = load_learner(CheckpointRef(path, learner), where="")
+    return SequenceAgent(policy, greedy=greedy, planning=planning)

@@ -21,7 +21,7 @@ import agents
 import envs
 from agents.checkpoint import CheckpointRef
 from agents.sequence import SequencePolicyConfig
-from agents.train.config import PPOSettings, TrainConfig
+from agents.train.config import PPISettings, PPOSettings, TrainConfig
 from agents.train.experience import LEARNERS
 from agents.train.trainer import LearnerSpec, TrainingSetup
 from coplay.errors import CoplayError, ScenarioError
@@ -67,10 +67,21 @@ class PPOSection(Strict):
     clip: float = 0.2
 
 
+class PPISection(Strict):
+    beta: float = 1.0
+    depth: int = 10
+    samples: int = 4
+    pretrain_episodes: int = 16384
+    pretrain_steps: int = 200
+    fit_steps: int = 60
+    minibatch: int = 256
+    recent_phases: int = 0
+
+
 class TrainSection(Strict):
     """The fields of ``agents.train.config.TrainConfig``, which checks their values."""
 
-    algorithm: Literal["a2c", "ppo"] = "a2c"
+    algorithm: Literal["a2c", "ppo", "ppi"] = "a2c"
     updates: int = 500
     episodes_per_update: int = 4096
     policy: PolicySection = PolicySection()
@@ -86,6 +97,7 @@ class TrainSection(Strict):
     max_grad_norm: float = 1.0
     identity_vector: bool = False
     ppo: PPOSection | None = None
+    ppi: PPISection | None = None
     seed: int = Field(default=0, ge=0)
 
 
@@ -131,11 +143,12 @@ class TrainingScenario(Strict):
         return self
 
     def config(self) -> TrainConfig:
-        section = self.train.model_dump(exclude={"policy", "ppo"})
+        section = self.train.model_dump(exclude={"policy", "ppo", "ppi"})
         return TrainConfig(
             **section,
             policy=SequencePolicyConfig(**self.train.policy.model_dump()),
             ppo=None if self.train.ppo is None else PPOSettings(**self.train.ppo.model_dump()),
+            ppi=None if self.train.ppi is None else PPISettings(**self.train.ppi.model_dump()),
         )
 
     def setup(self) -> TrainingSetup:

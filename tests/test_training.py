@@ -14,7 +14,7 @@ import envs
 from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
 from agents.coplayers import MemoryOneAgent
 from agents.sequence import SequencePolicyConfig, StepInputs, make_policy
-from agents.train.config import PPOSettings, TrainConfig
+from agents.train.config import PPISettings, PPOSettings, TrainConfig
 from agents.train.experience import (
     IDENTITY_SIZE,
     LEARNERS,
@@ -142,6 +142,12 @@ def test_config_rejects_inconsistent_settings() -> None:
         TrainConfig(gamma=1.5)
     with pytest.raises(ConfigError, match="backbone"):
         SequencePolicyConfig(backbone="lstm")
+    with pytest.raises(ConfigError, match="train.ppi"):
+        TrainConfig(algorithm="ppo", ppi=PPISettings())
+    with pytest.raises(ConfigError, match="gru with algorithm 'ppi'"):
+        TrainConfig(algorithm="ppi", policy=BACKBONES[1])
+    with pytest.raises(ConfigError, match="train.ppi.depth"):
+        PPISettings(depth=0)
     with pytest.raises(ConfigError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
@@ -167,19 +173,27 @@ def tft_or_alld_trainer(**overrides) -> Trainer:
     return Trainer(setup, coplayers)
 
 
-@pytest.mark.parametrize("algorithm", ["a2c", "ppo"])
+SMALL_PPI = PPISettings(beta=1.0, depth=4, samples=2, pretrain_episodes=1024, pretrain_steps=40,
+                        fit_steps=20, minibatch=64, recent_phases=3)
+SHORT_RUNS = {
+    "a2c": {},
+    "ppo": {"ppo": PPOSettings(epochs=2, minibatches=2), "updates": 40},
+    "ppi": {"ppi": SMALL_PPI, "updates": 30},
+}
+
+
+@pytest.mark.parametrize("algorithm", list(SHORT_RUNS))
 def test_a_short_run_learns_the_in_context_best_response(algorithm) -> None:
     # The learner cannot see which co-player it faces. Cooperating with tit-for-tat and
     # defecting against always-defect therefore means inferring the co-player from the
     # episode so far: the in-context best response.
-    trainer = tft_or_alld_trainer(
-        algorithm=algorithm, **({"ppo": PPOSettings(epochs=2, minibatches=2), "updates": 40}
-                                if algorithm == "ppo" else {}))
+    trainer = tft_or_alld_trainer(algorithm=algorithm, **SHORT_RUNS[algorithm])
     history = []
     while not trainer.finished():
         history.append(trainer.step()[0])
     first, late = history[0], history[-5:]
-    assert first["cooperation_vs_tft"] == pytest.approx(0.5, abs=0.15)
+    # PPI's first phase already plans with a model pretrained on random memory-one games.
+    assert first["cooperation_vs_tft"] == pytest.approx(0.5, abs=0.15 if algorithm != "ppi" else 0.3)
     assert np.mean([m["cooperation_vs_tft"] for m in late]) > 0.75
     assert np.mean([m["cooperation_vs_alld"] for m in late]) < 0.25
     assert np.mean([m["coplayer_loss"] for m in late]) < first["coplayer_loss"]
@@ -196,11 +210,11 @@ def test_training_is_deterministic_for_a_seed() -> None:
     assert run(5) != run(6)
 
 
-@pytest.mark.parametrize("algorithm", ["a2c", "ppo"])
+@pytest.mark.parametrize("algorithm", list(SHORT_RUNS))
 def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, algorithm) -> None:
-    # Concordia-style round trip: save the whole stateful trainer, restore it into a fresh
-    # one, and the continuation must equal the run that never stopped.
-    settings = {"algorithm": algorithm, "updates": 4}
+    # Concordia-style round trip: save the whole stateful trainer (for PPI, its replay too),
+    # restore it into a fresh one, and the continuation must equal the run that never stopped.
+    settings = {**SHORT_RUNS[algorithm], "algorithm": algorithm, "updates": 4}
     straight = tft_or_alld_trainer(**settings)
     for _ in range(4):
         straight.step()
@@ -287,3 +301,25 @@ def test_identity_ablation_and_transformer_learners_train(tmp_path) -> None:
     metrics = trainer.step()
     assert set(metrics[0]) >= {"cooperation_vs_learners", "cooperation_vs_tabular", "policy_loss"}
     assert all(np.isfinite(v) for m in metrics for v in m.values())
+
+
+def test_a_ppi_learner_plans_when_seated_as_an_agent(tmp_path) -> None:
+    trainer = tft_or_alld_trainer(algorithm="ppi", ppi=SMALL_PPI, updates=1)
+    trainer.step()
+    trainer.save(tmp_path / "c.pt")
+    agent = agents.build("checkpoint", {"path": str(tmp_path / "c.pt")}, CONTEXT, where="a")
+    assert agent.planning is not None and agent.planning["ppi"]["depth"] == SMALL_PPI.depth
+
+    def play(seed):
+        agent.reset(64, np.random.default_rng(seed))
+        return [agent.act(np.zeros(64, dtype=np.int64)).tolist() for _ in range(3)]
+
+    assert play(1) == play(1)  # planning samples from a generator seeded at reset
+    assert play(1) != play(2)
+
+
+def test_ppi_needs_a_symmetric_game() -> None:
+    from agents.train import ppi
+
+    with pytest.raises(ConfigError, match="symmetric"):
+        ppi.own_payoffs(envs.Payoffs(np.array([[[3, 3], [0, 5]], [[5, 0], [1, 2]]])))

@@ -160,7 +160,7 @@ BAD = [
      "pool.ghost: expected 'learners' or an agent defined under agents (['tabular', 'tft']), got 'ghost'."),
     ("learners: {tft: {}}",
      "learners.tft: expected a name not used under agents nor 'learners', got 'tft'."),
-    ("train: {algorithm: sarsa}", "train.algorithm: expected 'a2c' or 'ppo', got 'sarsa'."),
+    ("train: {algorithm: sarsa}", "train.algorithm: expected 'a2c', 'ppo' or 'ppi', got 'sarsa'."),
     ("train: {algorithm: a2c, ppo: {epochs: 2}}", "train.ppo: expected no PPO settings with algorithm 'a2c'"),
     ("learners: {a: {init: {path: nowhere.pt}}}",
      "learners.a.init.path: expected an existing checkpoint file, got 'nowhere.pt'."),
@@ -196,7 +196,11 @@ def test_every_bundled_training_scenario_loads(path):
 @pytest.mark.parametrize("name", [p.stem for p in training.bundled() if not p.stem.startswith("mechanism")])
 def test_every_bundled_training_scenario_trains(monkeypatch, capsys, tmp_path, db_url, name):
     monkeypatch.chdir(tmp_path)
-    code, _, stderr = coplay(monkeypatch, capsys, "train", name, "--db", db_url, *TINY_OVERRIDES)
+    overrides = list(TINY_OVERRIDES)
+    if training.load(name, check_files=False).train.algorithm == "ppi":
+        overrides += ["--set", "train.ppi={pretrain_episodes: 16, pretrain_steps: 1, fit_steps: 1, "
+                               "minibatch: 4, depth: 2, samples: 1}"]
+    code, _, stderr = coplay(monkeypatch, capsys, "train", name, "--db", db_url, *overrides)
     assert code == 0, stderr
     assert (tmp_path / "coplay-train" / name / "checkpoint.pt").is_file()
 

@@ -13,7 +13,7 @@ from typing import Literal
 from agents.sequence import SequencePolicyConfig
 from coplay.errors import ConfigError
 
-Algorithm = Literal["a2c", "ppo"]
+Algorithm = Literal["a2c", "ppo", "ppi"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +29,32 @@ class PPOSettings:
                 raise ConfigError(f"train.ppo.{name}", expected="a positive integer", got=repr(value))
         if not 0.0 < self.clip < 1.0:
             raise ConfigError("train.ppo.clip", expected="a number in (0, 1)", got=repr(self.clip))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPISettings:
+    """Predictive policy improvement (``agents/train/ppi.py``); one update is one phase."""
+
+    beta: float = 1.0  # how far the improved policy moves from the prior, per unit of Q
+    depth: int = 10  # rounds simulated in each model rollout
+    samples: int = 4  # rollouts per candidate action
+    pretrain_episodes: int = 16384  # random memory-one games the model first learns from
+    pretrain_steps: int = 200
+    fit_steps: int = 60  # gradient steps on the replay after each phase
+    minibatch: int = 256  # episodes per gradient step
+    recent_phases: int = 0  # > 0: half of each minibatch from this many newest phases
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "samples", "pretrain_episodes", "minibatch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"train.ppi.{name}", expected="a positive integer", got=repr(value))
+        for name in ("pretrain_steps", "fit_steps", "recent_phases"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"train.ppi.{name}", expected="a non-negative integer", got=repr(value))
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ConfigError("train.ppi.beta", expected="a non-negative number", got=repr(self.beta))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,18 +74,28 @@ class TrainConfig:
     coplayer_coef: float = 1.0
     max_grad_norm: float = 1.0
     identity_vector: bool = False  # the ablation: learners see their co-player's parameters
-    ppo: PPOSettings | None = None  # required with algorithm "ppo", rejected with "a2c"
+    ppo: PPOSettings | None = None  # with algorithm "ppo" only (defaults if omitted)
+    ppi: PPISettings | None = None  # with algorithm "ppi" only (defaults if omitted)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ("a2c", "ppo"):
-            raise ConfigError("train.algorithm", expected="'a2c' or 'ppo'", got=repr(self.algorithm))
-        if self.algorithm == "ppo" and self.ppo is None:
-            object.__setattr__(self, "ppo", PPOSettings())
-        if self.algorithm == "a2c" and self.ppo is not None:
+        if self.algorithm not in ("a2c", "ppo", "ppi"):
             raise ConfigError(
-                "train.ppo", expected="no PPO settings with algorithm 'a2c'", got=str(self.ppo),
-                fix="Set algorithm: ppo, or remove the ppo section.",
+                "train.algorithm", expected="'a2c', 'ppo' or 'ppi'", got=repr(self.algorithm)
+            )
+        for name, settings_type in (("ppo", PPOSettings), ("ppi", PPISettings)):
+            if self.algorithm == name and getattr(self, name) is None:
+                object.__setattr__(self, name, settings_type())
+            if self.algorithm != name and getattr(self, name) is not None:
+                raise ConfigError(
+                    f"train.{name}", expected=f"no {name.upper()} settings with algorithm "
+                    f"{self.algorithm!r}", got=str(getattr(self, name)),
+                    fix=f"Set algorithm: {name}, or remove the {name} section.",
+                )
+        if self.algorithm == "ppi" and self.policy.backbone != "gru":
+            raise ConfigError(
+                "train.policy.backbone", expected="gru with algorithm 'ppi'",
+                got=repr(self.policy.backbone),
             )
         for name in ("updates", "episodes_per_update"):
             value = getattr(self, name)

@@ -8,7 +8,7 @@ to every step's input).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,12 +18,16 @@ from torch.nn import functional as F
 
 import envs
 from agents.base import Agent
-from agents.sequence import NO_ACTION, SequencePolicy, StepInputs
+from agents.sequence import NO_ACTION, PolicyOutputs, SequencePolicy, StepInputs
 from coplay.errors import ConfigError
 
 LEARNERS = "learners"  # the pool entry that stands for the other learning agents
 # Identity ablation input: a memory-one co-player's five probabilities, then a learner flag.
 IDENTITY_SIZE = 6
+
+
+# Action log-probabilities (B, 2) from a policy, its outputs for this step and its state after it.
+Acting = Callable[[SequencePolicy, PolicyOutputs, object], torch.Tensor]
 
 
 def coplayer_code(group: int) -> int:
@@ -107,8 +111,12 @@ def collect(
     generator: torch.Generator,
     *,
     identity: bool = False,
+    acting: Acting | None = None,
 ) -> list[Rollout]:
-    """Play one batch of episodes (fixed horizon) and return each learner's experience."""
+    """Play one batch of episodes (fixed horizon) and return each learner's experience.
+
+    Learners act by sampling their policy head, or, with ``acting``, from the action
+    log-probabilities it returns (PPI acts by planning with the policy as a model)."""
     if game_config.continuation_probability is not None:
         raise ConfigError(
             "env.continuation_probability", expected="none while training (fixed-length episodes)",
@@ -145,7 +153,10 @@ def collect(
             for i, (policy, slot, log) in enumerate(zip(policies, learner_slots, logs)):
                 inputs = StepInputs(torch.from_numpy(observations[slot]), *previous[i], identities[i])
                 outputs, states[i] = policy.step(inputs, states[i])
-                log_probs = F.log_softmax(outputs.logits, -1)
+                log_probs = (
+                    F.log_softmax(outputs.logits, -1) if acting is None
+                    else acting(policy, outputs, states[i])
+                )
                 action = torch.multinomial(log_probs.exp(), 1, generator=generator)[:, 0]
                 actions[slot] = action.numpy()
                 log["obs"][t], log["prev_action"][t] = inputs.observation, inputs.previous_action

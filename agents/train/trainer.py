@@ -21,7 +21,7 @@ import envs
 from agents.base import Agent
 from agents.checkpoint import CheckpointRef, load_checkpoint, load_policy, write_checkpoint
 from agents.sequence import SequencePolicy, SequencePolicyConfig, make_policy
-from agents.train import a2c, ppo
+from agents.train import a2c, ppi, ppo
 from agents.train.config import TrainConfig
 from agents.train.experience import (
     IDENTITY_SIZE,
@@ -91,6 +91,10 @@ class Trainer:
         )
         self.updates_done = 0
         self.history: list[Metrics] = []
+        # PPI: every episode each learner has seen, and the payoffs its model plans with.
+        self.replays = [ppi.Replay() for _ in self.policies]
+        if self.config.algorithm == "ppi":
+            self.own_payoffs = ppi.own_payoffs(setup.game.payoffs)
 
     def _initial_policy(self, spec: LearnerSpec) -> SequencePolicy:
         wanted = spec.policy
@@ -113,18 +117,27 @@ class Trainer:
     def step(self) -> Metrics:
         """One update of every learner; returns each learner's metrics."""
         start = time.perf_counter()
+        if self.config.algorithm == "ppi" and not any(r.parts for r in self.replays):
+            self._pretrain_models()
         for policy in self.policies:
             policy.eval()
         data = collect(
             self.setup.game, self.policies, self.owner, self.coplayers, self.rng, self.generator,
             identity=self.config.identity_vector,
+            acting=self._plan if self.config.algorithm == "ppi" else None,
         )
         rollout_seconds = time.perf_counter() - start
         metrics = []
-        for policy, optimizer, rollout in zip(self.policies, self.optimizers, data):
+        for policy, optimizer, rollout, replay in zip(
+            self.policies, self.optimizers, data, self.replays
+        ):
             policy.train()
             if self.config.algorithm == "ppo":
                 losses = ppo.update(self.config, policy, optimizer, rollout, self.generator)
+            elif self.config.algorithm == "ppi":
+                replay.add_rollout(rollout)
+                losses = ppi.fit(policy, optimizer, replay, self.config.ppi.fit_steps,
+                                 self.config.ppi, self.rng, self.config.max_grad_norm)
             else:
                 losses = a2c.update(self.config, policy, optimizer, rollout)
             metrics.append({**episode_metrics(rollout, self.groups), **losses})
@@ -135,6 +148,27 @@ class Trainer:
         self.history.append(metrics)
         return metrics
 
+    def _planning(self) -> dict | None:
+        """How a PPI learner acts (saved with it, so a frozen copy acts the same way)."""
+        if self.config.algorithm != "ppi":
+            return None
+        return {"ppi": asdict(self.config.ppi), "gamma": self.config.gamma,
+                "payoff": self.own_payoffs.tolist()}
+
+    def _plan(self, policy: SequencePolicy, outputs, state) -> torch.Tensor:
+        return ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
+                        payoff=self.own_payoffs, generator=self.generator)
+
+    def _pretrain_models(self) -> None:
+        """PPI's models first learn how random memory-one co-players play."""
+        settings = self.config.ppi
+        games = ppi.tabular_games(self.setup.game, settings.pretrain_episodes, self.rng)
+        for policy, optimizer, replay in zip(self.policies, self.optimizers, self.replays):
+            replay.add(*(torch.from_numpy(x) for x in games))
+            policy.train()
+            ppi.fit(policy, optimizer, replay, settings.pretrain_steps, settings, self.rng,
+                    self.config.max_grad_norm)
+
     def finished(self) -> bool:
         return self.updates_done >= self.config.updates
 
@@ -143,13 +177,14 @@ class Trainer:
         write_checkpoint(path, {
             "learners": {
                 spec.name: {"policy": asdict(policy.config), "state_dict": policy.state_dict(),
-                            "optimizer": optimizer.state_dict()}
+                            "optimizer": optimizer.state_dict(), "planning": self._planning()}
                 for spec, policy, optimizer in zip(self.setup.learners, self.policies, self.optimizers)
             },
             "updates_done": self.updates_done,
             "history": self.history,
             "rng": self.rng.bit_generator.state,
             "generator": self.generator.get_state(),
+            "replays": [replay.state_dict() for replay in self.replays],
             **(extra or {}),
         })
 
@@ -174,4 +209,6 @@ class Trainer:
         self.history = saved["history"]
         self.rng.bit_generator.state = saved["rng"]
         self.generator.set_state(saved["generator"])
+        for replay, parts in zip(self.replays, saved.get("replays", [[] for _ in self.replays])):
+            replay.load_state_dict(parts)
         return saved

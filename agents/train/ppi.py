@@ -1,0 +1,165 @@
+"""Predictive policy improvement (PPI): the sequence policy as a world model, planned with.
+
+After the in-context co-player inference work (Weis, Wołczyk et al., 2026, section 2 and
+appendix A.3.1), simplified to run on a CPU:
+
+- The policy's heads predict the agent's own next action (the prior p(a | h)) and the
+  co-player's; with the game's payoffs that is a model of the whole interaction.
+- Before the first phase, the model learns from games between random memory-one co-players.
+- Acting: for each candidate action, ``samples`` rollouts of ``depth`` rounds inside the
+  model give Q(h, a); the agent plays pi(a | h) ∝ p(a | h) exp(beta * Q(h, a)).
+- After each phase (one trainer update), the model is fitted on a replay of every episode so
+  far, the pretraining games included, so the prior moves toward the improved policy slowly.
+  (The paper retrains from scratch on all data each phase; fitting a few steps is cheaper.)
+
+The replay is part of the trainer's state, saved and restored with it. GRU backbones only:
+planning copies the recurrent state once per rollout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+import envs
+from agents.coplayers import MemoryOneAgent
+from agents.sequence import NO_ACTION, PolicyOutputs, SequencePolicy, StepInputs
+from agents.train.config import PPISettings
+from agents.train.experience import Rollout, apply_gradients
+from coplay.errors import ConfigError
+
+
+def own_payoffs(payoffs: envs.Payoffs) -> torch.Tensor:
+    """``own[a, c]``: the reward for playing ``a`` against ``c``, the same in either seat."""
+    if payoffs.as_rstp() is None:
+        raise ConfigError(
+            "train.algorithm", expected="a symmetric game for ppi (its model is seat-blind)",
+            got=f"payoffs {payoffs.table.tolist()}",
+        )
+    return torch.tensor(payoffs.table[..., 0], dtype=torch.float32)
+
+
+@torch.no_grad()
+def plan(
+    policy: SequencePolicy, outputs: PolicyOutputs, state: torch.Tensor, *,
+    settings: PPISettings, gamma: float, payoff: torch.Tensor, generator: torch.Generator,
+) -> torch.Tensor:
+    """log pi(a | h) for B games: the prior re-weighted by model-rollout action values."""
+    n, k = outputs.logits.shape[0], settings.samples
+    action = torch.arange(2).repeat_interleave(k * n)  # rows: action-major, then sample, game
+    states = state.repeat(1, 2 * k, 1)
+    coplayer = F.softmax(outputs.coplayer_logits, -1).repeat(2 * k, 1)
+    value = torch.zeros(2 * k * n)
+    discount = 1.0
+    for depth in range(settings.depth):
+        their = torch.multinomial(coplayer, 1, generator=generator)[:, 0]
+        reward = payoff[action, their]
+        value += discount * reward
+        discount *= gamma
+        if depth == settings.depth - 1:
+            break
+        step, states = policy.step(StepInputs(1 + 2 * action + their, action, reward), states)
+        coplayer = F.softmax(step.coplayer_logits, -1)
+        action = torch.multinomial(F.softmax(step.logits, -1), 1, generator=generator)[:, 0]
+    q = value.view(2, k, n).mean(dim=1).T  # (n, 2)
+    return F.log_softmax(F.log_softmax(outputs.logits, -1) + settings.beta * q, -1)
+
+
+class Replay:
+    """Every episode a learner has seen, from its seat: tokens, own and co-player actions,
+    rewards, each (T, E); one part per phase."""
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, torch.Tensor]] = []
+
+    def add(self, observations, actions, coplayer_actions, rewards) -> None:
+        self.parts.append({
+            "observations": torch.as_tensor(observations).to(torch.int8),
+            "actions": torch.as_tensor(actions).to(torch.int8),
+            "coplayer_actions": torch.as_tensor(coplayer_actions).to(torch.int8),
+            "rewards": torch.as_tensor(rewards).to(torch.float32),
+        })
+
+    def add_rollout(self, rollout: Rollout) -> None:
+        self.add(rollout.inputs.observation, rollout.actions, rollout.coplayer_actions, rollout.rewards)
+
+    @property
+    def episodes(self) -> int:
+        return sum(part["actions"].shape[1] for part in self.parts)
+
+    def sample(self, size: int, rng: np.random.Generator, *, recent_parts: int = 0):
+        """A minibatch of whole episodes; with ``recent_parts``, half from the newest parts."""
+        if recent_parts and len(self.parts) > recent_parts:
+            half = size // 2
+            return _join(self._draw(self.parts[-recent_parts:], half, rng),
+                         self._draw(self.parts, size - half, rng))
+        return self._draw(self.parts, size, rng)
+
+    @staticmethod
+    def _draw(parts, size, rng):
+        sizes = np.array([part["actions"].shape[1] for part in parts])
+        picks = rng.choice(sizes.sum(), size=min(size, sizes.sum()), replace=False)
+        owner = np.searchsorted(np.cumsum(sizes), picks, side="right")
+        offsets = picks - np.concatenate([[0], np.cumsum(sizes)[:-1]])[owner]
+        return {
+            key: torch.stack([parts[p][key][:, o] for p, o in zip(owner, offsets)], dim=1)
+            for key in parts[0]
+        }
+
+    def state_dict(self) -> list[dict[str, torch.Tensor]]:
+        return self.parts
+
+    def load_state_dict(self, parts: list[dict[str, torch.Tensor]]) -> None:
+        self.parts = list(parts)
+
+
+def _join(a: dict, b: dict) -> dict:
+    return {key: torch.cat([a[key], b[key]], dim=1) for key in a}
+
+
+def tabular_games(game: envs.MatrixGameConfig, episodes: int, rng: np.random.Generator) -> tuple:
+    """Seat 0's view of ``episodes`` games between two random memory-one co-players."""
+    batch = envs.MatrixGameBatch(game, batch_size=episodes)
+    observations = batch.reset(rng)
+    players = [MemoryOneAgent(None, sample_uniform=True) for _ in range(2)]
+    for player in players:
+        player.reset(episodes, rng)
+    T = game.horizon
+    tokens, own, theirs = (np.empty((T, episodes), dtype=np.int8) for _ in range(3))
+    rewards = np.empty((T, episodes), dtype=np.float32)
+    for t in range(T):
+        actions = np.stack([players[0].act(observations[0]), players[1].act(observations[1])])
+        tokens[t], own[t], theirs[t] = observations[0], actions[0], actions[1]
+        result = batch.step(actions)
+        rewards[t] = result.rewards[0]
+        observations = result.observations
+    return tokens, own, theirs, rewards
+
+
+def fit(
+    policy: SequencePolicy, optimizer: torch.optim.Optimizer, replay: Replay, steps: int,
+    settings: PPISettings, rng: np.random.Generator, max_grad_norm: float,
+) -> dict[str, float]:
+    """Fit the model (own-action prior and co-player head) on minibatches from the replay."""
+    totals = {"prior_loss": 0.0, "coplayer_loss": 0.0, "entropy": 0.0}
+    for _ in range(steps):
+        batch = replay.sample(settings.minibatch, rng, recent_parts=settings.recent_phases)
+        actions = batch["actions"].long()
+        previous = torch.cat([torch.full_like(actions[:1], NO_ACTION), actions[:-1]])
+        rewards = batch["rewards"]
+        inputs = StepInputs(
+            batch["observations"].long(), previous,
+            torch.cat([torch.zeros_like(rewards[:1]), rewards[:-1]]),
+        )
+        outputs, _ = policy(inputs, policy.initial_state(actions.shape[1]))
+        log_prior = F.log_softmax(outputs.logits, -1)
+        prior_loss = F.nll_loss(log_prior.reshape(-1, 2), actions.reshape(-1))
+        coplayer_loss = F.cross_entropy(
+            outputs.coplayer_logits.reshape(-1, 2), batch["coplayer_actions"].long().reshape(-1)
+        )
+        apply_gradients(optimizer, prior_loss + coplayer_loss, policy, max_grad_norm)
+        totals["prior_loss"] += prior_loss.item()
+        totals["coplayer_loss"] += coplayer_loss.item()
+        totals["entropy"] += -(log_prior.exp() * log_prior).sum(-1).mean().item()
+    return {name: value / max(steps, 1) for name, value in totals.items()}
