@@ -40,6 +40,7 @@ from memory import RunStore, TrainingStore  # noqa: E402
 
 PAPER = {  # Weis, Wołczyk et al. (2026), A2C, Figure 1 and section 3
     "mixed_pool": "learner-vs-learner cooperation 0.9-0.95; vs tabular: cooperation 0.05-0.1, reward ~1.0",
+    "mixed_pool_ppi": "PPI converges to cooperation (Figure 1; trained for 30 phases)",
     "ablation_no_tabular": "collapse to defection (cooperation ~0-0.15)",
     "ablation_identity": "collapse to defection (cooperation ~0-0.15)",
 }
