@@ -196,7 +196,7 @@ def validation_error(source: str, error: ValidationError) -> ScenarioError:
         expected, _, got = rest.partition(", got ")
         return ScenarioError(f"{source}: {field_in_message}", expected=expected, got=got)
     kind, context = first["type"], first.get("ctx", {})
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return ScenarioError(
             f"{source}: {field}", expected="a known field", got=f"unknown field {first['loc'][-1]!r}",
             fix="Check the spelling against the bundled scenarios (`coplay scenarios list`).",

@@ -13,15 +13,13 @@ The bundled ones live in ``scenarios/train/``; ``coplay train NAME`` finds them 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 import agents
 import envs
 from agents.checkpoint import CheckpointRef
-from agents.sequence import SequencePolicyConfig
-from agents.train.config import PPISettings, PPOSettings, TrainConfig
+from agents.train.config import TrainConfig
 from agents.train.experience import LEARNERS
 from agents.train.trainer import LearnerSpec, TrainingSetup
 from coplay.errors import CoplayError, ScenarioError
@@ -52,55 +50,6 @@ class LearnerSection(Strict):
     init: InitSection | None = None
 
 
-class PolicySection(Strict):
-    backbone: Literal["gru", "transformer"] = "gru"
-    hidden_size: int = 128
-    embed_size: int = 32
-    layers: int = 2
-    heads: int = 4
-    context_length: int = 256
-
-
-class PPOSection(Strict):
-    epochs: int = 4
-    minibatches: int = 4
-    clip: float = 0.2
-
-
-class PPISection(Strict):
-    beta: float = 1.0
-    depth: int = 10
-    samples: int = 4
-    pretrain_episodes: int = 16384
-    pretrain_steps: int = 200
-    fit_steps: int = 60
-    minibatch: int = 256
-    recent_phases: int = 0
-
-
-class TrainSection(Strict):
-    """The fields of ``agents.train.config.TrainConfig``, which checks their values."""
-
-    algorithm: Literal["a2c", "ppo", "ppi"] = "a2c"
-    updates: int = 500
-    episodes_per_update: int = 4096
-    policy: PolicySection = PolicySection()
-    learning_rate: float = 1e-3
-    adam_eps: float = 1e-5
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    reward_scale: float = 0.02
-    normalize_advantages: bool = True
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
-    coplayer_coef: float = 1.0
-    max_grad_norm: float = 1.0
-    identity_vector: bool = False
-    ppo: PPOSection | None = None
-    ppi: PPISection | None = None
-    seed: int = Field(default=0, ge=0)
-
-
 class EvaluateSection(Strict):
     against: list[str] = Field(default_factory=list)
     episodes: int = Field(default=256, ge=1)
@@ -113,7 +62,9 @@ class TrainingScenario(Strict):
     agents: dict[str, AgentSection] = Field(default_factory=dict)
     learners: dict[str, LearnerSection] = Field(min_length=1)
     pool: dict[str, float] = Field(min_length=1)
-    train: TrainSection = TrainSection()
+    # The training settings are the dataclass the trainer uses, validated field by field by
+    # pydantic and then by its own checks, so defaults and rules live in one place.
+    train: TrainConfig = TrainConfig()
     evaluate: EvaluateSection = EvaluateSection()
 
     @model_validator(mode="after")
@@ -143,13 +94,7 @@ class TrainingScenario(Strict):
         return self
 
     def config(self) -> TrainConfig:
-        section = self.train.model_dump(exclude={"policy", "ppo", "ppi"})
-        return TrainConfig(
-            **section,
-            policy=SequencePolicyConfig(**self.train.policy.model_dump()),
-            ppo=None if self.train.ppo is None else PPOSettings(**self.train.ppo.model_dump()),
-            ppi=None if self.train.ppi is None else PPISettings(**self.train.ppi.model_dump()),
-        )
+        return self.train
 
     def setup(self) -> TrainingSetup:
         config = self.config()
@@ -205,6 +150,12 @@ def parse(
         scenario = TrainingScenario.model_validate(data)
     except ValidationError as error:
         raise validation_error(source, error) from None
+    except CoplayError as error:  # the settings' own checks, run as pydantic builds them
+        # Policy settings sit under train.policy in the file.
+        where = f"train.{error.where}" if error.where.startswith("policy.") else error.where
+        raise ScenarioError(
+            f"{source}: {where}", expected=error.expected, got=error.got, fix=error.fix
+        ) from None
     if check_files:
         check_agents(scenario.env, scenario.agents, source=source)
         for name, learner in scenario.learners.items():
@@ -214,14 +165,6 @@ def parse(
                     got=repr(learner.init.path),
                     fix="Train one with `coplay train SCENARIO`; it prints where the checkpoint is saved.",
                 )
-    try:
-        scenario.config()
-    except CoplayError as error:
-        # Policy settings sit under train.policy in the file.
-        where = f"train.{error.where}" if error.where.startswith("policy.") else error.where
-        raise ScenarioError(
-            f"{source}: {where}", expected=error.expected, got=error.got, fix=error.fix
-        ) from None
     return scenario
 
 

@@ -92,6 +92,13 @@ class TrainConfig:
                     f"{self.algorithm!r}", got=str(getattr(self, name)),
                     fix=f"Set algorithm: {name}, or remove the {name} section.",
                 )
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError("train.seed", expected="a non-negative integer", got=repr(self.seed))
+        if self.policy.identity_size:
+            raise ConfigError(
+                "train.policy.identity_size", expected="0 (the trainer sizes the identity input)",
+                got=str(self.policy.identity_size), fix="Set train.identity_vector: true instead.",
+            )
         if self.algorithm == "ppi" and self.policy.backbone != "gru":
             raise ConfigError(
                 "train.policy.backbone", expected="gru with algorithm 'ppi'",
