@@ -93,11 +93,8 @@ class TrainingScenario(Strict):
                 )
         return self
 
-    def config(self) -> TrainConfig:
-        return self.train
-
     def setup(self) -> TrainingSetup:
-        config = self.config()
+        config = self.train
         return TrainingSetup(
             game=envs.make_config(self.env.id, **self.env.settings()),
             learners=tuple(

@@ -1,9 +1,9 @@
 """Experience for decentralized training: who plays whom, the batched rollout, advantages.
 
-Both update rules (``a2c.py``, ``ppo.py``) consume what this module produces. Each learner
-sees only its own seat: its observation tokens, its previous action and reward, never who its
-co-player is (unless the identity ablation is on, which appends a description of the co-player
-to every step's input).
+The update rules (``a2c.py``, ``ppo.py``, ``ppi.py``) consume what this module produces. Each
+learner sees only its own seat: its observation tokens, its previous action and reward, never
+who its co-player is (unless the identity ablation is on, which appends a description of the
+co-player to every step's input).
 """
 
 from __future__ import annotations

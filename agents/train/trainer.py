@@ -1,7 +1,7 @@
 """Decentralized training of several sequence-model learners side by side.
 
 Each update: play one batch of episodes (every learner against its pool), then update each
-learner on its own experience with A2C or PPO. A ``Trainer`` owns the learners, their
+learner on its own experience with A2C, PPO or PPI. A ``Trainer`` owns the learners, their
 optimizers and every random stream, and saves all of it in one checkpoint, so a run resumed
 from a checkpoint continues exactly as if it had never stopped. The same file names the
 learners' policies, so a scenario can seat a trained learner as an agent.
