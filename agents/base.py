@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,14 +24,51 @@ class Agent(Protocol):
     """What the runner needs of anything that takes a seat in a game.
 
     ``observations`` and the returned actions have shape (B,), one entry per game.
-    ``hints`` carries per-game behaviors retrieved from memory when a scenario enables it;
-    agents that cannot use them ignore them. An agent may also define
-    ``observe(rewards, active)``, called after every round with (B,) arrays.
+    ``hints`` carries each game's behaviors retrieved from memory when a scenario enables
+    it; agents that cannot use them ignore them. An agent that follows a hint says which in
+    ``hint_used``, a (B,) array of positions in each game's hints (-1: none), after ``act``.
+    An agent may also define ``observe(rewards, active)``, called after every round with
+    (B,) arrays.
     """
 
     def reset(self, num_games: int, rng: np.random.Generator) -> None: ...
 
-    def act(self, observations: np.ndarray, hints: Sequence[object] | None = None) -> np.ndarray: ...
+    def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class HintedBehavior:
+    """A behavior from memory as an agent sees it."""
+
+    behavior_id: int
+    name: str
+    instruction: str
+    kind: str
+    payload: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Hints:
+    """The behaviors retrieved for each of B games this round, best first.
+
+    ``rows`` (B, k) indexes ``behaviors``; -1 where fewer were found. For agents that
+    execute behaviors in bulk, the catalogue arrays have one row per behavior plus a last
+    sentinel row, which ``rows`` of -1 pick: ``executable`` (R + 1,) says whether a behavior
+    can be played (never the sentinel), ``cooperate`` (R + 1, 5) holds a response rule's
+    chance of cooperating per observation token (NaN for other kinds), ``macros``
+    (R + 1, L) an action macro's actions (-1 padding; all -1 for other kinds).
+    """
+
+    rows: np.ndarray
+    behaviors: Sequence[HintedBehavior]
+    executable: np.ndarray
+    cooperate: np.ndarray
+    macros: np.ndarray
+
+    def take(self, games: np.ndarray) -> Hints:
+        """The hints of a subset of the games (for a population's members)."""
+        return Hints(self.rows[games], self.behaviors, self.executable, self.cooperate,
+                     self.macros)
 
 
 @dataclass(frozen=True)

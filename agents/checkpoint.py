@@ -7,13 +7,14 @@ seats one of those learners, frozen, wherever a scenario names an agent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from agents.base import Hints
 from agents.sequence import NO_ACTION, SequencePolicy, SequencePolicyConfig, StepInputs, make_policy
 from agents.train import ppi
 from agents.train.config import PPISettings
@@ -125,7 +126,7 @@ class SequenceAgent:
         self.belief = np.full(num_games, 0.5)
 
     @torch.no_grad()
-    def act(self, observations: np.ndarray, hints: Sequence[object] | None = None) -> np.ndarray:
+    def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
         inputs = StepInputs(
             torch.from_numpy(np.asarray(observations, dtype=np.int64)),
             self._previous_action, self._previous_reward,

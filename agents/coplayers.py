@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.base import AgentContext, register_kind
+from agents.base import AgentContext, Hints, register_kind
 from coplay.errors import ConfigError
 from envs import COOPERATE, DEFECT, START, Payoffs
 
@@ -51,7 +51,7 @@ class MemoryOneAgent:
         else:
             self.game_tables = np.broadcast_to(self.table, (num_games, 5))
 
-    def act(self, observations: np.ndarray, hints: Sequence[object] | None = None) -> np.ndarray:
+    def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
         if self._action_lookup is not None:
             return self._action_lookup[observations]
         if self.sample_uniform:
@@ -70,7 +70,7 @@ class GrimTrigger:
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
         self.triggered = np.zeros(num_games, dtype=bool)
 
-    def act(self, observations: np.ndarray, hints: Sequence[object] | None = None) -> np.ndarray:
+    def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
         self.triggered |= coplayer_defected(observations)
         return self.triggered.astype(np.int64)
 
@@ -84,7 +84,7 @@ class TitForTwoTats:
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
         self.previous_defected = np.zeros(num_games, dtype=bool)
 
-    def act(self, observations: np.ndarray, hints: Sequence[object] | None = None) -> np.ndarray:
+    def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
         defected = coplayer_defected(observations)
         action = (defected & self.previous_defected).astype(np.int64)
         self.previous_defected = defected

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import Agent
+from agents.base import Agent, Hints
 from coplay.errors import ConfigError
 
 
@@ -40,6 +40,7 @@ class Population:
         self.members = list(members)
         self.probabilities = weights / weights.sum()
         self.assignment = np.zeros(0, dtype=np.int64)
+        self.hint_used = np.zeros(0, dtype=np.int64)
         self._games_of: list[np.ndarray] = []
 
     @property
@@ -54,12 +55,16 @@ class Population:
         for member, games, member_rng in zip(self.members, self._games_of, member_rngs):
             member.agent.reset(len(games), member_rng)
 
-    def act(self, observations: np.ndarray, hints: Sequence[object] | None = None) -> np.ndarray:
+    def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
         actions = np.empty(observations.shape[0], dtype=np.int64)
+        self.hint_used = np.full(observations.shape[0], -1, dtype=np.int64)
         for member, games in zip(self.members, self._games_of):
             if games.size:
-                member_hints = None if hints is None else [hints[g] for g in games]
+                member_hints = None if hints is None else hints.take(games)
                 actions[games] = member.agent.act(observations[games], member_hints)
+                used = getattr(member.agent, "hint_used", None)
+                if used is not None:
+                    self.hint_used[games] = used
         return actions
 
     def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:

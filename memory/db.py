@@ -1,13 +1,14 @@
-"""Opening the one SQL database that holds runs (and, later, behaviors and the graph)."""
+"""Opening the one SQL database that holds runs, training curves, behaviors and the graph."""
 
 from __future__ import annotations
 
 import os
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from coplay.errors import StoreError
+from memory import migrations
 from memory.schema import Base
 
 DEFAULT_URL = "sqlite:///coplay.db"
@@ -19,8 +20,10 @@ def default_url() -> str:
     return os.environ.get(URL_ENV_VAR, DEFAULT_URL)
 
 
-def open_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` with coplay's tables created; fails with one clear line."""
+def open_engine(url: str | None = None, *, check_schema: bool = True) -> Engine:
+    """An engine for ``url``, its tables created if the database is new; fails with one
+    clear line if it is unreachable, not a coplay database, or of an older schema
+    (``check_schema=False`` skips that last check, for the upgrade itself)."""
     url = url or default_url()
     try:
         engine = create_engine(url)
@@ -35,9 +38,12 @@ def open_engine(url: str | None = None) -> Engine:
         ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_immediate)
     try:
-        _create_tables(engine)
-        inspect(engine).get_table_names()
+        _prepare(engine, url, check_schema)
+    except StoreError:
+        engine.dispose()
+        raise
     except DBAPIError as error:
         engine.dispose()
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
@@ -47,15 +53,39 @@ def open_engine(url: str | None = None) -> Engine:
     return engine
 
 
-def _create_tables(engine: Engine, attempts: int = 3) -> None:
-    """Create missing tables. Two processes opening a new database at once can both see a
-    table missing and both create it; the loser's error is harmless, so look again."""
+def _prepare(engine: Engine, url: str, check_schema: bool) -> None:
+    tables = set(inspect(engine).get_table_names())
+    if not tables & set(Base.metadata.tables):
+        if tables - {"alembic_version"}:
+            raise StoreError("--db", expected="a coplay database or an empty one",
+                             got=f"a database with other tables: {sorted(tables)[:5]}")
+        _create(engine)
+        return
+    if not check_schema:
+        return
+    with engine.connect() as connection:
+        revision = migrations.revision_of(connection)
+    if revision != migrations.head():
+        raise StoreError(
+            "--db", expected=f"a database at schema revision {migrations.head()}",
+            got=f"revision {revision or 'none (written before coplay used migrations)'}",
+            fix=f"Back it up, then run: coplay db upgrade --db {url}",
+        )
+
+
+def _create(engine: Engine, attempts: int = 3) -> None:
+    """Create every table and stamp the newest revision. Two processes opening a new
+    database at once can both find it empty; the loser's errors are harmless, so look again."""
     for attempt in range(attempts):
         try:
             Base.metadata.create_all(engine)
+            with engine.begin() as connection:
+                if migrations.revision_of(connection) is None:
+                    migrations.stamp(connection)
             return
-        except DBAPIError as error:
-            if "already exists" not in str(error.orig) or attempt == attempts - 1:
+        except (IntegrityError, DBAPIError) as error:
+            harmless = isinstance(error, IntegrityError) or "already exists" in str(error.orig)
+            if not harmless or attempt == attempts - 1:
                 raise
 
 
@@ -67,3 +97,12 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Transactions are begun by ``_begin_immediate`` instead of the driver.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection) -> None:
+    # Take the write lock when a transaction begins: a transaction that first reads and then
+    # writes could otherwise find another writer ahead of it and fail with "database is
+    # locked" at once, without waiting out the busy timeout.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from coplay import __version__
 from coplay.errors import StoreError
+from memory.behaviors import MemoryUsage
 from memory.db import open_engine
 from memory.schema import (
     AgentResultRow,
@@ -77,6 +78,9 @@ class NewRun:
     scenario: dict[str, Any]
     wall_seconds: float
     pairings: list[PairingOutcome]
+    # For a scenario with memory: what it retrieved and used, for the handbook (not stored
+    # with the run).
+    memory_usage: MemoryUsage | None = None
 
 
 @dataclass(frozen=True)

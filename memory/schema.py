@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -142,3 +142,125 @@ class LearningPointRow(Base):
     update: Mapped[int]
     learner: Mapped[str] = mapped_column(String(200))
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
+
+
+# ---- the behavior handbook and the knowledge graph ----------------------------------------
+
+
+class HandbookStateRow(Base):
+    """One row. Every write to the handbook or graph first bumps ``revision`` in its own
+    transaction: that serialises writers on SQLite and PostgreSQL alike, and tells readers in
+    other processes what changed since they last looked (rows carry the revision that last
+    wrote them). ``generation`` changes when rows are deleted, which revisions cannot show."""
+
+    __tablename__ = "handbook_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision: Mapped[int]
+    generation: Mapped[int]
+
+
+class BehaviorRow(Base):
+    """A behavior as it is now: its current version's content, statistics and validity.
+
+    ``valid_to`` is set when the behavior is invalidated or merged into another; it is then
+    kept (readable, exportable) but no longer retrieved.
+    """
+
+    __tablename__ = "behaviors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    instruction: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    trigger: Mapped[dict[str, str]] = mapped_column(JSON)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    embedder: Mapped[str] = mapped_column(String(200))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime | None]
+    invalid_reason: Mapped[str | None] = mapped_column(String(400))
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("behaviors.id", ondelete="SET NULL"))
+    # Episodes in which the behavior was shown to an agent, used by it, and the summed
+    # return per step of those episodes, split by whether it was used.
+    shown: Mapped[int] = mapped_column(default=0)
+    uses: Mapped[int] = mapped_column(default=0)
+    return_used: Mapped[float] = mapped_column(default=0.0)
+    return_unused: Mapped[float] = mapped_column(default=0.0)
+    revision: Mapped[int] = mapped_column(index=True)
+
+
+class BehaviorVersionRow(Base):
+    """Every version a behavior has had, the current one included; old ones stay readable."""
+
+    __tablename__ = "behavior_versions"
+
+    behavior_id: Mapped[int] = mapped_column(
+        ForeignKey("behaviors.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    instruction: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    trigger: Mapped[dict[str, str]] = mapped_column(JSON)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(400))
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime | None]
+
+
+class ProvenanceRow(Base):
+    """Where (part of) a behavior came from; a merged duplicate adds its own row."""
+
+    __tablename__ = "behavior_provenance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    behavior_id: Mapped[int] = mapped_column(
+        ForeignKey("behaviors.id", ondelete="CASCADE"), index=True
+    )
+    extractor: Mapped[str] = mapped_column(String(200))
+    scenario: Mapped[str | None] = mapped_column(String(200))
+    agent: Mapped[str | None] = mapped_column(String(200))
+    run_id: Mapped[int | None]
+    episodes: Mapped[list[int]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class EntityRow(Base):
+    """A node of the knowledge graph: a behavior, scenario, env, co-player type, agent,
+    episode or concept, named by its type and a key unique within the type."""
+
+    __tablename__ = "entities"
+    __table_args__ = (UniqueConstraint("type", "key", name="uq_entities_type_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(400))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    revision: Mapped[int] = mapped_column(index=True)
+
+
+class RelationRow(Base):
+    """A typed, weighted, time-stamped edge between two entities; at most one per type and
+    ordered pair (writing it again updates weight and time)."""
+
+    __tablename__ = "relations"
+    __table_args__ = (
+        UniqueConstraint("source_id", "target_id", "type", name="uq_relations_edge"),
+        Index("ix_relations_target", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    target_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(40))
+    weight: Mapped[float]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    revision: Mapped[int] = mapped_column(index=True)

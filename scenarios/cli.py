@@ -26,6 +26,7 @@ import envs
 from coplay.errors import ConfigError, CoplayError
 from memory import URL_ENV_VAR, RunStore, TrainingStore, default_url
 from scenarios import report, schema
+from scenarios.memory_cli import EmbedderOption, db_app, memory_app, open_handbook
 from scenarios.runner import run as run_scenario
 from scenarios.runner import total_episodes
 
@@ -42,6 +43,8 @@ training_app = typer.Typer(
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(runs_app, name="runs")
 app.add_typer(training_app, name="training")
+app.add_typer(memory_app, name="memory")
+app.add_typer(db_app, name="db")
 
 DbOption = Annotated[str, typer.Option(
     "--db", envvar=URL_ENV_VAR, show_envvar=True,
@@ -62,8 +65,11 @@ def run_command(
     record_trajectories: Annotated[bool, typer.Option(
         "--record-trajectories", help="Also store every episode's joint actions.")] = False,
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
+    embedder: EmbedderOption = "hashing",
 ) -> None:
-    """Play a scenario, print a summary, store the run and plot it."""
+    """Play a scenario, print a summary, store the run and plot it. A scenario with a
+    `memory` section also uses the handbook in the same database, records how its behaviors
+    fared, and (with `memory.extract`) distils the run into new behaviors."""
     scenario = schema.load(scenario_path)
     overrides = {
         key: value for key, value in
@@ -73,18 +79,22 @@ def run_command(
     if overrides:
         scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update=overrides)})
     store = RunStore(db)  # open first: a bad URL should fail before minutes of simulation
+    handbook = open_handbook(db, embedder) if scenario.memory is not None else None
     with Progress(
         TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("episodes"), TimeElapsedColumn(), console=console, transient=False,
     ) as progress:
         task = progress.add_task("run", total=total_episodes(scenario))
         try:
-            result = run_scenario(scenario, on_episodes=lambda n: progress.advance(task, n))
+            result = run_scenario(scenario, handbook=handbook,
+                                  on_episodes=lambda n: progress.advance(task, n))
         except KeyboardInterrupt:
             # Runs are stored only once complete, so an interrupted one leaves no trace.
             print("coplay: interrupted; nothing was stored", file=sys.stderr)
             raise typer.Exit(130) from None
     run_id = store.save(result)
+    if handbook is not None:
+        _update_memory(handbook, scenario, result, run_id)
     pairings = store.pairings(run_id)
     console.print(report.pairing_table(pairings, title=f"run {run_id}: {scenario.name}"))
     console.print(report.role_table(pairings))
@@ -97,6 +107,20 @@ def run_command(
     url = store.engine.url.render_as_string(hide_password=True)
     console.print(f"stored run {run_id} in {url} ({result.wall_seconds:.2f} s of simulation)",
                   soft_wrap=True)
+
+
+def _update_memory(handbook, scenario: schema.Scenario, result, run_id: int) -> None:
+    from memory.extraction import extract_run
+
+    usage = result.memory_usage
+    handbook.record_usage(usage.usages, edges=usage.edges, accumulate_edges=usage.accumulate_edges)
+    line = f"memory: {usage.shown} behaviors shown, {usage.used} used"
+    if scenario.memory.extract:
+        extracted = extract_run(handbook, run_id)
+        new = sum(not r.merged for r in extracted)
+        line += f"; extracted {len(extracted)} ({new} new, {len(extracted) - new} merged)"
+    console.print(line)
+    handbook.close()
 
 
 @app.command("train")

@@ -178,3 +178,49 @@ def _smooth(values: list[float], window: int = 9) -> np.ndarray:
     kernel = np.ones(window) / window
     padded = np.pad(values, window // 2, mode="edge")
     return np.convolve(padded, kernel, mode="valid")
+
+
+ENTITY_COLOURS = {
+    "behavior": "tab:orange", "scenario": "tab:blue", "env": "tab:cyan",
+    "coplayer": "tab:red", "agent": "tab:green", "episode": "tab:gray", "concept": "tab:purple",
+}
+
+
+def knowledge_graph(graph, path: Path, *, title: str, labels: dict[str, str] | None = None) -> Path:
+    """The entities (coloured by type) and relations (labelled by type) of a networkx graph,
+    e.g. the neighbourhood of a behavior."""
+    import networkx as nx
+
+    labels = labels or {}
+    size = max(6.0, min(18.0, 1.2 * graph.number_of_nodes() ** 0.5 + 5))
+    fig, ax = plt.subplots(figsize=(size, size * 0.75))
+    layout = nx.spring_layout(graph, seed=0, k=1.5 / max(graph.number_of_nodes(), 1) ** 0.5)
+    colours = [ENTITY_COLOURS.get(data.get("type"), "tab:gray") for _, data in graph.nodes(data=True)]
+    nx.draw_networkx_nodes(graph, layout, node_color=colours, node_size=500, alpha=0.85, ax=ax)
+    nx.draw_networkx_labels(
+        graph, layout, labels={n: _wrap(labels.get(n, n)) for n in graph.nodes}, font_size=7, ax=ax,
+    )
+    nx.draw_networkx_edges(graph, layout, ax=ax, arrows=True, alpha=0.5,
+                           connectionstyle="arc3,rad=0.08")
+    edge_labels = {(a, b): data["type"] for a, b, data in graph.edges(data=True)}
+    nx.draw_networkx_edge_labels(graph, layout, edge_labels=edge_labels, font_size=6, ax=ax)
+    for kind, colour in ENTITY_COLOURS.items():
+        ax.scatter([], [], color=colour, label=kind)
+    ax.legend(loc="lower left", fontsize=7, frameon=False)
+    ax.set_title(title)
+    ax.axis("off")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _wrap(text: str, width: int = 22) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join([*lines, line][:3])

@@ -16,7 +16,10 @@ import numpy as np
 
 import agents
 import envs
+from coplay.errors import ConfigError
 from memory import EpisodeArrays, NewRun, PairingOutcome, PairingStats
+from memory.handbook import Handbook
+from scenarios.memory_step import BatchMemory, RunMemory
 from scenarios.schema import CrossPlay, FocalPopulation, RoundRobin, Scenario
 
 FOCAL = "focal"
@@ -69,28 +72,36 @@ def play_batch(
     seat_1: agents.Agent | agents.Population,
     num_games: int,
     rng: np.random.Generator,
+    memory: BatchMemory | None = None,
 ) -> BatchLog:
-    """Play ``num_games`` episodes side by side until the longest ends."""
+    """Play ``num_games`` episodes side by side until the longest ends; with ``memory``,
+    every agent that can follow hints gets its retrieved behaviors every round."""
     env_rng, rng_0, rng_1 = rng.spawn(3)
     game = envs.MatrixGameBatch(config, batch_size=num_games)
     observations = game.reset(env_rng)
+    seats = (seat_0, seat_1)
     seat_0.reset(num_games, rng_0)
     seat_1.reset(num_games, rng_1)
-    observers = [getattr(a, "observe", None) for a in (seat_0, seat_1)]
+    observers = [getattr(a, "observe", None) for a in seats]
     # Sequence agents expose ``belief``: their predicted chance that the co-player cooperates.
-    believers = [hasattr(a, "belief") for a in (seat_0, seat_1)]
+    believers = [hasattr(a, "belief") for a in seats]
     rounds = game.max_rounds
     joint_actions = np.empty((rounds, num_games), dtype=np.uint8)
     beliefs = np.full((2, rounds, num_games), np.nan, dtype=np.float32)
     returns = np.zeros((2, num_games))
     actions = np.empty((2, num_games), dtype=np.int64)
     for t in range(rounds):
-        actions[0] = seat_0.act(observations[0])
-        actions[1] = seat_1.act(observations[1])
-        for seat, agent in enumerate((seat_0, seat_1)):
+        for seat, agent in enumerate(seats):
+            if memory is not None and memory.listening[seat]:
+                actions[seat] = agent.act(observations[seat], memory.hints(seat, observations[seat]))
+                memory.record(seat, agent.hint_used)
+            else:
+                actions[seat] = agent.act(observations[seat])
             if believers[seat]:
                 beliefs[seat, t] = agent.belief
         result = game.step(actions)
+        if memory is not None:
+            memory.observe(actions, result.active)
         returns += result.rewards
         joint_actions[t] = actions[0] * 2 + actions[1]
         for seat, observe in enumerate(observers):
@@ -101,12 +112,15 @@ def play_batch(
         seat_1.assignment if isinstance(seat_1, agents.Population)
         else np.zeros(num_games, dtype=np.int64)
     )
+    if memory is not None:
+        memory.finish(returns.T, game.lengths)
     return BatchLog(game.lengths.copy(), returns.T.copy(), joint_actions, coplayer, beliefs)
 
 
 def play_job(
     scenario: Scenario, job: Job, rng: np.random.Generator,
     on_episodes: Callable[[int], None] = lambda n: None,
+    memory: RunMemory | None = None,
 ) -> list[PairingOutcome]:
     """All episodes of one job, split into one pairing per co-player met."""
     config = envs.make_config(scenario.env.id, **scenario.env.settings())
@@ -120,36 +134,63 @@ def play_job(
         ])
     logs = []
     remaining = scenario.run.episodes
+    # In a population seat, which member plays differs by game: its memory context is the
+    # population's.
+    seat_agents = (job.seat_0, job.seat_1[0] if len(job.seat_1) == 1 else BACKGROUND)
+    listening = (follows_hints(seat_0), follows_hints(seat_1))
     for batch_rng in rng.spawn(-(-remaining // scenario.run.batch_size)):
         size = min(remaining, scenario.run.batch_size)
-        logs.append(play_batch(config, seat_0, seat_1, size, batch_rng))
+        batch_memory = (
+            memory.batch(seat_agents, listening, size, config.horizon) if memory else None
+        )
+        logs.append(play_batch(config, seat_0, seat_1, size, batch_rng, batch_memory))
         remaining -= size
         on_episodes(size)
     merged = _merge(logs)
+    keep_trajectories = scenario.run.record_trajectories or bool(
+        scenario.memory and scenario.memory.extract
+    )
     return [
-        _pairing(job, index, merged, scenario.run.record_trajectories)
+        _pairing(job, index, merged, keep_trajectories)
         for index in range(len(job.seat_1))
         if np.any(merged.coplayer == index)
     ]
 
 
 def run(
-    scenario: Scenario, *, on_episodes: Callable[[int], None] = lambda n: None
+    scenario: Scenario, *, handbook: Handbook | None = None,
+    on_episodes: Callable[[int], None] = lambda n: None,
 ) -> NewRun:
-    """Play every job of the scenario; the result is ready for ``memory.RunStore.save``."""
+    """Play every job of the scenario; the result is ready for ``memory.RunStore.save``
+    (and, for a scenario with memory, its ``memory_usage`` for ``handbook.record_usage``)."""
+    if scenario.memory is not None and handbook is None:
+        raise ConfigError("memory", expected="a handbook for a scenario with memory",
+                          got="none", fix="Pass handbook=Handbook.open(URL) to run().")
+    memory = (
+        RunMemory(handbook, scenario.memory, scenario=scenario.name, env_id=scenario.env.id)
+        if scenario.memory is not None and handbook is not None else None
+    )
     start = time.perf_counter()
     all_jobs = jobs(scenario)
     job_rngs = np.random.default_rng(scenario.run.seed).spawn(len(all_jobs))
     pairings = [
         pairing
         for job, job_rng in zip(all_jobs, job_rngs)
-        for pairing in play_job(scenario, job, job_rng, on_episodes)
+        for pairing in play_job(scenario, job, job_rng, on_episodes, memory)
     ]
     return NewRun(
         scenario_name=scenario.name, env_id=scenario.env.id, seed=scenario.run.seed,
         scenario=scenario.model_dump(mode="json"),
         wall_seconds=time.perf_counter() - start, pairings=pairings,
+        memory_usage=memory.usage() if memory else None,
     )
+
+
+def follows_hints(agent: agents.Agent | agents.Population) -> bool:
+    """Whether an agent reports which hints it follows (``hint_used``)."""
+    if isinstance(agent, agents.Population):
+        return any(follows_hints(member.agent) for member in agent.members)
+    return hasattr(agent, "hint_used")
 
 
 def _merge(logs: list[BatchLog]) -> BatchLog:

@@ -87,6 +87,18 @@ class RunSection(Strict):
     record_trajectories: bool = False
 
 
+class MemorySection(Strict):
+    """The behavior handbook in the loop: every agent gets its ``k`` best behaviors at every
+    step (filtered by ``tags`` and ``kinds``), usage statistics are written back, and with
+    ``extract`` the run's episodes are distilled into new behaviors when it ends (which
+    records its trajectories)."""
+
+    k: int = Field(default=3, ge=1, le=20)
+    tags: list[str] = []
+    kinds: list[Literal["text", "response_rule", "action_macro"]] = []
+    extract: bool = False
+
+
 class Scenario(Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -94,6 +106,7 @@ class Scenario(Strict):
     agents: dict[str, AgentSection] = Field(min_length=1)
     matchups: Matchups
     run: RunSection = RunSection()
+    memory: MemorySection | None = None
 
     @model_validator(mode="after")
     def _names_are_defined(self) -> Scenario:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,36 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+POSTGRES_ENV_VAR = "COPLAY_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh, empty PostgreSQL database on the test server (scripts/test.sh starts one and
+    sets $COPLAY_TEST_POSTGRES_URL); dropped afterwards. Skipped when no server is given."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    server = os.environ.get(POSTGRES_ENV_VAR)
+    if not server:
+        pytest.skip(f"no PostgreSQL server: set ${POSTGRES_ENV_VAR} (scripts/test.sh does)")
+    name = f"coplay_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = server.rpartition("/")
+    yield f"{base}/{name}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request, tmp_path: Path) -> str:
+    """The same memory tests on the embedded default and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'memory.db'}"
+    return request.getfixturevalue("postgres_url")

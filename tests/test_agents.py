@@ -11,7 +11,7 @@ import pytest
 
 import agents
 import envs
-from agents import AgentContext, Member, Population
+from agents import AgentContext, Hints, Member, Population
 from coplay.errors import ConfigError, PluginError
 from envs import Payoffs
 
@@ -282,13 +282,15 @@ def test_population_members_see_only_their_own_games():
     assert set(assignment.tolist()) == {0, 1, 2}
     # Distinct per-game values reveal which games each member was handed.
     observations = np.arange(B) % 5 + 10 * np.arange(B)
-    hints = [f"hint-{g}" for g in range(B)]
+    # Each game's hints are one row; a member must get the rows of its own games.
+    rows = np.arange(B)[:, None] * 10 + np.arange(3)
+    hints = Hints(rows, [], np.zeros(1, dtype=bool), np.full((1, 5), np.nan), np.zeros((1, 0)))
     actions = population.act(observations, hints)
     for i, recorder in enumerate(recorders):
         games = np.flatnonzero(assignment == i)
         assert recorder.num_games == games.size
         assert np.array_equal(recorder.seen[-1], observations[games])
-        assert recorder.hints[-1] == [hints[g] for g in games]
+        assert np.array_equal(recorder.hints[-1].rows, rows[games])
         assert np.all(actions[games] == i % 2)
     population.act(observations)
     assert all(r.hints[-1] is None for r in recorders)

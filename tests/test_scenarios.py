@@ -8,6 +8,7 @@ import pytest
 
 import scenarios
 from coplay.errors import ScenarioError
+from memory.handbook import Handbook
 from scenarios.runner import jobs
 
 BUNDLED = scenarios.bundled()
@@ -20,10 +21,11 @@ def test_there_are_at_least_three_bundled_scenarios() -> None:
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
-def test_every_bundled_scenario_loads_and_runs(path) -> None:
+def test_every_bundled_scenario_loads_and_runs(path, db_url) -> None:
     scenario = scenarios.load(path)
     short = scenario.model_copy(update={"run": scenario.run.model_copy(update={"episodes": 6})})
-    result = scenarios.run(short)
+    handbook = Handbook.open(db_url) if scenario.memory is not None else None
+    result = scenarios.run(short, handbook=handbook)
     horizon = scenario.env.horizon
     per_job = {}
     for outcome in result.pairings:
@@ -149,7 +151,7 @@ BAD_INPUTS = {
     "unknown agent kind": (
         BASE.replace("kind: always_defect", "kind: nope"),
         "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'checkpoint', 'extortionate_zd', "
-        "'generous_tit_for_tat', 'grim_trigger', 'memory_one', 'plugin', 'random', 'tit_for_tat', "
+        "'generous_tit_for_tat', 'grim_trigger', 'handbook_follower', 'memory_one', 'plugin', 'random', 'tit_for_tat', "
         "'tit_for_two_tats', 'win_stay_lose_shift'], got 'nope'. Run `coplay agents` to list "
         "agent kinds, or use kind: plugin.",
     ),

@@ -1,0 +1,70 @@
+"""``kind: handbook_follower``: an agent that plays the behaviors memory hands it.
+
+Each round, in each game, it follows the best-ranked hint it can execute (a response rule or
+an action macro) and reports that in ``hint_used``; where no hint is executable it plays its
+fallback strategy. It is how a scenario tests what a handbook has learned.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.base import AgentContext, Hints, register_kind
+from agents.coplayers import MemoryOneAgent
+from coplay.errors import ConfigError
+
+FALLBACKS = {
+    "tit_for_tat": (1.0, 1.0, 0.0, 1.0, 0.0),
+    "cooperate": (1.0,) * 5,
+    "defect": (0.0,) * 5,
+    "random": (0.5,) * 5,
+}
+
+
+class HandbookFollower:
+    def __init__(self, fallback: str = "tit_for_tat") -> None:
+        if fallback not in FALLBACKS:
+            raise ConfigError("fallback", expected=f"one of {sorted(FALLBACKS)}", got=repr(fallback))
+        self._fallback = MemoryOneAgent(np.array(FALLBACKS[fallback]))
+        self._rng = np.random.default_rng()
+        self._round = 0
+        self.hint_used = np.zeros(0, dtype=np.int64)
+
+    def reset(self, num_games: int, rng: np.random.Generator) -> None:
+        fallback_rng, self._rng = rng.spawn(2)
+        self._fallback.reset(num_games, fallback_rng)
+        self._round = 0
+        self.hint_used = np.full(num_games, -1, dtype=np.int64)
+
+    def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
+        actions = self._fallback.act(observations)
+        # One uniform draw per game every round, used or not, keeps the stream aligned.
+        draws = self._rng.random(observations.shape[0])
+        self._round += 1
+        if hints is None or not hints.behaviors:
+            self.hint_used = np.full(observations.shape[0], -1, dtype=np.int64)
+            return actions
+        rows = hints.rows
+        executable = hints.executable[rows]  # (B, k); -1 rows hit the sentinel
+        pick = executable.argmax(axis=1)
+        games = np.arange(rows.shape[0])
+        follows = executable[games, pick]
+        row = rows[games, pick]
+        p_cooperate = hints.cooperate[row, observations]
+        followed = np.where(follows, (draws >= p_cooperate).astype(np.int64), actions)
+        if hints.macros.shape[1]:
+            macro = hints.macros[row]
+            length = np.maximum((macro >= 0).sum(axis=1), 1)
+            macro_action = macro[games, (self._round - 1) % length]
+            followed = np.where(follows & np.isnan(p_cooperate), macro_action, followed)
+        self.hint_used = np.where(follows, pick, -1)
+        return followed
+
+
+@register_kind(
+    "handbook_follower",
+    "Plays the best-ranked executable behavior (response rule or action macro) that memory "
+    "retrieves for it; fallback: tit_for_tat (default), cooperate, defect or random.",
+)
+def build_handbook_follower(context: AgentContext, *, fallback: str = "tit_for_tat") -> HandbookFollower:
+    return HandbookFollower(fallback)

@@ -1,0 +1,549 @@
+"""The in-memory retrieval index over behaviors: lexical, vector and graph rankings fused.
+
+The handbook keeps one ``BehaviorIndex`` consistent with its database and asks it, never SQL,
+at every step of a simulation. One ``search`` call serves a whole batch of contexts:
+
+- **vector**: cosine similarity to the context's embedding. Exact for the most recently
+  added behaviors; an inverted-file (IVF) index of k-means cells for the rest once there are
+  more than ``exact_limit`` of them, probing the ``probes`` cells nearest each query.
+- **lexical**: BM25 over each behavior's name, instruction and tags. Each query keeps its
+  ``query_terms`` rarest words and each word its ``posting_limit`` highest-impact postings
+  (static pruning), which is exact for short, specific contexts.
+- **graph**: behaviors linked to the context's entities (its scenario, env, inferred
+  co-player type...), ranked by the summed weight of those links.
+
+Each ranking keeps its best ``depth`` candidates; reciprocal-rank fusion (RRF) combines them.
+Filters (tags, kinds, validity) apply inside every ranking, before candidates are cut.
+
+Behaviors live in *slots*: an update writes a fresh slot and retires the old one, so the IVF
+cells never hold stale vectors; retired slots are dropped when the IVF is rebuilt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+RRF_K = 60.0
+BM25_K1 = 1.2
+BM25_B = 0.75
+FOREVER = math.inf
+
+
+@dataclass(frozen=True, kw_only=True)
+class Filters:
+    """Which behaviors a retrieval may return.
+
+    ``tags``: every one must be present. ``kinds``: any of them (empty: every kind).
+    ``valid_at``: POSIX seconds; the behavior must have been valid then (default: valid now).
+    ``include_invalid``: ignore validity altogether.
+    """
+
+    tags: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    valid_at: float | None = None
+    include_invalid: bool = False
+
+
+NO_FILTERS = Filters()
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What the index needs of one behavior's current version."""
+
+    behavior_id: int
+    vector: np.ndarray  # (d,) float32, unit length
+    terms: Sequence[str]  # lexical words, repeated as often as they occur
+    kind: str
+    tags: frozenset[str]
+    valid_from: float
+    valid_to: float = FOREVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSettings:
+    depth: int = 20  # candidates each ranking hands to the fusion
+    exact_limit: int = 4096  # vector search stays exact up to this many behaviors
+    probes: int = 12  # IVF cells visited per query
+    query_terms: int = 6
+    posting_limit: int = 64
+    channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # lexical, vector, graph
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "exact_limit", "probes", "query_terms", "posting_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"IndexSettings.{name} must be at least 1")
+
+
+@dataclass
+class _Postings:
+    """A compressed-row table: for key ``i``, ``slots[ptr[i]:ptr[i+1]]`` and their weights,
+    best first."""
+
+    ptr: np.ndarray
+    slots: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass
+class _Ivf:
+    centroids: np.ndarray  # (cells, d)
+    starts: np.ndarray  # (cells + 1,) into the cell-sorted arrays
+    slots: np.ndarray  # (covered,) slot of each cell-sorted row
+    vectors: np.ndarray  # (covered, d) cell-sorted
+    covered: int  # slots [0, covered) are in the IVF; later ones are scanned exactly
+
+
+@dataclass
+class _Slots:
+    """Per-slot columns; a slot whose id is -1 is retired."""
+
+    ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    vectors: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))
+    kinds: list[str] = field(default_factory=list)
+    tags: list[frozenset[str]] = field(default_factory=list)
+    valid_from: np.ndarray = field(default_factory=lambda: np.empty(0))
+    valid_to: np.ndarray = field(default_factory=lambda: np.empty(0))
+    terms: list[dict[int, int]] = field(default_factory=list)  # term id -> count
+    lengths: np.ndarray = field(default_factory=lambda: np.empty(0))
+    count: int = 0
+
+
+class BehaviorIndex:
+    def __init__(self, dimension: int, settings: IndexSettings = IndexSettings()) -> None:
+        self.dimension = dimension
+        self.settings = settings
+        self._slots = _Slots(vectors=np.empty((0, dimension), dtype=np.float32))
+        self._slot_of: dict[int, int] = {}
+        self._links: dict[int, dict[str, float]] = {}  # behavior id -> entity -> weight
+        self._vocabulary: dict[str, int] = {}
+        self._document_frequency = np.zeros(256, dtype=np.int64)  # per term id
+        self._entities: dict[str, int] = {}
+        self._ivf: _Ivf | None = None
+        self._lexical: _Postings | None = None
+        self._graph: _Postings | None = None
+        self._masks: dict[Filters, np.ndarray] = {}
+        self._length_total = 0.0
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def __contains__(self, behavior_id: int) -> bool:
+        return behavior_id in self._slot_of
+
+    def upsert(self, entry: IndexEntry) -> None:
+        if entry.vector.shape != (self.dimension,):
+            raise ValueError(f"vector of shape {entry.vector.shape}, index has {self.dimension}")
+        self._retire(entry.behavior_id)
+        slots = self._slots
+        if slots.count == len(slots.ids):
+            self._grow(max(64, 2 * slots.count))
+        slot = slots.count
+        slots.count += 1
+        counts: dict[int, int] = {}
+        for word in entry.terms:
+            term = self._vocabulary.setdefault(word, len(self._vocabulary))
+            counts[term] = counts.get(term, 0) + 1
+        while len(self._vocabulary) > len(self._document_frequency):
+            self._document_frequency = np.concatenate(
+                [self._document_frequency, np.zeros_like(self._document_frequency)]
+            )
+        self._document_frequency[list(counts)] += 1
+        slots.ids[slot] = entry.behavior_id
+        slots.vectors[slot] = entry.vector
+        slots.kinds.append(entry.kind)
+        slots.tags.append(entry.tags)
+        slots.valid_from[slot] = entry.valid_from
+        slots.valid_to[slot] = entry.valid_to
+        slots.terms.append(counts)
+        slots.lengths[slot] = len(entry.terms)
+        self._length_total += len(entry.terms)
+        self._slot_of[entry.behavior_id] = slot
+        self._changed(lexical=True)
+
+    def set_validity(self, behavior_id: int, valid_to: float) -> None:
+        self._slots.valid_to[self._slot_of[behavior_id]] = valid_to
+        self._masks.clear()
+
+    def set_links(self, behavior_id: int, links: Mapping[str, float]) -> None:
+        """The behavior's graph neighbours (entity keys such as ``coplayer:tit_for_tat``)."""
+        for entity in links:
+            self._entities.setdefault(entity, len(self._entities))
+        self._links[behavior_id] = dict(links)
+        self._graph = None
+
+    def discard(self, behavior_id: int) -> None:
+        self._retire(behavior_id)
+        self._links.pop(behavior_id, None)
+        self._changed(lexical=True)
+
+    def _retire(self, behavior_id: int) -> None:
+        slot = self._slot_of.pop(behavior_id, None)
+        if slot is None:
+            return
+        slots = self._slots
+        slots.ids[slot] = -1
+        self._document_frequency[list(slots.terms[slot])] -= 1
+        self._length_total -= slots.lengths[slot]
+        slots.terms[slot] = {}
+
+    def _grow(self, capacity: int) -> None:
+        slots = self._slots
+        extra = capacity - len(slots.ids)
+        slots.ids = np.concatenate([slots.ids, np.full(extra, -1, dtype=np.int64)])
+        slots.vectors = np.concatenate(
+            [slots.vectors, np.zeros((extra, self.dimension), dtype=np.float32)]
+        )
+        slots.valid_from = np.concatenate([slots.valid_from, np.zeros(extra)])
+        slots.valid_to = np.concatenate([slots.valid_to, np.zeros(extra)])
+        slots.lengths = np.concatenate([slots.lengths, np.zeros(extra)])
+
+    def _changed(self, *, lexical: bool) -> None:
+        self._masks.clear()
+        self._graph = None
+        if lexical:
+            self._lexical = None
+        retired = self._slots.count - len(self._slot_of)
+        covered = self._ivf.covered if self._ivf else 0
+        fresh = self._slots.count - covered
+        if len(self._slot_of) > self.settings.exact_limit and (
+            fresh > max(self.settings.exact_limit, covered // 4) or retired > covered // 4
+        ):
+            self._ivf = None  # rebuilt on the next search
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        terms: Sequence[Sequence[str]],
+        entities: Sequence[Sequence[str]],
+        k: int,
+        filters: Filters = NO_FILTERS,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best behaviors for each of B contexts: ids (B, k), -1 where fewer match,
+        and fused scores (B, k), 0 where fewer match."""
+        batch = len(terms)
+        if not self._slot_of or batch == 0:
+            return np.full((batch, k), -1, dtype=np.int64), np.zeros((batch, k), dtype=np.float32)
+        self._ensure_built()
+        bias = self._mask(filters)
+        depth = max(self.settings.depth, k)
+        rankings = [
+            self._lexical_top(terms, depth, bias),
+            self._vector_top(np.ascontiguousarray(vectors, dtype=np.float32), depth, bias),
+            self._graph_top(entities, depth, bias),
+        ]
+        rank_score = 1.0 / (RRF_K + 1.0 + np.arange(depth, dtype=np.float32))
+        candidates = np.concatenate([slots for slots, _ in rankings], axis=1)
+        contributions = np.concatenate([
+            np.where(slots >= 0, weight * rank_score, 0.0).astype(np.float32)
+            for (slots, _), weight in zip(rankings, self.settings.channel_weights)
+        ], axis=1)
+        slots, fused = _sum_by_slot(candidates, contributions, k)
+        found = slots >= 0
+        ids = np.where(found, self._slots.ids[np.maximum(slots, 0)], -1)
+        return ids, np.where(found, fused, 0.0).astype(np.float32)
+
+    def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` currently valid behaviors most similar to ``vector``: ids and cosines."""
+        if not self._slot_of:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        self._ensure_built(postings=False)
+        slots, scores = self._vector_top(
+            np.asarray(vector, dtype=np.float32)[None], k, self._mask(NO_FILTERS)
+        )
+        keep = slots[0] >= 0
+        return self._slots.ids[slots[0][keep]], scores[0][keep]
+
+    def _ensure_built(self, *, postings: bool = True) -> None:
+        """Rebuild what writes have made stale: the IVF cells (after many additions), and,
+        unless only vectors are needed, the lexical and graph postings."""
+        if len(self._slot_of) > self.settings.exact_limit and self._ivf is None:
+            self._compact()
+            self._ivf = _train_ivf(self._slots.vectors[: self._slots.count])
+        if postings and self._lexical is None:
+            self._lexical = self._build_lexical()
+        if postings and self._graph is None:
+            self._graph = self._build_graph()
+
+    def _mask(self, filters: Filters) -> np.ndarray:
+        """Per slot: 0 where the filters allow it, -inf elsewhere (retired slots included)."""
+        cached = self._masks.get(filters)
+        if cached is not None:
+            return cached
+        slots = self._slots
+        n = slots.count
+        allowed = slots.ids[:n] >= 0
+        if not filters.include_invalid:
+            moment = filters.valid_at
+            if moment is None:
+                allowed &= slots.valid_to[:n] == FOREVER
+            else:
+                allowed &= (slots.valid_from[:n] <= moment) & (moment < slots.valid_to[:n])
+        if filters.kinds:
+            allowed &= np.fromiter((kind in filters.kinds for kind in slots.kinds), bool, n)
+        if filters.tags:
+            allowed &= np.fromiter((filters.tags <= tags for tags in slots.tags), bool, n)
+        mask = np.where(allowed, 0.0, -np.inf).astype(np.float32)
+        self._masks[filters] = mask
+        return mask
+
+    # ---- vector ranking -----------------------------------------------------------------
+
+    def _vector_top(self, queries: np.ndarray, depth: int, bias: np.ndarray):
+        n = self._slots.count
+        ivf = self._ivf
+        covered = ivf.covered if ivf else 0
+        parts = []
+        if ivf is not None:
+            parts.append(_ivf_top(ivf, queries, depth, bias, self.settings.probes))
+        if n > covered:
+            scores = queries @ self._slots.vectors[covered:n].T + bias[covered:n]
+            columns, values = _top(scores, depth)
+            parts.append((np.where(columns >= 0, columns + covered, -1), values))
+        if len(parts) == 1:
+            return parts[0]
+        slots = np.concatenate([p[0] for p in parts], axis=1)
+        columns, values = _top(np.concatenate([p[1] for p in parts], axis=1), depth)
+        return np.where(columns >= 0, np.take_along_axis(slots, np.maximum(columns, 0), 1), -1), values
+
+    # ---- lexical ranking ----------------------------------------------------------------
+
+    def _build_lexical(self) -> _Postings:
+        slots = self._slots
+        live = np.flatnonzero(slots.ids[: slots.count] >= 0)
+        average_length = max(self._length_total / max(len(live), 1), 1.0)
+        term_ids, slot_ids, counts = [], [], []
+        for slot in live:
+            for term, count in slots.terms[slot].items():
+                term_ids.append(term)
+                slot_ids.append(slot)
+                counts.append(count)
+        terms = np.asarray(term_ids, dtype=np.int64)
+        owner = np.asarray(slot_ids, dtype=np.int64)
+        tf = np.asarray(counts, dtype=np.float64)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * slots.lengths[owner] / average_length)
+        impact = tf * (BM25_K1 + 1) / (tf + norm)
+        return _postings(terms, owner, impact, len(self._vocabulary), self.settings.posting_limit)
+
+    def _idf(self) -> np.ndarray:
+        df = self._document_frequency[: len(self._vocabulary)]
+        n = len(self._slot_of)
+        return np.log1p((n - df + 0.5) / (df + 0.5))
+
+    def _lexical_top(self, queries: Sequence[Sequence[str]], depth: int, bias: np.ndarray):
+        owner, terms = _flatten(queries, self._vocabulary)
+        idf = self._idf()
+        # Each query keeps its rarest words: they carry the ranking, and common ones would
+        # only lengthen the scan.
+        unique = np.unique(owner * len(self._vocabulary) + terms)
+        owner, terms = np.divmod(unique, max(len(self._vocabulary), 1))
+        order = np.lexsort((-idf[terms], owner))
+        owner, terms = owner[order], terms[order]
+        rank = np.arange(len(owner)) - np.searchsorted(owner, owner)
+        keep = rank < self.settings.query_terms
+        return _postings_top(self._lexical, owner[keep], terms[keep], idf, len(queries), depth, bias)
+
+    # ---- graph ranking ------------------------------------------------------------------
+
+    def _build_graph(self) -> _Postings:
+        entity_ids, slot_ids, weights = [], [], []
+        for behavior_id, links in self._links.items():
+            slot = self._slot_of.get(behavior_id)
+            if slot is None:
+                continue
+            for entity, weight in links.items():
+                entity_ids.append(self._entities[entity])
+                slot_ids.append(slot)
+                weights.append(weight)
+        return _postings(
+            np.asarray(entity_ids, dtype=np.int64), np.asarray(slot_ids, dtype=np.int64),
+            np.asarray(weights, dtype=np.float64), len(self._entities), self.settings.posting_limit,
+        )
+
+    def _graph_top(self, queries: Sequence[Sequence[str]], depth: int, bias: np.ndarray):
+        owner, keys = _flatten(queries, self._entities)
+        return _postings_top(
+            self._graph, owner, keys, np.ones(len(self._entities)), len(queries), depth, bias
+        )
+
+    # ---- maintenance --------------------------------------------------------------------
+
+    def _compact(self) -> None:
+        """Drop retired slots before an IVF rebuild, so slot numbers stay dense."""
+        slots = self._slots
+        live = np.flatnonzero(slots.ids[: slots.count] >= 0)
+        if len(live) == slots.count:
+            return
+        compacted = _Slots(
+            ids=slots.ids[live].copy(), vectors=slots.vectors[live].copy(),
+            kinds=[slots.kinds[s] for s in live], tags=[slots.tags[s] for s in live],
+            valid_from=slots.valid_from[live].copy(), valid_to=slots.valid_to[live].copy(),
+            terms=[slots.terms[s] for s in live], lengths=slots.lengths[live].copy(),
+            count=len(live),
+        )
+        self._slots = compacted
+        self._slot_of = {int(b): s for s, b in enumerate(compacted.ids)}
+        self._masks.clear()
+        self._lexical = None
+        self._graph = None
+
+
+def _postings(keys, slots, weights, size: int, limit: int) -> _Postings:
+    """Group (key, slot, weight) triples by key, best weight first, at most ``limit`` each."""
+    order = np.lexsort((-weights, keys))
+    keys, slots, weights = keys[order], slots[order], weights[order]
+    starts = np.searchsorted(keys, np.arange(size + 1))
+    rank = np.arange(len(keys)) - starts[keys] if len(keys) else np.empty(0, dtype=np.int64)
+    keep = rank < limit
+    keys, slots, weights = keys[keep], slots[keep], weights[keep]
+    return _Postings(np.searchsorted(keys, np.arange(size + 1)), slots, weights.astype(np.float32))
+
+
+def _flatten(queries: Sequence[Sequence[str]], ids: Mapping[str, int]):
+    """(query, id) pairs for the names each query uses that ``ids`` knows, as two arrays."""
+    known = [[ids[name] for name in names if name in ids] for names in queries]
+    owner = np.repeat(np.arange(len(queries)), [len(k) for k in known])
+    flat = np.fromiter((i for k in known for i in k), dtype=np.int64, count=len(owner))
+    return owner, flat
+
+
+def _postings_top(postings: _Postings, owner: np.ndarray, flat: np.ndarray,
+                  key_weight: np.ndarray, batch: int, depth: int, bias: np.ndarray):
+    """Per query, the allowed slots with the largest summed weight over the postings of its
+    keys (``flat[i]`` belongs to query ``owner[i]``)."""
+    starts, ends = postings.ptr[flat], postings.ptr[flat + 1]
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return _nothing(batch, depth)
+    # Gather every key's postings into one flat array: a ragged gather without a loop.
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+    slots = postings.slots[offsets]
+    weights = postings.weights[offsets] * np.repeat(key_weight[flat], lengths).astype(np.float32)
+    query = np.repeat(owner, lengths)
+    allowed = bias[slots] == 0
+    slots, weights, query = slots[allowed], weights[allowed], query[allowed]
+    if len(slots) == 0:
+        return _nothing(batch, depth)
+    # Lay each query's postings out in one padded row, then add up equal slots within rows.
+    row_lengths = np.bincount(query, minlength=batch)
+    column = np.arange(len(slots)) - np.repeat(np.cumsum(row_lengths) - row_lengths, row_lengths)
+    padded_slots = np.full((batch, int(row_lengths.max())), -1, dtype=np.int64)
+    padded_weights = np.zeros(padded_slots.shape, dtype=np.float32)
+    padded_slots[query, column] = slots
+    padded_weights[query, column] = weights
+    return _sum_by_slot(padded_slots, padded_weights, depth)
+
+
+def _sum_by_slot(slots: np.ndarray, weights: np.ndarray, k: int):
+    """Row-wise: add up the (positive) weights of equal slots, -1 being padding, and keep the
+    ``k`` largest totals, best first: slots (B, k), -1 where a row has fewer, and totals."""
+    batch, width = slots.shape
+    # Sort each row by slot, carrying the weight in the low 32 bits of one integer: numpy's
+    # vectorised integer sort is several times faster than an argsort and a gather.
+    packed = (slots.astype(np.int64) << 32) | weights.astype(np.float32).view(np.uint32)
+    packed.sort(axis=1)
+    ordered = (packed >> 32).ravel()
+    carried = (packed & 0xFFFFFFFF).astype(np.uint32).view(np.float32).ravel()
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    first[::width] = True
+    starts = np.flatnonzero(first)
+    totals = np.full(len(ordered), -np.inf, dtype=np.float32)
+    totals[starts] = np.add.reduceat(carried, starts)
+    totals[ordered < 0] = -np.inf
+    columns, values = _top(totals.reshape(batch, width), k)
+    chosen = np.take_along_axis(ordered.reshape(batch, width), np.maximum(columns, 0), 1)
+    return np.where(columns >= 0, chosen, -1), values
+
+
+def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``k`` largest finite scores, best first: columns (B, k), -1 past the last
+    finite one, and values (-inf there)."""
+    batch, width = scores.shape
+    if width == 0:
+        return np.full((batch, k), -1, dtype=np.int64), np.full((batch, k), -np.inf, np.float32)
+    take = min(k, width)
+    if scores.size > 1_000_000:  # torch's top-k beats numpy's partition on large tables
+        top = torch.from_numpy(scores).topk(take, dim=1)
+        columns, values = top.indices.numpy(), top.values.numpy()
+    else:
+        columns = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < width else (
+            np.broadcast_to(np.arange(width), (batch, width)))
+        values = np.take_along_axis(scores, columns, 1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        columns, values = np.take_along_axis(columns, order, 1), np.take_along_axis(values, order, 1)
+    columns = np.where(np.isfinite(values), columns, -1)
+    if take < k:
+        columns = np.pad(columns, ((0, 0), (0, k - take)), constant_values=-1)
+        values = np.pad(values, ((0, 0), (0, k - take)), constant_values=-np.inf)
+    return columns, values
+
+
+def _nothing(batch: int, depth: int):
+    return np.full((batch, depth), -1, dtype=np.int64), np.full((batch, depth), -np.inf, np.float32)
+
+
+def _train_ivf(vectors: np.ndarray, iterations: int = 8, chunk: int = 16384) -> _Ivf:
+    """Spherical k-means into about sqrt(n) cells, seeded for reproducibility."""
+    data = torch.from_numpy(vectors)
+    n = len(data)
+    cells = max(8, int(math.sqrt(n)))
+    generator = torch.Generator().manual_seed(0)
+    centroids = data[torch.randperm(n, generator=generator)[:cells]].clone()
+
+    def assign() -> torch.Tensor:
+        return torch.cat([(data[i:i + chunk] @ centroids.T).argmax(1) for i in range(0, n, chunk)])
+
+    for _ in range(iterations):
+        cell = assign()
+        sums = torch.zeros_like(centroids).index_add_(0, cell, data)
+        empty = torch.bincount(cell, minlength=cells) == 0
+        sums[empty] = data[torch.randint(n, (int(empty.sum()),), generator=generator)]
+        centroids = sums / sums.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    cell = assign().numpy()
+    order = np.argsort(cell, kind="stable")
+    starts = np.searchsorted(cell[order], np.arange(cells + 1))
+    return _Ivf(centroids.numpy(), starts, order, vectors[order], covered=n)
+
+
+def _ivf_top(ivf: _Ivf, queries: np.ndarray, depth: int, bias: np.ndarray, probes: int):
+    """The best ``depth`` slots per query among the members of its ``probes`` nearest cells."""
+    cells = len(ivf.centroids)
+    probes = min(probes, cells)
+    probe, _ = _top(queries @ ivf.centroids.T, probes)
+    starts = ivf.starts
+    if len(queries) == 1:
+        rows = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in probe[0]])
+        slots = ivf.slots[rows]
+        columns, values = _top((ivf.vectors[rows] @ queries[0] + bias[slots])[None], depth)
+        return np.where(columns >= 0, slots[np.maximum(columns, 0)], -1), values
+    # Many queries: visit each probed cell once with all the queries that probe it, writing
+    # scores into one padded table (query, probe, member) that a single top-k then reads.
+    flat = probe.ravel()
+    pair_order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[pair_order], np.arange(cells + 1))
+    widest = int(np.diff(starts).max())
+    table = np.full((len(flat), widest), -np.inf, dtype=np.float32)
+    for cell in np.flatnonzero(np.diff(bounds)):
+        lo, hi = starts[cell], starts[cell + 1]
+        if hi > lo:
+            pairs = pair_order[bounds[cell]:bounds[cell + 1]]
+            table[pairs, : hi - lo] = (
+                queries[pairs // probes] @ ivf.vectors[lo:hi].T + bias[ivf.slots[lo:hi]]
+            )
+    columns, values = _top(table.reshape(len(queries), probes * widest), depth)
+    # Column c of a query's row is member c % widest of the cell it probed (c // widest)-th.
+    safe = np.maximum(columns, 0)
+    cell_of = np.take_along_axis(probe, safe // widest, 1)
+    rows = np.minimum(starts[cell_of] + safe % widest, len(ivf.slots) - 1)
+    return np.where(columns >= 0, ivf.slots[rows], -1), values

@@ -1,0 +1,46 @@
+"""Schema migrations with alembic. A new database is created at the newest schema and stamped;
+an existing one at an older revision is refused with the command that upgrades it
+(`coplay db upgrade`), never changed behind the user's back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+
+FOLDER = Path(__file__).parent
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(FOLDER))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The newest schema revision this coplay knows."""
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def revision_of(connection: Connection) -> str | None:
+    """The schema revision stamped in the database, None if there is none."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def stamp(connection: Connection) -> None:
+    """Mark a database whose tables were just created from the models as up to date."""
+    command.stamp(_config(connection), "head")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Run the migrations up to ``revision``; returns the revisions before and after."""
+    with engine.begin() as connection:
+        before = revision_of(connection)
+        command.upgrade(_config(connection), revision)
+        return before, revision_of(connection)

@@ -1,0 +1,210 @@
+"""Memory in the loop: the runner hands every hint-following agent its retrieved behaviors
+each round, records what was shown and used, and a run can be distilled into behaviors that
+the next run plays. Then the `coplay memory` and `coplay db` commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine
+
+import scenarios
+from coplay.errors import ConfigError
+from memory import RunStore, migrations
+from memory.behaviors import NewBehavior
+from memory.extraction import coplayer_type, extract_run
+from memory.handbook import Handbook
+from tests.test_cli import coplay
+
+DEFECT_ALWAYS = NewBehavior(
+    name="Defect no matter what", instruction="Defect in every round, whatever happened.",
+    kind="response_rule", payload={"cooperate": {k: 0.0 for k in ("start", "CC", "CD", "DC", "DD")}},
+    trigger={"coplayer": "cooperator"},
+)
+OPEN_WITH_A_PROBE = NewBehavior(
+    name="Probe, then cooperate", instruction="Defect once, then cooperate twice.",
+    kind="action_macro", payload={"actions": [1, 0, 0]},
+)
+SCENARIO = """\
+name: memory-test
+env: {id: coplay/ipd-v0, horizon: 12}
+agents:
+  follower: {kind: handbook_follower}
+  allc: {kind: always_cooperate}
+  tft: {kind: tit_for_tat}
+matchups: {mode: round_robin, players: [follower, allc, tft]}
+run: {episodes: 20, seed: 4, batch_size: 8}
+"""
+
+
+def memory_scenario(extra: str = "memory: {k: 2}\n") -> scenarios.Scenario:
+    return scenarios.parse(SCENARIO + extra, source="memory-test.yaml")
+
+
+def follower_cooperation(result, coplayer: str) -> float:
+    for outcome in result.pairings:
+        if outcome.stats.agents == ("follower", coplayer):
+            return outcome.stats.cooperation_rate(0)
+    raise AssertionError(coplayer)
+
+
+def test_the_follower_plays_the_retrieved_rule_and_its_use_is_counted(db_url) -> None:
+    handbook = Handbook.open(db_url)
+    plain = scenarios.run(memory_scenario(extra=""))
+    assert follower_cooperation(plain, "allc") == 1.0  # tit-for-tat, its fallback
+    handbook.add(DEFECT_ALWAYS)
+    result = scenarios.run(memory_scenario(), handbook=handbook)
+    assert follower_cooperation(result, "allc") == 0.0
+    usage = result.memory_usage
+    # 20 episodes against each of allc and tft; only the follower's seat listens.
+    assert [(u.behavior_id, u.shown, u.uses) for u in usage.usages] == [(1, 40, 40)]
+    assert usage.accumulate_edges == (("behavior:1", "used_in", "scenario:memory-test", 40.0),)
+    handbook.record_usage(usage.usages, edges=usage.edges, accumulate_edges=usage.accumulate_edges)
+    assert handbook.get(1).stats.uses == 40
+
+
+def test_scenario_filters_reach_retrieval_and_macros_are_played(db_url) -> None:
+    handbook = Handbook.open(db_url)
+    handbook.add_many([DEFECT_ALWAYS, OPEN_WITH_A_PROBE])
+    only_macros = scenarios.run(memory_scenario("memory: {k: 2, kinds: [action_macro]}\n"),
+                                handbook=handbook)
+    # Probe, cooperate, cooperate, ...: a third of 12 rounds rounded up are defections.
+    assert follower_cooperation(only_macros, "allc") == pytest.approx(8 / 12)
+    nothing = scenarios.run(memory_scenario("memory: {k: 2, tags: [absent]}\n"), handbook=handbook)
+    assert follower_cooperation(nothing, "allc") == 1.0
+    assert nothing.memory_usage.usages == ()
+
+
+def test_memory_runs_are_deterministic_and_need_a_handbook(db_url) -> None:
+    handbook = Handbook.open(db_url)
+    handbook.add(NewBehavior(
+        name="Mostly cooperate", instruction="Cooperate most of the time.", kind="response_rule",
+        payload={"cooperate": {k: 0.7 for k in ("start", "CC", "CD", "DC", "DD")}},
+    ))
+    first = scenarios.run(memory_scenario(), handbook=handbook)
+    second = scenarios.run(memory_scenario(), handbook=handbook)
+    for a, b in zip(first.pairings, second.pairings):
+        assert np.array_equal(a.episodes.returns, b.episodes.returns)
+    assert 0.5 < follower_cooperation(first, "allc") < 0.9
+    with pytest.raises(ConfigError, match="memory: expected a handbook"):
+        scenarios.run(memory_scenario())
+
+
+def test_a_follower_in_a_background_population_gets_its_own_games_hints(db_url) -> None:
+    handbook = Handbook.open(db_url)
+    handbook.add(DEFECT_ALWAYS)
+    scenario = scenarios.parse("""\
+name: population-memory
+env: {id: coplay/ipd-v0, horizon: 10}
+agents:
+  allc: {kind: always_cooperate}
+  follower: {kind: handbook_follower}
+  tft: {kind: tit_for_tat}
+matchups: {mode: population, focal: [allc], background: [{agent: follower}, {agent: tft}]}
+run: {episodes: 40, seed: 1}
+memory: {k: 1}
+""")
+    result = scenarios.run(scenario, handbook=handbook)
+    by_coplayer = {o.stats.agents[1]: o.stats.cooperation_rate(1) for o in result.pairings}
+    assert by_coplayer == {"follower": 0.0, "tft": 1.0}
+    assert result.memory_usage.usages[0].uses == sum(
+        o.stats.episodes for o in result.pairings if o.stats.agents[1] == "follower")
+
+
+def test_extraction_distils_best_responses_and_merges_repeats(db_url) -> None:
+    handbook = Handbook.open(db_url)
+    store = RunStore(engine=handbook.engine)
+    scenario = memory_scenario("memory: {k: 2, extract: true}\n")
+    first = store.save(scenarios.run(scenario, handbook=handbook))
+    results = extract_run(handbook, first)
+    # The same lesson against several co-players is one behavior with several provenances.
+    new = {r.behavior.id for r in results if not r.merged}
+    assert results and not results[0].merged
+    assert {r.behavior.id for r in results if r.merged} <= new
+    behavior = results[0].behavior
+    assert behavior.kind == "response_rule" and "extracted" in behavior.tags
+    provenance = handbook.provenance(behavior.id)[0]
+    assert provenance.run_id == first and len(provenance.episodes) >= 8
+    assert provenance.extractor == "memory_one_v1"
+    second = store.save(scenarios.run(scenario, handbook=handbook))
+    again = extract_run(handbook, second)
+    assert all(r.merged for r in again)
+    assert {p.run_id for p in handbook.provenance(behavior.id)} == {first, second}
+    assert len(handbook) == len(new)
+    refs = {(r.source, r.type) for r in handbook.graph.relations()}
+    assert (f"behavior:{behavior.id}", "effective_against") in refs
+    assert (f"behavior:{behavior.id}", "derived_from") in refs
+
+
+def test_coplayer_types_from_counts() -> None:
+    cooperations = np.array([10, 0, 5, 5, 1])
+    repeats = np.array([0, 0, 9, 2, 0])
+    assert list(coplayer_type(cooperations, repeats, np.array([10, 10, 10, 10, 1]))) == [
+        1, 2, 3, 4, 0]
+
+
+def test_run_command_updates_memory_and_memory_commands_inspect_it(monkeypatch, capsys, tmp_path, db_url) -> None:
+    path = tmp_path / "memory.yaml"
+    path.write_text(SCENARIO + "memory: {k: 2, extract: true}\n")
+    code, out, err = coplay(monkeypatch, capsys, "run", str(path), "--db", db_url, "--no-plots")
+    assert code == 0, err
+    assert "memory: 0 behaviors shown, 0 used; extracted" in out
+    code, out, err = coplay(monkeypatch, capsys, "run", str(path), "--db", db_url, "--no-plots")
+    assert code == 0, err
+    listed = json.loads(coplay(monkeypatch, capsys, "memory", "list", "--db", db_url, "--json")[1])
+    assert listed and all(b["stats"]["shown"] > 0 for b in listed[:1])
+    first = listed[0]["id"]
+    shown = json.loads(coplay(monkeypatch, capsys, "memory", "show", str(first), "--db", db_url, "--json")[1])
+    assert shown["versions"][0]["version"] == 1
+    assert {p["run_id"] for p in shown["provenance"]} == {1, 2}
+    hits = json.loads(coplay(monkeypatch, capsys, "memory", "search", "co-player cooperates",
+                             "--entity", "coplayer:cooperator", "--db", db_url, "--json")[1])
+    assert hits and hits[0]["score"] > 0
+    code, out, _ = coplay(monkeypatch, capsys, "memory", "graph", "--around", f"behavior:{first}",
+                          "--png", str(tmp_path / "g.png"), "--db", db_url)
+    assert code == 0 and (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    stats = json.loads(coplay(monkeypatch, capsys, "memory", "stats", "--db", db_url, "--json")[1])
+    assert stats["behaviors"] == len(listed) and stats["uses"] > 0
+
+
+def test_memory_commands_add_export_import_invalidate_prune(monkeypatch, capsys, tmp_path, db_url) -> None:
+    code, out, err = coplay(monkeypatch, capsys, "memory", "add", "--db", db_url, "--name", "Probe",
+                            "--instruction", "Defect once to test the co-player.", "--kind",
+                            "action_macro", "--payload", '{"actions": [1, 0]}', "--trigger",
+                            "coplayer:reciprocator", "--tag", "probe")
+    assert (code, out.strip()) == (0, "added behavior 1: Probe"), err
+    exported = tmp_path / "handbook.json"
+    assert coplay(monkeypatch, capsys, "memory", "export", str(exported), "--db", db_url)[0] == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    code, out, _ = coplay(monkeypatch, capsys, "memory", "import", str(exported), "--db", other)
+    assert (code, out.strip()) == (0, f"imported 1 behaviors from {exported}")
+    assert coplay(monkeypatch, capsys, "memory", "invalidate", "1", "--reason", "old", "--db", other)[0] == 0
+    code, out, _ = coplay(monkeypatch, capsys, "memory", "prune", "--db", other)
+    assert (code, out.strip()) == (0, "deleted 1 behaviors: [1]")
+    code, out, err = coplay(monkeypatch, capsys, "memory", "show", "7", "--db", db_url)
+    assert code == 2 and out == ""
+    assert err == ("coplay: error: behavior: expected the id of a stored behavior, got 7. "
+                   "Run `coplay memory list` to see them.\n")
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2")
+    code, _, err = coplay(monkeypatch, capsys, "memory", "import", str(bad), "--db", db_url)
+    assert code == 2 and err.startswith(f"coplay: error: {bad}: expected a coplay handbook export")
+    code, _, err = coplay(monkeypatch, capsys, "memory", "add", "--db", db_url, "--name", "x",
+                          "--instruction", "y", "--kind", "response_rule", "--payload", "{}")
+    assert code == 2 and "payload: expected" in err
+
+
+def test_db_commands_show_and_upgrade_an_old_schema(monkeypatch, capsys, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    migrations.upgrade(engine, "0001")
+    engine.dispose()
+    code, _, err = coplay(monkeypatch, capsys, "memory", "list", "--db", url)
+    assert code == 2 and f"Back it up, then run: coplay db upgrade --db {url}" in err
+    assert coplay(monkeypatch, capsys, "db", "current", "--db", url)[1].strip() == (
+        "schema revision 0001; newest 0002")
+    code, out, _ = coplay(monkeypatch, capsys, "db", "upgrade", "--db", url)
+    assert (code, out.strip()) == (0, "upgraded from revision 0001 to 0002")
+    assert coplay(monkeypatch, capsys, "memory", "list", "--db", url)[0] == 0
