@@ -51,24 +51,32 @@ class HintedBehavior:
 class Hints:
     """The behaviors retrieved for each of B games this round, best first.
 
-    ``rows`` (B, k) indexes ``behaviors``; -1 where fewer were found. For agents that
+    Games in the same situation get the same hints, so they come as a table: game b is in
+    context ``contexts[b]``, and ``table`` (C, k) lists each context's hints as indexes into
+    ``behaviors`` (-1 where fewer were found); ``rows`` gives them per game. For agents that
     execute behaviors in bulk, the catalogue arrays have one row per behavior plus a last
-    sentinel row, which ``rows`` of -1 pick: ``executable`` (R + 1,) says whether a behavior
+    sentinel row, which hints of -1 pick: ``executable`` (R + 1,) says whether a behavior
     can be played (never the sentinel), ``cooperate`` (R + 1, 5) holds a response rule's
     chance of cooperating per observation token (NaN for other kinds), ``macros``
     (R + 1, L) an action macro's actions (-1 padding; all -1 for other kinds).
     """
 
-    rows: np.ndarray
+    contexts: np.ndarray
+    table: np.ndarray
     behaviors: Sequence[HintedBehavior]
     executable: np.ndarray
     cooperate: np.ndarray
     macros: np.ndarray
 
+    @property
+    def rows(self) -> np.ndarray:
+        """(B, k): each game's hints."""
+        return self.table[self.contexts]
+
     def take(self, games: np.ndarray) -> Hints:
         """The hints of a subset of the games (for a population's members)."""
-        return Hints(self.rows[games], self.behaviors, self.executable, self.cooperate,
-                     self.macros)
+        return Hints(self.contexts[games], self.table, self.behaviors, self.executable,
+                     self.cooperate, self.macros)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ class HandbookFollower:
         self._rng = np.random.default_rng()
         self._round = 0
         self.hint_used = np.zeros(0, dtype=np.int64)
+        self._table_key: tuple[int, int] | None = None
+        self._first = np.zeros(0, dtype=np.int64)
 
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
         fallback_rng, self._rng = rng.spawn(2)
@@ -44,21 +46,28 @@ class HandbookFollower:
         if hints is None or not hints.behaviors:
             self.hint_used = np.full(observations.shape[0], -1, dtype=np.int64)
             return actions
-        rows = hints.rows
-        executable = hints.executable[rows]  # (B, k); -1 rows hit the sentinel
-        pick = executable.argmax(axis=1)
-        games = np.arange(rows.shape[0])
-        follows = executable[games, pick]
-        row = rows[games, pick]
+        pick = self._first_executable(hints)[hints.contexts]
+        follows = pick >= 0
+        row = hints.table[hints.contexts, np.maximum(pick, 0)]
         p_cooperate = hints.cooperate[row, observations]
         followed = np.where(follows, (draws >= p_cooperate).astype(np.int64), actions)
         if hints.macros.shape[1]:
             macro = hints.macros[row]
             length = np.maximum((macro >= 0).sum(axis=1), 1)
-            macro_action = macro[games, (self._round - 1) % length]
+            macro_action = macro[np.arange(len(row)), (self._round - 1) % length]
             followed = np.where(follows & np.isnan(p_cooperate), macro_action, followed)
-        self.hint_used = np.where(follows, pick, -1)
+        self.hint_used = pick
         return followed
+
+    def _first_executable(self, hints: Hints) -> np.ndarray:
+        """Per context, the position of its best executable hint, -1 if none: worked out
+        once per table rather than for every game every round."""
+        key = (id(hints.table), id(hints.executable))
+        if key != self._table_key:
+            executable = hints.executable[hints.table]
+            self._first = np.where(executable.any(axis=1), executable.argmax(axis=1), -1)
+            self._table_key = key
+        return self._first
 
 
 @register_kind(

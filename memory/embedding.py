@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from coplay.errors import ConfigError
 
@@ -67,16 +66,20 @@ class HashingEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        owners: list[int] = []
         rows: list[int] = []
+        counts = np.zeros(len(texts), dtype=np.int64)
         for position, text in enumerate(texts):
             found = [self._row(word) for word in words(text)]
             rows.extend(found)
-            owners.extend([position] * len(found))
-        out = torch.zeros((len(texts), self._dimension))
+            counts[position] = len(found)
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        filled = counts > 0
         if rows:
-            out.index_add_(0, torch.tensor(owners), torch.from_numpy(self._vectors)[rows])
-        return torch.nn.functional.normalize(out, dim=1).numpy()
+            # Each text's word vectors are consecutive: one gather, one segmented sum.
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[filled]
+            out[filled] = np.add.reduceat(self._vectors[np.asarray(rows)], starts, axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
 
     def _row(self, word: str) -> int:
         row = self._rows.get(word)

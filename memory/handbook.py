@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -210,22 +211,23 @@ class Handbook:
             ))
             self._indexed_version[row.id] = row.version
 
-    def _write(self, session: Session, *, deleting: bool = False) -> int:
-        """Start a handbook write inside ``session``'s transaction: take the lock, catch up
-        with what other writers committed before it, and return the revision the writes
-        will carry."""
-        revision = next_revision(session, deleting=deleting)
-        generation = current(session)[1]
-        self._catch_up(session, (revision - 1, generation - int(deleting)))
-        return revision
-
-    def _written(self) -> None:
-        """After a commit: pull this process's own writes into the index."""
+    @contextmanager
+    def _writing(self, *, deleting: bool = False) -> Iterator[tuple[Session, int]]:
+        """One handbook write transaction: take the write lock (every process's writers take
+        turns), catch up with what others committed before it, and yield the session and
+        the revision its writes carry. After the commit this process's own writes are pulled
+        into the index; after a failure the index may hold writes that never landed, so it
+        starts over. ``deleting`` tells other processes to reload everything."""
+        try:
+            with Session(self._engine) as session, session.begin():
+                revision = next_revision(session, deleting=deleting)
+                generation = current(session)[1]
+                self._catch_up(session, (revision - 1, generation - int(deleting)))
+                yield session, revision
+        except BaseException:
+            self._forget()
+            raise
         self.sync()
-
-    def _failed(self) -> None:
-        """After a rollback the index may hold writes that never landed: start over."""
-        self._forget()
 
     # ---- writing ----------------------------------------------------------------------------
 
@@ -240,57 +242,51 @@ class Handbook:
             return []
         vectors = self.embedder.embed([new.content() for new in news])
         outcome: list[tuple[int, bool]] = []
-        try:
-            with Session(self._engine) as session, session.begin():
-                revision = self._write(session)
-                moment = now()
-                next_id = (session.scalar(select(func.max(BehaviorRow.id))) or 0) + 1
-                behaviors, versions, provenance, edges, merged = [], [], [], [], set()
-                for new, vector in zip(news, vectors):
-                    duplicate = self._duplicate_of(new, vector)
-                    if duplicate is not None:
-                        merged.add(duplicate)
-                        provenance.append(_provenance_row(duplicate, new.provenance, moment))
-                        outcome.append((duplicate, True))
-                        continue
-                    behavior_id, next_id = next_id, next_id + 1
-                    outcome.append((behavior_id, False))
-                    content = _content(new)
-                    behaviors.append({
-                        "id": behavior_id, "version": 1, **content,
-                        "content_hash": new.content_hash(), "embedder": self.embedder.name,
-                        "embedding": vector.astype(np.float32).tobytes(), "created_at": moment,
-                        "valid_from": moment, "valid_to": None, "invalid_reason": None,
-                        "merged_into": None, "shown": 0, "uses": 0, "return_used": 0.0,
-                        "return_unused": 0.0, "revision": revision,
-                    })
-                    versions.append({"behavior_id": behavior_id, "version": 1, **content,
-                                     "note": "created", "valid_from": moment, "valid_to": None})
-                    provenance.append(_provenance_row(behavior_id, new.provenance, moment))
-                    edges += [(behavior_ref(behavior_id), "applies_to", f"{kind}:{key}", 1.0)
-                              for kind, key in new.trigger.items()]
-                    # Later behaviors of this batch must see this one to be merged into it.
-                    self._hashes[new.content_hash()] = behavior_id
-                    self._index.upsert(IndexEntry(
-                        behavior_id, vector, words(new.text()), new.kind, frozenset(new.tags),
-                        timestamp(moment),
-                    ))
-                    self._indexed_version[behavior_id] = 1
-                if behaviors:
-                    session.execute(insert(BehaviorRow), behaviors)
-                    session.execute(insert(BehaviorVersionRow), versions)
-                    _advance_sequence(session, BehaviorRow)
-                    ensure_entities(session, [behavior_ref(b["id"]) for b in behaviors],
-                                    revision, self._entity_ids)
-                session.execute(insert(ProvenanceRow), provenance)
-                if merged:
-                    session.execute(update(BehaviorRow).where(BehaviorRow.id.in_(merged))
-                                    .values(revision=revision))
-                relate(session, edges, revision, known=self._entity_ids)
-        except BaseException:
-            self._failed()
-            raise
-        self._written()
+        with self._writing() as (session, revision):
+            moment = now()
+            next_id = (session.scalar(select(func.max(BehaviorRow.id))) or 0) + 1
+            behaviors, versions, provenance, edges, merged = [], [], [], [], set()
+            for new, vector in zip(news, vectors):
+                duplicate = self._duplicate_of(new, vector)
+                if duplicate is not None:
+                    merged.add(duplicate)
+                    provenance.append(_provenance_row(duplicate, new.provenance, moment))
+                    outcome.append((duplicate, True))
+                    continue
+                behavior_id, next_id = next_id, next_id + 1
+                outcome.append((behavior_id, False))
+                content = _content(new)
+                behaviors.append({
+                    "id": behavior_id, "version": 1, **content,
+                    "content_hash": new.content_hash(), "embedder": self.embedder.name,
+                    "embedding": vector.astype(np.float32).tobytes(), "created_at": moment,
+                    "valid_from": moment, "valid_to": None, "invalid_reason": None,
+                    "merged_into": None, "shown": 0, "uses": 0, "return_used": 0.0,
+                    "return_unused": 0.0, "revision": revision,
+                })
+                versions.append({"behavior_id": behavior_id, "version": 1, **content,
+                                 "note": "created", "valid_from": moment, "valid_to": None})
+                provenance.append(_provenance_row(behavior_id, new.provenance, moment))
+                edges += [(behavior_ref(behavior_id), "applies_to", f"{kind}:{key}", 1.0)
+                          for kind, key in new.trigger.items()]
+                # Later behaviors of this batch must see this one to be merged into it.
+                self._hashes[new.content_hash()] = behavior_id
+                self._index.upsert(IndexEntry(
+                    behavior_id, vector, words(new.text()), new.kind, frozenset(new.tags),
+                    timestamp(moment),
+                ))
+                self._indexed_version[behavior_id] = 1
+            if behaviors:
+                session.execute(insert(BehaviorRow), behaviors)
+                session.execute(insert(BehaviorVersionRow), versions)
+                _advance_sequence(session, BehaviorRow)
+                ensure_entities(session, [behavior_ref(b["id"]) for b in behaviors],
+                                revision, self._entity_ids)
+            session.execute(insert(ProvenanceRow), provenance)
+            if merged:
+                session.execute(update(BehaviorRow).where(BehaviorRow.id.in_(merged))
+                                .values(revision=revision))
+            relate(session, edges, revision, known=self._entity_ids)
         return [AddResult(self._records[behavior_id], was_merged)
                 for behavior_id, was_merged in outcome]
 
@@ -308,48 +304,42 @@ class Handbook:
              trigger: Mapping[str, str] | None = None, tags: Sequence[str] | None = None,
              note: str = "edited") -> Behavior:
         """Write a new version; the old one stays readable through ``versions``."""
-        try:
-            with Session(self._engine) as session, session.begin():
-                revision = self._write(session)
-                row = self._row(session, behavior_id)
-                if row.valid_to is not None:
-                    raise StoreError("behavior", expected="a valid behavior to edit",
-                                     got=f"behavior {behavior_id}, invalidated: {row.invalid_reason}")
-                new = NewBehavior(
-                    name=row.name if name is None else name,
-                    instruction=row.instruction if instruction is None else instruction,
-                    kind=row.kind if kind is None else kind,
-                    payload=row.payload if payload is None and kind is None else payload,
-                    trigger=row.trigger if trigger is None else dict(trigger),
-                    tags=tuple(row.tags if tags is None else tags),
-                )
-                moment = now()
-                session.execute(update(BehaviorVersionRow).where(
-                    BehaviorVersionRow.behavior_id == behavior_id,
-                    BehaviorVersionRow.version == row.version,
-                ).values(valid_to=moment))
-                content = _content(new)
-                row.version += 1
-                for key, value in content.items():
-                    setattr(row, key, value)
-                row.content_hash = new.content_hash()
-                row.embedder = self.embedder.name
-                row.embedding = self.embedder.embed([new.content()])[0].tobytes()
-                row.revision = revision
-                session.add(BehaviorVersionRow(behavior_id=behavior_id, version=row.version,
-                                               **content, note=note, valid_from=moment,
-                                               valid_to=None))
-                # A trigger entry that was dropped keeps its edge, at weight 0, as history.
-                dropped = set(self._records[behavior_id].trigger.items()) - set(new.trigger.items())
-                relate(session, [
-                    (behavior_ref(behavior_id), "applies_to", f"{kind}:{key}", weight)
-                    for pairs, weight in ((new.trigger.items(), 1.0), (dropped, 0.0))
-                    for kind, key in pairs
-                ], revision, known=self._entity_ids)
-        except BaseException:
-            self._failed()
-            raise
-        self._written()
+        with self._writing() as (session, revision):
+            row = self._row(session, behavior_id)
+            if row.valid_to is not None:
+                raise StoreError("behavior", expected="a valid behavior to edit",
+                                 got=f"behavior {behavior_id}, invalidated: {row.invalid_reason}")
+            new = NewBehavior(
+                name=row.name if name is None else name,
+                instruction=row.instruction if instruction is None else instruction,
+                kind=row.kind if kind is None else kind,
+                payload=row.payload if payload is None and kind is None else payload,
+                trigger=row.trigger if trigger is None else dict(trigger),
+                tags=tuple(row.tags if tags is None else tags),
+            )
+            moment = now()
+            session.execute(update(BehaviorVersionRow).where(
+                BehaviorVersionRow.behavior_id == behavior_id,
+                BehaviorVersionRow.version == row.version,
+            ).values(valid_to=moment))
+            content = _content(new)
+            row.version += 1
+            for key, value in content.items():
+                setattr(row, key, value)
+            row.content_hash = new.content_hash()
+            row.embedder = self.embedder.name
+            row.embedding = self.embedder.embed([new.content()])[0].tobytes()
+            row.revision = revision
+            session.add(BehaviorVersionRow(behavior_id=behavior_id, version=row.version,
+                                           **content, note=note, valid_from=moment,
+                                           valid_to=None))
+            # A trigger entry that was dropped keeps its edge, at weight 0, as history.
+            dropped = set(self._records[behavior_id].trigger.items()) - set(new.trigger.items())
+            relate(session, [
+                (behavior_ref(behavior_id), "applies_to", f"{kind}:{key}", weight)
+                for pairs, weight in ((new.trigger.items(), 1.0), (dropped, 0.0))
+                for kind, key in pairs
+            ], revision, known=self._entity_ids)
         return self._records[behavior_id]
 
     def invalidate(self, behavior_id: int, reason: str) -> Behavior:
@@ -364,40 +354,34 @@ class Handbook:
         return self._invalidate(source_id, f"merged into {into_id}", merged_into=into_id)
 
     def _invalidate(self, behavior_id: int, reason: str, *, merged_into: int | None) -> Behavior:
-        try:
-            with Session(self._engine) as session, session.begin():
-                revision = self._write(session)
-                row = self._row(session, behavior_id)
-                if row.valid_to is not None:
-                    raise StoreError("behavior", expected="a valid behavior",
-                                     got=f"behavior {behavior_id}, already invalid: {row.invalid_reason}")
-                moment = now()
-                row.valid_to, row.invalid_reason, row.revision = moment, reason, revision
-                session.execute(update(BehaviorVersionRow).where(
-                    BehaviorVersionRow.behavior_id == behavior_id,
-                    BehaviorVersionRow.version == row.version,
-                ).values(valid_to=moment))
-                if merged_into is not None:
-                    target = self._row(session, merged_into)
-                    if target.valid_to is not None:
-                        raise StoreError("merge", expected="a valid behavior to merge into",
-                                         got=f"behavior {merged_into}, invalid: {target.invalid_reason}")
-                    row.merged_into = merged_into
-                    target.revision = revision
-                    for source in session.scalars(select(ProvenanceRow).where(
-                            ProvenanceRow.behavior_id == behavior_id)).all():
-                        session.add(ProvenanceRow(
-                            behavior_id=merged_into, extractor=source.extractor,
-                            scenario=source.scenario, agent=source.agent, run_id=source.run_id,
-                            episodes=list(source.episodes), created_at=moment,
-                        ))
-                    relate(session, [(behavior_ref(behavior_id), "merged_into",
-                                      behavior_ref(merged_into), 1.0)], revision,
-                           known=self._entity_ids)
-        except BaseException:
-            self._failed()
-            raise
-        self._written()
+        with self._writing() as (session, revision):
+            row = self._row(session, behavior_id)
+            if row.valid_to is not None:
+                raise StoreError("behavior", expected="a valid behavior",
+                                 got=f"behavior {behavior_id}, already invalid: {row.invalid_reason}")
+            moment = now()
+            row.valid_to, row.invalid_reason, row.revision = moment, reason, revision
+            session.execute(update(BehaviorVersionRow).where(
+                BehaviorVersionRow.behavior_id == behavior_id,
+                BehaviorVersionRow.version == row.version,
+            ).values(valid_to=moment))
+            if merged_into is not None:
+                target = self._row(session, merged_into)
+                if target.valid_to is not None:
+                    raise StoreError("merge", expected="a valid behavior to merge into",
+                                     got=f"behavior {merged_into}, invalid: {target.invalid_reason}")
+                row.merged_into = merged_into
+                target.revision = revision
+                for source in session.scalars(select(ProvenanceRow).where(
+                        ProvenanceRow.behavior_id == behavior_id)).all():
+                    session.add(ProvenanceRow(
+                        behavior_id=merged_into, extractor=source.extractor,
+                        scenario=source.scenario, agent=source.agent, run_id=source.run_id,
+                        episodes=list(source.episodes), created_at=moment,
+                    ))
+                relate(session, [(behavior_ref(behavior_id), "merged_into",
+                                  behavior_ref(merged_into), 1.0)], revision,
+                       known=self._entity_ids)
         return self._records[behavior_id]
 
     def record_usage(self, usages: Sequence[Usage], *,
@@ -415,29 +399,23 @@ class Handbook:
             if unknown:
                 raise StoreError("usage", expected="behaviors in the handbook", got=f"ids {unknown}")
         table = BehaviorRow.__table__
-        try:
-            with Session(self._engine) as session, session.begin():
-                revision = self._write(session)
-                if usages:
-                    session.execute(
-                        update(table).where(table.c.id == bindparam("behavior")).values(
-                            shown=table.c.shown + bindparam("add_shown"),
-                            uses=table.c.uses + bindparam("add_uses"),
-                            return_used=table.c.return_used + bindparam("add_used"),
-                            return_unused=table.c.return_unused + bindparam("add_unused"),
-                            revision=revision,
-                        ),
-                        [{"behavior": u.behavior_id, "add_shown": u.shown, "add_uses": u.uses,
-                          "add_used": u.return_used, "add_unused": u.return_unused}
-                         for u in usages],
-                    )
-                relate(session, list(edges), revision, known=self._entity_ids)
-                relate(session, list(accumulate_edges), revision, accumulate=True,
-                       known=self._entity_ids)
-        except BaseException:
-            self._failed()
-            raise
-        self._written()
+        with self._writing() as (session, revision):
+            if usages:
+                session.execute(
+                    update(table).where(table.c.id == bindparam("behavior")).values(
+                        shown=table.c.shown + bindparam("add_shown"),
+                        uses=table.c.uses + bindparam("add_uses"),
+                        return_used=table.c.return_used + bindparam("add_used"),
+                        return_unused=table.c.return_unused + bindparam("add_unused"),
+                        revision=revision,
+                    ),
+                    [{"behavior": u.behavior_id, "add_shown": u.shown, "add_uses": u.uses,
+                      "add_used": u.return_used, "add_unused": u.return_unused}
+                     for u in usages],
+                )
+            relate(session, list(edges), revision, known=self._entity_ids)
+            relate(session, list(accumulate_edges), revision, accumulate=True,
+                   known=self._entity_ids)
 
     def prune(self, *, invalidated_before: datetime | None = None, dry_run: bool = False) -> list[int]:
         """Delete invalidated behaviors (those invalidated before ``invalidated_before``, if
@@ -445,29 +423,24 @@ class Handbook:
         condition = BehaviorRow.valid_to.is_not(None)
         if invalidated_before is not None:
             condition &= BehaviorRow.valid_to < invalidated_before
-        try:
-            with Session(self._engine) as session, session.begin():
-                doomed = list(session.scalars(select(BehaviorRow.id).where(condition)
-                                              .order_by(BehaviorRow.id)))
-                if not doomed or dry_run:
-                    return doomed
-                self._write(session, deleting=True)
-                keys = [str(i) for i in doomed]
-                entity_ids = select(EntityRow.id).where(EntityRow.type == "behavior",
-                                                        EntityRow.key.in_(keys))
-                session.execute(delete(RelationRow).where(
-                    RelationRow.source_id.in_(entity_ids) | RelationRow.target_id.in_(entity_ids)))
-                session.execute(delete(EntityRow).where(EntityRow.type == "behavior",
-                                                        EntityRow.key.in_(keys)))
-                session.execute(update(BehaviorRow).where(BehaviorRow.merged_into.in_(doomed))
-                                .values(merged_into=None))
-                for table in (ProvenanceRow, BehaviorVersionRow):
-                    session.execute(delete(table).where(table.behavior_id.in_(doomed)))
-                session.execute(delete(BehaviorRow).where(BehaviorRow.id.in_(doomed)))
-        except BaseException:
-            self._failed()
-            raise
-        self._written()
+        query = select(BehaviorRow.id).where(condition).order_by(BehaviorRow.id)
+        if dry_run:
+            with Session(self._engine) as session:
+                return list(session.scalars(query))
+        with self._writing(deleting=True) as (session, _):
+            doomed = list(session.scalars(query))
+            keys = [str(i) for i in doomed]
+            entity_ids = select(EntityRow.id).where(EntityRow.type == "behavior",
+                                                    EntityRow.key.in_(keys))
+            session.execute(delete(RelationRow).where(
+                RelationRow.source_id.in_(entity_ids) | RelationRow.target_id.in_(entity_ids)))
+            session.execute(delete(EntityRow).where(EntityRow.type == "behavior",
+                                                    EntityRow.key.in_(keys)))
+            session.execute(update(BehaviorRow).where(BehaviorRow.merged_into.in_(doomed))
+                            .values(merged_into=None))
+            for table in (ProvenanceRow, BehaviorVersionRow):
+                session.execute(delete(table).where(table.behavior_id.in_(doomed)))
+            session.execute(delete(BehaviorRow).where(BehaviorRow.id.in_(doomed)))
         return doomed
 
     def export(self, path: str | Path) -> int:
@@ -480,14 +453,9 @@ class Handbook:
     def import_file(self, path: str | Path) -> dict[int, int]:
         """Add an exported handbook, checked whole first; returns old id -> new id."""
         document = read_document(path)
-        try:
-            with Session(self._engine) as session, session.begin():
-                mapping = import_document(session, document, self._write(session))
-                _advance_sequence(session, BehaviorRow)
-        except BaseException:
-            self._failed()
-            raise
-        self._written()
+        with self._writing() as (session, revision):
+            mapping = import_document(session, document, revision)
+            _advance_sequence(session, BehaviorRow)
         return mapping
 
     # ---- reading ----------------------------------------------------------------------------

@@ -69,7 +69,7 @@ class IndexEntry:
 class IndexSettings:
     depth: int = 20  # candidates each ranking hands to the fusion
     exact_limit: int = 4096  # vector search stays exact up to this many behaviors
-    probes: int = 12  # IVF cells visited per query
+    probes: int = 8  # IVF cells visited per query
     query_terms: int = 6
     posting_limit: int = 64
     channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # lexical, vector, graph
@@ -128,6 +128,7 @@ class BehaviorIndex:
         self._lexical: _Postings | None = None
         self._graph: _Postings | None = None
         self._masks: dict[Filters, np.ndarray] = {}
+        self._idf_cache: np.ndarray | None = None
         self._length_total = 0.0
 
     # ---- writes -------------------------------------------------------------------------
@@ -210,6 +211,7 @@ class BehaviorIndex:
         self._graph = None
         if lexical:
             self._lexical = None
+            self._idf_cache = None
         retired = self._slots.count - len(self._slot_of)
         covered = self._ivf.covered if self._ivf else 0
         fresh = self._slots.count - covered
@@ -313,7 +315,7 @@ class BehaviorIndex:
             return parts[0]
         slots = np.concatenate([p[0] for p in parts], axis=1)
         columns, values = _top(np.concatenate([p[1] for p in parts], axis=1), depth)
-        return np.where(columns >= 0, np.take_along_axis(slots, np.maximum(columns, 0), 1), -1), values
+        return np.where(columns >= 0, _pick(slots, np.maximum(columns, 0)), -1), values
 
     # ---- lexical ranking ----------------------------------------------------------------
 
@@ -335,13 +337,21 @@ class BehaviorIndex:
         return _postings(terms, owner, impact, len(self._vocabulary), self.settings.posting_limit)
 
     def _idf(self) -> np.ndarray:
-        df = self._document_frequency[: len(self._vocabulary)]
-        n = len(self._slot_of)
-        return np.log1p((n - df + 0.5) / (df + 0.5))
+        if self._idf_cache is None:
+            df = self._document_frequency[: len(self._vocabulary)]
+            n = len(self._slot_of)
+            self._idf_cache = np.log1p((n - df + 0.5) / (df + 0.5))
+        return self._idf_cache
 
     def _lexical_top(self, queries: Sequence[Sequence[str]], depth: int, bias: np.ndarray):
-        owner, terms = _flatten(queries, self._vocabulary)
         idf = self._idf()
+        if len(queries) == 1:  # one query: choose its words without array bookkeeping
+            known = sorted({self._vocabulary[w] for w in queries[0] if w in self._vocabulary})
+            rarest = sorted(known, key=lambda term: -idf[term])[: self.settings.query_terms]
+            keys = np.asarray(rarest, dtype=np.int64)
+            return _postings_top(self._lexical, np.zeros(len(keys), dtype=np.int64), keys, idf,
+                                 1, depth, bias)
+        owner, terms = _flatten(queries, self._vocabulary)
         # Each query keeps its rarest words: they carry the ranking, and common ones would
         # only lengthen the scan.
         unique = np.unique(owner * len(self._vocabulary) + terms)
@@ -421,6 +431,14 @@ def _postings_top(postings: _Postings, owner: np.ndarray, flat: np.ndarray,
     """Per query, the allowed slots with the largest summed weight over the postings of its
     keys (``flat[i]`` belongs to query ``owner[i]``)."""
     starts, ends = postings.ptr[flat], postings.ptr[flat + 1]
+    if batch == 1:  # one query: gather its few posting lists directly
+        if not len(flat):
+            return _nothing(1, depth)
+        slots = np.concatenate([postings.slots[a:b] for a, b in zip(starts, ends)])
+        weights = np.concatenate([postings.weights[a:b] * np.float32(key_weight[key])
+                                  for a, b, key in zip(starts, ends, flat)])
+        allowed = bias[slots] == 0
+        return _sum_by_slot(slots[allowed][None], weights[allowed][None], depth)
     lengths = ends - starts
     total = int(lengths.sum())
     if total == 0:
@@ -446,8 +464,17 @@ def _postings_top(postings: _Postings, owner: np.ndarray, flat: np.ndarray,
 
 def _sum_by_slot(slots: np.ndarray, weights: np.ndarray, k: int):
     """Row-wise: add up the (positive) weights of equal slots, -1 being padding, and keep the
-    ``k`` largest totals, best first: slots (B, k), -1 where a row has fewer, and totals."""
+    ``k`` largest totals, best first (ties: lower slot first): slots (B, k), -1 where a row
+    has fewer, and the totals."""
     batch, width = slots.shape
+    if batch == 1:  # one query: fewer, cheaper calls
+        row = slots[0]
+        present = row >= 0
+        unique, inverse = np.unique(row[present], return_inverse=True)
+        totals = np.bincount(inverse, weights=weights[0][present].astype(np.float64),
+                             minlength=len(unique)).astype(np.float32)
+        columns, values = _top(totals[None], k)
+        return np.where(columns >= 0, unique[np.maximum(columns, 0)] if len(unique) else -1, -1), values
     # Sort each row by slot, carrying the weight in the low 32 bits of one integer: numpy's
     # vectorised integer sort is several times faster than an argsort and a gather.
     packed = (slots.astype(np.int64) << 32) | weights.astype(np.float32).view(np.uint32)
@@ -459,34 +486,50 @@ def _sum_by_slot(slots: np.ndarray, weights: np.ndarray, k: int):
     first[::width] = True
     starts = np.flatnonzero(first)
     totals = np.full(len(ordered), -np.inf, dtype=np.float32)
-    totals[starts] = np.add.reduceat(carried, starts)
+    totals[starts] = np.add.reduceat(carried.astype(np.float64), starts)
     totals[ordered < 0] = -np.inf
     columns, values = _top(totals.reshape(batch, width), k)
-    chosen = np.take_along_axis(ordered.reshape(batch, width), np.maximum(columns, 0), 1)
+    chosen = _pick(ordered.reshape(batch, width), np.maximum(columns, 0))
     return np.where(columns >= 0, chosen, -1), values
 
 
-def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top(scores: np.ndarray, k: int, *, exact_ties: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise ``k`` largest finite scores, best first: columns (B, k), -1 past the last
-    finite one, and values (-inf there)."""
+    finite one, and values (-inf there). Ties go to the lower column; ``exact_ties=False``
+    skips that for large tables of similarities, whose ties are coincidences."""
     batch, width = scores.shape
     if width == 0:
         return np.full((batch, k), -1, dtype=np.int64), np.full((batch, k), -np.inf, np.float32)
     take = min(k, width)
-    if scores.size > 1_000_000:  # torch's top-k beats numpy's partition on large tables
-        top = torch.from_numpy(scores).topk(take, dim=1)
-        columns, values = top.indices.numpy(), top.values.numpy()
+    # A tiny penalty per column makes every method break ties the same way.
+    key = scores.astype(np.float64) - np.arange(width) * 1e-12 if exact_ties else scores
+    if batch == 1:  # one row: the same selection without two-dimensional indexing
+        row = key[0]
+        part = np.argpartition(-row, take - 1)[:take] if take < width else np.arange(width)
+        columns = part[np.argsort(-row[part])][None]
+        values = scores[0][columns[0]][None]
+        return _finish_top(columns, values, take, k)
+    if key.size > 65536:  # torch's top-k beats numpy's partition on large tables
+        columns = torch.from_numpy(key).topk(take, dim=1).indices.numpy()
+    elif take < width:
+        columns = np.argpartition(-key, take - 1, axis=1)[:, :take]
+        columns = _pick(columns, np.argsort(-_pick(key, columns), axis=1))
     else:
-        columns = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < width else (
-            np.broadcast_to(np.arange(width), (batch, width)))
-        values = np.take_along_axis(scores, columns, 1)
-        order = np.argsort(-values, axis=1, kind="stable")
-        columns, values = np.take_along_axis(columns, order, 1), np.take_along_axis(values, order, 1)
+        columns = np.argsort(-key, axis=1)
+    return _finish_top(columns, _pick(scores, columns), take, k)
+
+
+def _finish_top(columns: np.ndarray, values: np.ndarray, take: int, k: int):
     columns = np.where(np.isfinite(values), columns, -1)
     if take < k:
         columns = np.pad(columns, ((0, 0), (0, k - take)), constant_values=-1)
         values = np.pad(values, ((0, 0), (0, k - take)), constant_values=-np.inf)
     return columns, values
+
+
+def _pick(table: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``table[b, columns[b, j]]`` for every row b: take_along_axis without its checks."""
+    return table[np.arange(len(table))[:, None], columns]
 
 
 def _nothing(batch: int, depth: int):
@@ -522,10 +565,11 @@ def _ivf_top(ivf: _Ivf, queries: np.ndarray, depth: int, bias: np.ndarray, probe
     probes = min(probes, cells)
     probe, _ = _top(queries @ ivf.centroids.T, probes)
     starts = ivf.starts
-    if len(queries) == 1:
-        rows = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in probe[0]])
-        slots = ivf.slots[rows]
-        columns, values = _top((ivf.vectors[rows] @ queries[0] + bias[slots])[None], depth)
+    if len(queries) == 1:  # score each probed cell's contiguous block in place
+        blocks = [(starts[c], starts[c + 1]) for c in probe[0]]
+        slots = np.concatenate([ivf.slots[a:b] for a, b in blocks])
+        scores = np.concatenate([ivf.vectors[a:b] @ queries[0] for a, b in blocks]) + bias[slots]
+        columns, values = _top(scores[None], depth)
         return np.where(columns >= 0, slots[np.maximum(columns, 0)], -1), values
     # Many queries: visit each probed cell once with all the queries that probe it, writing
     # scores into one padded table (query, probe, member) that a single top-k then reads.
@@ -541,9 +585,9 @@ def _ivf_top(ivf: _Ivf, queries: np.ndarray, depth: int, bias: np.ndarray, probe
             table[pairs, : hi - lo] = (
                 queries[pairs // probes] @ ivf.vectors[lo:hi].T + bias[ivf.slots[lo:hi]]
             )
-    columns, values = _top(table.reshape(len(queries), probes * widest), depth)
+    columns, values = _top(table.reshape(len(queries), probes * widest), depth, exact_ties=False)
     # Column c of a query's row is member c % widest of the cell it probed (c // widest)-th.
     safe = np.maximum(columns, 0)
-    cell_of = np.take_along_axis(probe, safe // widest, 1)
+    cell_of = _pick(probe, safe // widest)
     rows = np.minimum(starts[cell_of] + safe % widest, len(ivf.slots) - 1)
     return np.where(columns >= 0, ivf.slots[rows], -1), values

@@ -11,6 +11,7 @@ round then looks its games' contexts up in that table with a few array operation
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -36,12 +37,30 @@ LAST_ROUND = (
 CONTEXTS = len(COPLAYER_TYPES) * len(LAST_ROUND) * len(PHASES)
 
 
-def context_code(kind: np.ndarray, token: np.ndarray, phase: int) -> np.ndarray:
-    return (kind * len(LAST_ROUND) + token) * len(PHASES) + phase
+TABLED_ROUNDS = 128  # rounds whose context codes come from a lookup table
+
+
+def phase_of(round_index: int, horizon: int) -> int:
+    if round_index < PHASE_ROUNDS:
+        return 0
+    return 2 if round_index >= horizon - PHASE_ROUNDS else 1
+
+
+@functools.lru_cache(maxsize=4 * TABLED_ROUNDS)
+def code_base(round_index: int, horizon: int) -> np.ndarray:
+    """Context codes without the last-round token, indexed [cooperations, repeats] of the
+    co-player so far: one lookup per round replaces classifying every game's co-player
+    anew. Read-only; shared by every run."""
+    counts = np.arange(round_index + 1)
+    kind = coplayer_type(counts[:, None], counts[None, :], round_index)
+    table = kind * len(LAST_ROUND) * len(PHASES) + phase_of(round_index, horizon)
+    table.flags.writeable = False
+    return table
 
 
 def contexts_for(agent: str, scenario: str, env_id: str) -> list[Context]:
-    """Every context an agent can be in, in ``context_code`` order."""
+    """Every context an agent can be in, in code order: (co-player type * 5 + last-round
+    token) * 3 + phase."""
     found = []
     for kind in COPLAYER_TYPES:
         for last in LAST_ROUND:
@@ -95,7 +114,8 @@ class RunMemory:
             self._table(agent) if listens else np.full((CONTEXTS, self.section.k), -1)
             for agent, listens in zip(seat_agents, listening)
         ]
-        hints_of = [self._rows(ids) for ids in tables]
+        # A last row of no hints for the games that have already ended.
+        hints_of = [np.vstack([self._rows(ids), np.full((1, self.section.k), -1)]) for ids in tables]
         return BatchMemory(self, tables, hints_of, listening, num_games, horizon)
 
     def _table(self, agent: str) -> np.ndarray:
@@ -139,8 +159,9 @@ class RunMemory:
             [self._executable[:-1], [record.kind in ("response_rule", "action_macro"), False]]
         )
 
-    def hints(self, rows: np.ndarray) -> Hints:
-        return Hints(rows, self._behaviors, self._executable, self._cooperate, self._macros)
+    def hints(self, contexts: np.ndarray, table: np.ndarray) -> Hints:
+        return Hints(contexts, table, self._behaviors, self._executable, self._cooperate,
+                     self._macros)
 
     def add(self, seat_ids: np.ndarray, shown: np.ndarray, used: np.ndarray,
             per_step: np.ndarray, kinds: np.ndarray) -> None:
@@ -185,24 +206,27 @@ class RunMemory:
 
 
 class BatchMemory:
-    """One batch of B games: per seat, what each game's agent has seen of its co-player,
-    which contexts it met and which hints it used. Every round costs a few array operations
-    per seat: this is the simulation's hot path."""
+    """One batch of B games: per listening seat, what each game's agent has seen of its
+    co-player, which contexts it met and which hints it used. Every round costs a few array
+    operations per listening seat: this is the simulation's hot path."""
 
     def __init__(self, run: RunMemory, tables: list[np.ndarray], rows: list[np.ndarray],
                  listening: tuple[bool, bool], num_games: int, horizon: int) -> None:
         self._run = run
         self.listening = listening
+        self._seats = [seat for seat in (0, 1) if listening[seat]]
         self._ids = tables
         self._rows = rows
         self._horizon = horizon
         self._round = 0
-        k = tables[0].shape[1]
-        # Column CONTEXTS collects games that have already ended.
+        self._k = tables[0].shape[1]
+        # One column past the contexts (and past the hint positions) collects what should
+        # not count: games that have ended, rounds without a followed hint.
         self._seen = [np.zeros((num_games, CONTEXTS + 1), dtype=bool) for _ in (0, 1)]
-        self._used = [np.zeros((num_games, (CONTEXTS + 1) * k), dtype=bool) for _ in (0, 1)]
+        self._used = [np.zeros((num_games, CONTEXTS * self._k + 1), dtype=bool) for _ in (0, 1)]
+        self._seen_offsets = np.arange(num_games) * (CONTEXTS + 1)
+        self._used_offsets = np.arange(num_games) * (CONTEXTS * self._k + 1)
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
-        self._seen_offsets = self._games_offsets(num_games, CONTEXTS + 1)
         # What each seat has seen its co-player do: cooperations, repeats of the seat's own
         # previous action; and the seat's own last action.
         self._cooperations = np.zeros((2, num_games), dtype=np.int64)
@@ -210,45 +234,41 @@ class BatchMemory:
         self._previous = np.zeros((2, num_games), dtype=np.int64)
         self._active = np.ones(num_games, dtype=bool)
         self._all_active = True
-        self._games = np.arange(num_games)
-
-    @staticmethod
-    def _games_offsets(num_games: int, width: int) -> np.ndarray:
-        return np.arange(num_games) * width
 
     def hints(self, seat: int, observations: np.ndarray) -> Hints:
         t = self._round
-        phase = 0 if t < PHASE_ROUNDS else 2 if t >= self._horizon - PHASE_ROUNDS else 1
-        kind = coplayer_type(self._cooperations[seat], self._repeats[seat], t)
-        codes = (kind * len(LAST_ROUND) + observations) * len(PHASES) + phase
+        if t <= TABLED_ROUNDS:
+            codes = code_base(t, self._horizon)[self._cooperations[seat], self._repeats[seat]]
+        else:  # long games: classify directly rather than keep ever larger tables
+            kind = coplayer_type(self._cooperations[seat], self._repeats[seat], t)
+            codes = kind * len(LAST_ROUND) * len(PHASES) + phase_of(t, self._horizon)
+        codes += observations * len(PHASES)
         if not self._all_active:
             codes = np.where(self._active, codes, CONTEXTS)
         self._codes[seat] = codes
         self._seen[seat].ravel()[self._seen_offsets + codes] = True
-        return self._run.hints(self._rows[seat][np.minimum(codes, CONTEXTS - 1)])
+        return self._run.hints(codes, self._rows[seat])
 
-    def record(self, seat: int, hint_used: np.ndarray | None) -> None:
-        if hint_used is None:
-            return
-        k = self._rows[seat].shape[1]
-        used = hint_used >= 0
-        self._used[seat][self._games[used], self._codes[seat][used] * k + hint_used[used]] = True
+    def record(self, seat: int, hint_used: np.ndarray) -> None:
+        position = self._codes[seat] * self._k + hint_used
+        position = np.where((hint_used >= 0) & (self._codes[seat] < CONTEXTS), position,
+                            CONTEXTS * self._k)
+        self._used[seat].ravel()[self._used_offsets + position] = True
 
     def observe(self, actions: np.ndarray, active: np.ndarray) -> None:
         """After a round: ``actions`` (2, B), ``active`` the games still running after it."""
-        for seat in (0, 1):
+        for seat in self._seats:
             theirs = actions[1 - seat]
             cooperated = theirs == 0
-            repeated = theirs == self._previous[seat] if self._round else None
+            repeated = theirs == self._previous[seat]
             if not self._all_active:
                 cooperated &= self._active
-                if repeated is not None:
-                    repeated &= self._active
+                repeated &= self._active
             self._cooperations[seat] += cooperated
-            if repeated is not None:
+            if self._round:
                 self._repeats[seat] += repeated
-        self._previous = actions.copy() if self._all_active else np.where(
-            self._active, actions, self._previous)
+            self._previous[seat] = actions[seat] if self._all_active else np.where(
+                self._active, actions[seat], self._previous[seat])
         self._round += 1
         self._active = active
         self._all_active = bool(active.all())
@@ -264,10 +284,11 @@ class BatchMemory:
             k = ids.shape[1]
             # (context, hint position) -> behavior column, so that the episodes' sets of
             # contexts become sets of behaviors by one matrix product.
-            member = np.zeros(((CONTEXTS + 1) * k, len(behavior_ids)), dtype=np.float32)
+            member = np.zeros((CONTEXTS * k + 1, len(behavior_ids)), dtype=np.float32)
             present = np.flatnonzero((ids >= 0).ravel())
             member[present, np.searchsorted(behavior_ids, ids.ravel()[present])] = 1.0
-            by_context = member.reshape(CONTEXTS + 1, k, -1).max(axis=1)
+            by_context = np.vstack([member[:-1].reshape(CONTEXTS, k, -1).max(axis=1),
+                                    np.zeros((1, len(behavior_ids)), dtype=np.float32)])
             shown = (self._seen[seat].astype(np.float32) @ by_context) > 0
             used = (self._used[seat].astype(np.float32) @ member) > 0
             kinds = coplayer_type(self._cooperations[seat], self._repeats[seat], lengths)

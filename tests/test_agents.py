@@ -282,9 +282,11 @@ def test_population_members_see_only_their_own_games():
     assert set(assignment.tolist()) == {0, 1, 2}
     # Distinct per-game values reveal which games each member was handed.
     observations = np.arange(B) % 5 + 10 * np.arange(B)
-    # Each game's hints are one row; a member must get the rows of its own games.
-    rows = np.arange(B)[:, None] * 10 + np.arange(3)
-    hints = Hints(rows, [], np.zeros(1, dtype=bool), np.full((1, 5), np.nan), np.zeros((1, 0)))
+    # Each game is in its own context here; a member must get its own games' hints.
+    table = np.arange(B)[:, None] * 10 + np.arange(3)
+    hints = Hints(np.arange(B), table, [], np.zeros(1, dtype=bool), np.full((1, 5), np.nan),
+                  np.zeros((1, 0)))
+    rows = hints.rows
     actions = population.act(observations, hints)
     for i, recorder in enumerate(recorders):
         games = np.flatnonzero(assignment == i)
