@@ -29,7 +29,8 @@ class HandbookFollower:
         self._rng = np.random.default_rng()
         self._round = 0
         self.hint_used = np.zeros(0, dtype=np.int64)
-        self._table_key: tuple[int, int] | None = None
+        self._table: np.ndarray | None = None
+        self._executable: np.ndarray | None = None
         self._first = np.zeros(0, dtype=np.int64)
 
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
@@ -62,11 +63,11 @@ class HandbookFollower:
     def _first_executable(self, hints: Hints) -> np.ndarray:
         """Per context, the position of its best executable hint, -1 if none: worked out
         once per table rather than for every game every round."""
-        key = (id(hints.table), id(hints.executable))
-        if key != self._table_key:
+        # Kept by reference (not id), so that a new table can never pass for the old one.
+        if self._table is not hints.table or self._executable is not hints.executable:
             executable = hints.executable[hints.table]
             self._first = np.where(executable.any(axis=1), executable.argmax(axis=1), -1)
-            self._table_key = key
+            self._table, self._executable = hints.table, hints.executable
         return self._first
 
 

@@ -35,8 +35,6 @@ LAST_ROUND = (
     "we both defected",
 )
 CONTEXTS = len(COPLAYER_TYPES) * len(LAST_ROUND) * len(PHASES)
-
-
 TABLED_ROUNDS = 128  # rounds whose context codes come from a lookup table
 
 
