@@ -212,13 +212,6 @@ class BehaviorIndex:
         if lexical:
             self._lexical = None
             self._idf_cache = None
-        retired = self._slots.count - len(self._slot_of)
-        covered = self._ivf.covered if self._ivf else 0
-        fresh = self._slots.count - covered
-        if len(self._slot_of) > self.settings.exact_limit and (
-            fresh > max(self.settings.exact_limit, covered // 4) or retired > covered // 4
-        ):
-            self._ivf = None  # rebuilt on the next search
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -243,16 +236,40 @@ class BehaviorIndex:
             self._vector_top(np.ascontiguousarray(vectors, dtype=np.float32), depth, bias),
             self._graph_top(entities, depth, bias),
         ]
-        rank_score = 1.0 / (RRF_K + 1.0 + np.arange(depth, dtype=np.float32))
+        shares = self._rank_shares(depth)
+        if batch == 1:
+            return self._fuse_one([slots[0].tolist() for slots, _ in rankings], shares, k)
         candidates = np.concatenate([slots for slots, _ in rankings], axis=1)
         contributions = np.concatenate([
-            np.where(slots >= 0, weight * rank_score, 0.0).astype(np.float32)
-            for (slots, _), weight in zip(rankings, self.settings.channel_weights)
+            np.where(slots >= 0, share, 0.0).astype(np.float32)
+            for (slots, _), share in zip(rankings, shares)
         ], axis=1)
         slots, fused = _sum_by_slot(candidates, contributions, k)
         found = slots >= 0
         ids = np.where(found, self._slots.ids[np.maximum(slots, 0)], -1)
         return ids, np.where(found, fused, 0.0).astype(np.float32)
+
+    def _rank_shares(self, depth: int) -> np.ndarray:
+        """Each ranking's reciprocal-rank share by rank: (3, depth) float32."""
+        ranks = np.arange(depth, dtype=np.float32)
+        weights = np.asarray(self.settings.channel_weights, dtype=np.float32)[:, None]
+        return (weights / (np.float32(RRF_K + 1.0) + ranks)).astype(np.float32)
+
+    def _fuse_one(self, rankings: list[list[int]], shares: np.ndarray, k: int):
+        """The fusion for one query, in plain Python: a few dozen candidates, so dictionary
+        arithmetic beats array calls. Same shares, same ties (lower slot first)."""
+        totals: dict[int, float] = {}
+        for slots, share in zip(rankings, shares.tolist()):
+            for rank, slot in enumerate(slots):
+                if slot >= 0:
+                    totals[slot] = totals.get(slot, 0.0) + share[rank]
+        best = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:k]
+        ids = np.full((1, k), -1, dtype=np.int64)
+        scores = np.zeros((1, k), dtype=np.float32)
+        for position, (slot, total) in enumerate(best):
+            ids[0, position] = self._slots.ids[slot]
+            scores[0, position] = total
+        return ids, scores
 
     def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` currently valid behaviors most similar to ``vector``: ids and cosines."""
@@ -266,11 +283,20 @@ class BehaviorIndex:
         return self._slots.ids[slots[0][keep]], scores[0][keep]
 
     def _ensure_built(self, *, postings: bool = True) -> None:
-        """Rebuild what writes have made stale: the IVF cells (after many additions), and,
-        unless only vectors are needed, the lexical and graph postings."""
-        if len(self._slot_of) > self.settings.exact_limit and self._ivf is None:
-            self._compact()
-            self._ivf = _train_ivf(self._slots.vectors[: self._slots.count])
+        """Rebuild what writes have made stale: the lexical and graph postings (unless only
+        vectors are needed), and the IVF cells once too many behaviors sit outside them.
+        Behaviors added since the IVF was trained are scanned exactly; a search tolerates
+        few of them, a dedup check during bulk writes many, so that writing 100k behaviors
+        retrains the cells a few times rather than every thousand."""
+        n = len(self._slot_of)
+        if n > self.settings.exact_limit:
+            covered = self._ivf.covered if self._ivf else 0
+            fresh = self._slots.count - covered
+            retired = self._slots.count - n
+            tolerated = max(512, covered // 16) if postings else max(self.settings.exact_limit, covered // 4)
+            if self._ivf is None or fresh > tolerated or retired > covered // 4:
+                self._compact()
+                self._ivf = _train_ivf(self._slots.vectors[: self._slots.count])
         if postings and self._lexical is None:
             self._lexical = self._build_lexical()
         if postings and self._graph is None:
@@ -501,14 +527,12 @@ def _top(scores: np.ndarray, k: int, *, exact_ties: bool = True) -> tuple[np.nda
     if width == 0:
         return np.full((batch, k), -1, dtype=np.int64), np.full((batch, k), -np.inf, np.float32)
     take = min(k, width)
+    if batch == 1 and width <= 512:  # one short row: a stable sort keeps ties in order
+        row = scores[0]
+        columns = np.argsort(-row, kind="stable")[:take]
+        return _finish_top(columns[None], row[columns][None], take, k)
     # A tiny penalty per column makes every method break ties the same way.
     key = scores.astype(np.float64) - np.arange(width) * 1e-12 if exact_ties else scores
-    if batch == 1:  # one row: the same selection without two-dimensional indexing
-        row = key[0]
-        part = np.argpartition(-row, take - 1)[:take] if take < width else np.arange(width)
-        columns = part[np.argsort(-row[part])][None]
-        values = scores[0][columns[0]][None]
-        return _finish_top(columns, values, take, k)
     if key.size > 65536:  # torch's top-k beats numpy's partition on large tables
         columns = torch.from_numpy(key).topk(take, dim=1).indices.numpy()
     elif take < width:
