@@ -13,13 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from coplay.errors import StoreError
+
+if TYPE_CHECKING:
+    import networkx as nx
 from memory.refs import check_relation, parse_ref
 from memory.revisions import next_revision, now
 from memory.schema import EntityRow, RelationRow
@@ -175,6 +177,8 @@ class KnowledgeGraph:
     def to_networkx(self) -> nx.MultiDiGraph:
         """Nodes are entity refs with ``type`` and ``key`` attributes; edges carry ``type``,
         ``weight`` and ISO times (GraphML takes no datetimes)."""
+        import networkx as nx  # for analysis only: the handbook itself never needs it
+
         graph = nx.MultiDiGraph()
         with Session(self._engine) as session:
             for entity in entities(session):
@@ -187,6 +191,8 @@ class KnowledgeGraph:
 
     def neighbourhood(self, ref: str, depth: int = 1) -> nx.MultiDiGraph:
         """The subgraph within ``depth`` hops of ``ref``, edges followed either way."""
+        import networkx as nx
+
         graph = self.to_networkx()
         if ref not in graph:
             raise StoreError("entity", expected="an entity in the graph", got=repr(ref),
@@ -197,6 +203,8 @@ class KnowledgeGraph:
 
     def path(self, source: str, target: str) -> list[str]:
         """A shortest chain of entities linking the two, edges followed either way."""
+        import networkx as nx
+
         graph = self.to_networkx().to_undirected(as_view=True)
         try:
             return nx.shortest_path(graph, source, target)
@@ -208,6 +216,8 @@ class KnowledgeGraph:
                               entity_type: str | None = None) -> list[tuple[str, float]]:
         """Entities ranked by personalized PageRank from ``seeds`` (weights need not sum to
         one), optionally only those of one type."""
+        import networkx as nx
+
         graph = self.to_networkx()
         missing = [ref for ref in seeds if ref not in graph]
         if missing:
@@ -226,6 +236,8 @@ class KnowledgeGraph:
         return ranked[:top]
 
     def export_graphml(self, path: str | Path) -> None:
+        import networkx as nx
+
         nx.write_graphml(self.to_networkx(), str(path))
 
     def export_json(self) -> dict[str, Any]:

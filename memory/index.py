@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 RRF_K = 60.0
 BM25_K1 = 1.2
@@ -534,6 +533,8 @@ def _top(scores: np.ndarray, k: int, *, exact_ties: bool = True) -> tuple[np.nda
     # A tiny penalty per column makes every method break ties the same way.
     key = scores.astype(np.float64) - np.arange(width) * 1e-12 if exact_ties else scores
     if key.size > 65536:  # torch's top-k beats numpy's partition on large tables
+        import torch  # only here: importing torch costs a second of every CLI start
+
         columns = torch.from_numpy(key).topk(take, dim=1).indices.numpy()
     elif take < width:
         columns = np.argpartition(-key, take - 1, axis=1)[:, :take]
@@ -562,6 +563,8 @@ def _nothing(batch: int, depth: int):
 
 def _train_ivf(vectors: np.ndarray, iterations: int = 8, chunk: int = 16384) -> _Ivf:
     """Spherical k-means into about sqrt(n) cells, seeded for reproducibility."""
+    import torch
+
     data = torch.from_numpy(vectors)
     n = len(data)
     cells = max(8, int(math.sqrt(n)))
