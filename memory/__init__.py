@@ -1,4 +1,5 @@
-"""coplay's one SQL database: the run store now; the behavior handbook and graph build on it."""
+"""coplay's one SQL database: runs, training curves, and (in `memory.handbook`, `memory.graph`)
+the behavior handbook and its knowledge graph."""
 
 from memory.db import DEFAULT_URL, URL_ENV_VAR, default_url, open_engine
 from memory.runs import (
