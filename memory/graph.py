@@ -8,7 +8,6 @@ An entity is named ``type:key``, e.g. ``coplayer:reciprocator``, ``env:coplay/ip
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -241,11 +240,12 @@ class KnowledgeGraph:
         nx.write_graphml(self.to_networkx(), str(path))
 
     def export_json(self) -> dict[str, Any]:
-        graph = self.to_networkx()
-        return {
-            "nodes": [{"id": n, **data} for n, data in graph.nodes(data=True)],
-            "edges": [{"source": a, "target": b, **data} for a, b, data in graph.edges(data=True)],
-        }
+        return graph_records(self.to_networkx())
 
-    def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.export_json(), indent=1))
+
+def graph_records(graph: nx.MultiDiGraph) -> dict[str, Any]:
+    """A networkx view (the whole graph or a neighbourhood) as JSON-ready nodes and edges."""
+    return {
+        "nodes": [{"id": n, **data} for n, data in graph.nodes(data=True)],
+        "edges": [{"source": a, "target": b, **data} for a, b, data in graph.edges(data=True)],
+    }

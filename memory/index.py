@@ -135,9 +135,6 @@ class BehaviorIndex:
     def __len__(self) -> int:
         return len(self._slot_of)
 
-    def __contains__(self, behavior_id: int) -> bool:
-        return behavior_id in self._slot_of
-
     def upsert(self, entry: IndexEntry) -> None:
         if entry.vector.shape != (self.dimension,):
             raise ValueError(f"vector of shape {entry.vector.shape}, index has {self.dimension}")
@@ -166,7 +163,7 @@ class BehaviorIndex:
         slots.lengths[slot] = len(entry.terms)
         self._length_total += len(entry.terms)
         self._slot_of[entry.behavior_id] = slot
-        self._changed(lexical=True)
+        self._changed()
 
     def set_validity(self, behavior_id: int, valid_to: float) -> None:
         self._slots.valid_to[self._slot_of[behavior_id]] = valid_to
@@ -182,7 +179,7 @@ class BehaviorIndex:
     def discard(self, behavior_id: int) -> None:
         self._retire(behavior_id)
         self._links.pop(behavior_id, None)
-        self._changed(lexical=True)
+        self._changed()
 
     def _retire(self, behavior_id: int) -> None:
         slot = self._slot_of.pop(behavior_id, None)
@@ -205,12 +202,12 @@ class BehaviorIndex:
         slots.valid_to = np.concatenate([slots.valid_to, np.zeros(extra)])
         slots.lengths = np.concatenate([slots.lengths, np.zeros(extra)])
 
-    def _changed(self, *, lexical: bool) -> None:
+    def _changed(self) -> None:
+        """After a write: filters, postings and IDF are rebuilt on the next search."""
         self._masks.clear()
         self._graph = None
-        if lexical:
-            self._lexical = None
-            self._idf_cache = None
+        self._lexical = None
+        self._idf_cache = None
 
     # ---- reads --------------------------------------------------------------------------
 

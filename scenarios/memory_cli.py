@@ -18,6 +18,7 @@ from memory import URL_ENV_VAR, default_url, migrations, open_engine
 from memory.behaviors import Behavior, NewBehavior, Provenance
 from memory.embedding import make_embedder
 from memory.extraction import extract_run
+from memory.graph import graph_records
 from memory.handbook import Handbook, Hit
 from memory.index import Filters
 from memory.refs import parse_ref
@@ -271,10 +272,10 @@ def memory_graph(
     """The knowledge graph: entity and relation counts, a neighbourhood, a drawing, a ranking."""
     with open_handbook(db) as handbook:
         graph = handbook.graph
+        names = {f"behavior:{b.id}": b.name for b in handbook.list(include_invalid=True)}
         if rank is not None:
             parse_ref(rank, where="--rank")
             ranked = graph.personalized_pagerank({rank: 1.0}, entity_type="behavior")
-            names = {f"behavior:{b.id}": b.name for b in handbook.list(include_invalid=True)}
             if as_json:
                 _print_json([{"entity": ref, "score": score, "name": names.get(ref)} for ref, score in ranked])
                 return
@@ -290,7 +291,6 @@ def memory_graph(
             view = graph.neighbourhood(around, depth)
         else:
             view = graph.to_networkx()
-        names = {f"behavior:{b.id}": b.name for b in handbook.list(include_invalid=True)}
     if graphml is not None:
         import networkx as nx
 
@@ -303,8 +303,7 @@ def memory_graph(
         knowledge_graph(view, png, title=title, labels=names)
         console.print(f"wrote {png}", soft_wrap=True)
     if as_json:
-        _print_json({"nodes": [{"id": n, **d} for n, d in view.nodes(data=True)],
-                     "edges": [{"source": a, "target": b, **d} for a, b, d in view.edges(data=True)]})
+        _print_json(graph_records(view))
         return
     if png is None and graphml is None:
         _print_graph(view, names, title=f"around {around}" if around else "knowledge graph")
