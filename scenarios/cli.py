@@ -144,17 +144,26 @@ def train_command(
         min=1, help="Save a checkpoint (and store learning curves) every this many updates.")] = 25,
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
 ) -> None:
-    """Train the scenario's learners; checkpoint, store learning curves, evaluate, plot."""
-    from scenarios import training, training_loop  # torch: only for the commands that train
+    """Train the scenario's learners; checkpoint, store learning curves, evaluate, plot.
 
-    scenario = training.load(scenario_path)
+    SCENARIO is a matrix-game training scenario (learners against a pool) or an exploration
+    scenario (one PPO agent with a bonus on a contextual grid task); `coplay scenarios list`
+    shows both kinds.
+    """
+    from scenarios import exploration, training, training_loop  # torch: only when training
+
+    kind = exploration if exploration.is_exploration_file(scenario_path) else training
+    scenario = kind.load(scenario_path)
+    if updates is not None and kind is exploration:
+        raise ConfigError("--updates", expected="--set train.frames=N for an exploration "
+                          "scenario (its budget is in frames)", got=str(updates))
     overrides = list(settings or [])
     overrides += [f"train.{k}={v}" for k, v in (("updates", updates), ("seed", seed)) if v is not None]
     if overrides:
         data = scenario.model_dump(mode="json")
         for override in overrides:
             apply_override(data, override)
-        scenario = training.parse(yaml_dump(data), source=scenario_path)
+        scenario = kind.parse(yaml_dump(data), source=scenario_path)
     folder = out or Path("coplay-train") / scenario.name
     store = TrainingStore(db)
     with Progress(
@@ -180,7 +189,16 @@ def train_command(
     console.print(f"checkpoint: {outcome.checkpoint} ({outcome.seconds:.1f} s of training)")
     console.print(f"training run {outcome.training_run_id} stored in "
                   f"{store.engine.url.render_as_string(hide_password=True)}", soft_wrap=True)
-    console.print(report.learning_table(store.curve(outcome.training_run_id)))
+    points = store.curve(outcome.training_run_id)
+    if kind is exploration:
+        console.print(report.learning_table(points, columns=report.EXPLORATION_COLUMNS))
+        if plots:
+            from scenarios.plots import exploration_curves
+
+            path = exploration_curves(points, folder / "learning_curves.png", title=scenario.name)
+            console.print(f"plots: {path}", soft_wrap=True)
+        return
+    console.print(report.learning_table(points))
     runs = RunStore(engine=store.engine)
     run_id = training_loop.evaluate(scenario, outcome.checkpoint, runs)
     if run_id is not None:
@@ -188,8 +206,7 @@ def train_command(
     if plots:
         from scenarios.plots import learning_curves, plot_run
 
-        written = [learning_curves(store.curve(outcome.training_run_id),
-                                   folder / "learning_curves.png", title=scenario.name)]
+        written = [learning_curves(points, folder / "learning_curves.png", title=scenario.name)]
         if run_id is not None:
             written += plot_run(runs.pairings(run_id), folder / "evaluation",
                                 title=f"{scenario.name}: evaluation (run {run_id})")
@@ -197,9 +214,13 @@ def train_command(
 
 
 def training_status(metrics: list[dict[str, float]]) -> str:
-    """The progress bar's live summary: each learner's cooperation with the others."""
+    """The progress bar's live summary: the learners' cooperation with each other, or an
+    exploring agent's success rate."""
     rates = [m["cooperation_vs_learners"] for m in metrics if "cooperation_vs_learners" in m]
-    return f"coop vs learners {sum(rates) / len(rates):.2f}" if rates else ""
+    if rates:
+        return f"coop vs learners {sum(rates) / len(rates):.2f}"
+    successes = [m["success_rate"] for m in metrics if "success_rate" in m]
+    return f"success {successes[0]:.2f}" if successes else ""
 
 
 def apply_override(data: dict, override: str) -> None:
@@ -302,7 +323,8 @@ def training_show(
 
 @scenarios_app.command("list")
 def scenarios_list() -> None:
-    """List the bundled scenarios: simulations (`coplay run`) and training (`coplay train`)."""
+    """List the bundled scenarios: simulations (`coplay run`), training and exploration
+    (`coplay train`)."""
     from scenarios import training
 
     table = Table(title=f"bundled scenarios (in {schema.BUNDLED_DIR})")
@@ -319,6 +341,17 @@ def scenarios_list() -> None:
         table.add_row(path.stem, t.env.id, f"train ({t.train.algorithm})",
                       _first_sentence(t.description))
     console.print(table)
+    from scenarios import exploration
+
+    explore = Table(title=f"bundled exploration scenarios (`coplay train NAME`; in "
+                          f"{exploration.EXPLORE_DIR})")
+    explore.add_column("scenario", no_wrap=True)
+    explore.add_column("contexts")
+    explore.add_column("bonus", ratio=1)
+    for path in exploration.bundled():
+        e = exploration.load(path)
+        explore.add_row(path.stem, e.contexts_label, e.bonus.label)
+    console.print(explore)
 
 
 def _first_sentence(text: str) -> str:
@@ -332,8 +365,14 @@ def scenarios_validate(
     """Check scenario files: YAML, fields, env, agent kinds and parameters, plug-ins."""
     from scenarios import training
 
+    from scenarios import exploration
+
     for file in files:
-        if _is_training_scenario(file):
+        if exploration.is_exploration_file(file):
+            e = exploration.load(file)
+            console.print(f"[green]ok[/green] {file}: {e.name} (exploration on {e.env.id}, "
+                          f"{e.contexts_label} context(s), bonus {e.bonus.label})")
+        elif _is_training_scenario(file):
             t = training.load(file)
             console.print(f"[green]ok[/green] {file}: {t.name} (training on {t.env.id})")
         else:
@@ -409,6 +448,18 @@ def envs_list() -> None:
         rstp = spec.default_payoffs.as_rstp() or {}
         table.add_row(spec.env_id, ", ".join(f"{v:g}" for v in rstp.values()), spec.description)
     console.print(table)
+    from envs import grid as grid_tasks  # minigrid: only when listing
+
+    grid = Table(title="contextual grid tasks (Gymnasium; env settings: contexts, context_seed, "
+                       "and the layout settings)")
+    grid.add_column("id", no_wrap=True)
+    grid.add_column("layout settings")
+    grid.add_column("actions")
+    grid.add_column("description", ratio=1)
+    for task in grid_tasks.TASKS.values():
+        grid.add_row(task.env_id, ", ".join(task.layout_settings),
+                     ", ".join(a.name for a in task.actions), task.description)
+    console.print(grid)
 
 
 @app.command("agents")

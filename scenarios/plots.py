@@ -170,6 +170,54 @@ def learning_curves(points: list[LearningPoint], path: Path, *, title: str) -> P
     return path
 
 
+EXPLORATION_PANELS = (
+    ("success_rate", "success rate", (-0.02, 1.02)),
+    ("return", "return per episode (task reward)", None),
+    ("bonus", "raw bonus per step", None),
+    ("entropy", "policy entropy", None),
+)
+
+
+def exploration_curves(points: list[LearningPoint], path: Path, *, title: str) -> Path:
+    """An exploration run against frames: success rate, return, bonus and entropy."""
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    for ax, (name, label, limits) in zip(axes.flat, EXPLORATION_PANELS):
+        # Updates in which no episode ended have no success rate or return: skip them.
+        shown = [p for p in points if name in p.metrics]
+        ax.plot([p.metrics["frames"] for p in shown], _smooth([p.metrics[name] for p in shown]),
+                linewidth=1.2)
+        ax.set_xlabel("frames")
+        ax.set_ylabel(label)
+        if limits:
+            ax.set_ylim(*limits)
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def method_curves(
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], path: Path, *, title: str,
+    ylabel: str = "success rate",
+) -> Path:
+    """One line per method: the mean over its seeds' curves (each ``(frames, values)``),
+    with the range between the seeds shaded."""
+    figure, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for method, runs in curves.items():
+        grid = np.linspace(0, min(r[0][-1] for r in runs), 100)
+        values = np.stack([np.interp(grid, f, _smooth(list(v))) for f, v in runs])
+        line, = ax.plot(grid, values.mean(0), label=method, linewidth=1.4)
+        ax.fill_between(grid, values.min(0), values.max(0), color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("frames")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def _smooth(values: list[float], window: int = 9) -> np.ndarray:
     """A centred running mean: single updates are noisy, the trend is what the plot is for."""
     values = np.asarray(values, dtype=float)

@@ -3,6 +3,7 @@ and a training run's learning curve."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
@@ -90,11 +91,25 @@ def training_runs_table(runs: list[TrainingRunInfo]) -> Table:
     return table
 
 
-def learning_table(points: list[LearningPoint], *, rows: int = 10) -> Table:
-    """Cooperation and reward per step against each kind of co-player, per learner, at about
-    ``rows`` evenly spaced updates (the last one always included)."""
+# An exploration run's learning curve, in table order.
+EXPLORATION_COLUMNS = ("frames", "success_rate", "return", "episode_length", "bonus", "entropy")
+
+
+def _metric(name: str, metrics: dict[str, float]) -> str:
+    if name not in metrics:
+        return "-"
+    return f"{metrics[name]:,.0f}" if name == "frames" else f"{metrics[name]:.3f}"
+
+
+def learning_table(
+    points: list[LearningPoint], *, rows: int = 10, columns: Sequence[str] | None = None
+) -> Table:
+    """Per learner, at about ``rows`` evenly spaced updates (the last one always included):
+    ``columns`` of its metrics, by default cooperation and reward per step against each kind
+    of co-player."""
     table = Table(title="learning curve", box=box.SIMPLE_HEAD)
-    metrics = sorted({k for p in points for k in p.metrics if k.startswith(("cooperation_vs_", "reward_vs_"))})
+    metrics = list(columns) if columns is not None else sorted(
+        {k for p in points for k in p.metrics if k.startswith(("cooperation_vs_", "reward_vs_"))})
     for header in ("update", "learner", *metrics):
         table.add_column(header.replace("cooperation_vs_", "coop vs ").replace("reward_vs_", "reward vs "),
                          justify="left" if header == "learner" else "right")
@@ -106,5 +121,5 @@ def learning_table(points: list[LearningPoint], *, rows: int = 10) -> Table:
     for p in points:
         if p.update in shown:
             table.add_row(str(p.update), p.learner,
-                          *(f"{p.metrics[m]:.3f}" if m in p.metrics else "-" for m in metrics))
+                          *(_metric(m, p.metrics) for m in metrics))
     return table

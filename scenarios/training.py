@@ -21,7 +21,7 @@ import envs
 from agents.checkpoint import CheckpointRef
 from agents.train.config import TrainConfig
 from agents.train.experience import LEARNERS
-from agents.train.trainer import LearnerSpec, TrainingSetup
+from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup
 from coplay.errors import CoplayError, ScenarioError
 from scenarios import schema
 from scenarios.schema import (
@@ -107,6 +107,9 @@ class TrainingScenario(Strict):
             pool=dict(self.pool),
             config=config,
         )
+
+    def make_trainer(self) -> Trainer:
+        return Trainer(self.setup(), self.coplayers())
 
     def coplayers(self) -> dict[str, agents.Agent]:
         """The pool's agents, built (one batched agent per name plays all its games)."""

@@ -8,15 +8,44 @@ the points up to the last checkpoint, and a resume drops any past it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from agents.train.trainer import Metrics, Trainer
 from coplay.errors import ConfigError
 from memory import LearningPoint, RunStore, TrainingStore
 from scenarios.runner import run as run_scenario
 from scenarios.training import TrainingScenario
+
+Metrics = list[dict[str, float]]  # one dict per learner, in ``learner_names`` order
+
+
+class Trainer(Protocol):
+    """What the loop needs of a recipe: ``agents.train.trainer.Trainer`` (matrix games) and
+    ``agents.train.ppo_grid.GridTrainer`` (grid exploration) both provide it."""
+
+    updates_done: int
+
+    @property
+    def learner_names(self) -> Sequence[str]: ...
+
+    def finished(self) -> bool: ...
+
+    def step(self) -> Metrics: ...
+
+    def save(self, path: str | Path, *, extra: dict[str, Any] | None = None) -> None: ...
+
+    def restore(self, path: str | Path) -> dict: ...
+
+
+class TrainableScenario(Protocol):
+    name: str
+    train: Any  # the recipe's settings; they carry the seed
+
+    def make_trainer(self) -> Trainer: ...
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -30,7 +59,7 @@ class TrainingOutcome:
 
 
 def train(
-    scenario: TrainingScenario,
+    scenario: TrainableScenario,
     *,
     out: Path,
     store: TrainingStore,
@@ -42,7 +71,7 @@ def train(
     """Train until ``train.updates`` (or, if given, until ``time_limit`` seconds have passed:
     the update under way finishes, then training stops as if that were the last one)."""
     checkpoint = out / CHECKPOINT_NAME
-    trainer = Trainer(scenario.setup(), scenario.coplayers())
+    trainer = scenario.make_trainer()
     if resume:
         saved = trainer.restore(checkpoint)
         training_run_id = int(saved["training_run_id"])
