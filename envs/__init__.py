@@ -26,9 +26,9 @@ for _env_id in GRID_TASK_IDS:
                            kwargs={"task_id": _env_id})
 
 __all__ = [
-    "GRID_TASK_IDS",
     "COOPERATE",
     "DEFECT",
+    "GRID_TASK_IDS",
     "NUM_TOKENS",
     "PLAYERS",
     "START",

@@ -363,9 +363,7 @@ def scenarios_validate(
     files: Annotated[list[str], typer.Argument(help="Scenario files (or bundled names).")],
 ) -> None:
     """Check scenario files: YAML, fields, env, agent kinds and parameters, plug-ins."""
-    from scenarios import training
-
-    from scenarios import exploration
+    from scenarios import exploration, training
 
     for file in files:
         if exploration.is_exploration_file(file):
