@@ -93,10 +93,6 @@ class BonusConfig:
                               got=repr(self.embedding_size))
 
     @property
-    def enabled(self) -> bool:
-        return self.global_term != "none" or self.episodic_term != "none"
-
-    @property
     def label(self) -> str:
         """How tables and plots name the method, e.g. ``episodic e3b x global rnd``."""
         terms = [f"{scope} {term}" for scope, term in
@@ -190,11 +186,10 @@ class RND:
     network's features, so it falls where training has often been."""
 
     def __init__(self, *, view_size: int, size: int, learning_rate: float, seed: int) -> None:
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        self.target = _view_encoder(view_size, size)
-        self.predictor = _view_encoder(view_size, size)
-        torch.random.set_rng_state(generator_state)
+        with torch.random.fork_rng(devices=[]):  # own initial weights, global stream untouched
+            torch.manual_seed(seed)
+            self.target = _view_encoder(view_size, size)
+            self.predictor = _view_encoder(view_size, size)
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=learning_rate)
 
@@ -269,11 +264,11 @@ class E3B:
 
     def __init__(self, *, num_envs: int, num_actions: int, view_size: int, size: int,
                  ridge: float, learning_rate: float, seed: int) -> None:
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        self.encoder = _view_encoder(view_size, size)
-        self.inverse = nn.Sequential(nn.Linear(2 * size, 128), nn.ReLU(), nn.Linear(128, num_actions))
-        torch.random.set_rng_state(generator_state)
+        with torch.random.fork_rng(devices=[]):  # own initial weights, global stream untouched
+            torch.manual_seed(seed)
+            self.encoder = _view_encoder(view_size, size)
+            self.inverse = nn.Sequential(nn.Linear(2 * size, 128), nn.ReLU(),
+                                         nn.Linear(128, num_actions))
         self.ridge = ridge
         self.inverse_covariance = torch.eye(size).repeat(num_envs, 1, 1) / ridge
         self.optimizer = torch.optim.Adam(
