@@ -9,6 +9,11 @@ Two families, after Henaff, Jiang and Raileanu (ICML 2023):
   the ridge-regularised covariance of the episode's embeddings so far (the embedding trained
   by inverse dynamics, the inverse kept by rank-one updates batched over environments).
 
+Counts key a state by the agent's egocentric view (``count_over: view``, the default) or by
+its (x, y) cell (``count_over: position``). The difference matters for the study: a view
+recurs across layouts, so view counts carry over to a new layout, while a position count is a
+state count within one layout and only a weak prior across layouts.
+
 ``make_bonus`` combines one of each, as a product by default (``episodic x global``) or a
 weighted sum. A bonus is batched over the vector env's environments and told about episode
 starts explicitly (``begin``); the trainer never asks it about the dummy transition that
@@ -35,14 +40,19 @@ from coplay.errors import ConfigError
 GlobalTerm = Literal["none", "counts", "rnd", "noveld"]
 EpisodicTerm = Literal["none", "counts", "first_visit", "e3b"]
 Combine = Literal["product", "sum"]
+CountOver = Literal["view", "position"]
 
 
 class Bonus(Protocol):
-    def begin(self, starting: np.ndarray, observations: np.ndarray) -> None:
-        """Episodes start in the envs where ``starting`` is true, at ``observations``."""
+    """Batched over N envs. ``observations`` (N, W, H, 3) are the egocentric views and
+    ``positions`` (N, 2) the agent's cells; each bonus reads what it needs."""
 
-    def reward(self, observations: np.ndarray, arrived: np.ndarray) -> np.ndarray:
-        """The bonus (N,) for arriving at ``observations`` in the envs where ``arrived`` is
+    def begin(self, starting: np.ndarray, observations: np.ndarray, positions: np.ndarray) -> None:
+        """Episodes start in the envs where ``starting`` is true, at these observations."""
+
+    def reward(self, observations: np.ndarray, positions: np.ndarray,
+               arrived: np.ndarray) -> np.ndarray:
+        """The bonus (N,) for arriving at these observations in the envs where ``arrived`` is
         true (zero elsewhere); episodic memories take the arrivals in."""
 
     def fit(self, batch: Transitions) -> dict[str, float]:
@@ -65,6 +75,7 @@ class BonusConfig:
     global_term: GlobalTerm = "none"
     episodic_term: EpisodicTerm = "none"
     combine: Combine = "product"
+    count_over: CountOver = "view"  # what a count-based term counts: the view or the cell
     global_weight: float = 1.0  # the global term's weight in a sum
     coef: float = 0.05  # weight of the normalised intrinsic reward beside the task's reward
     normalize: bool = True  # divide by the running std of discounted intrinsic returns
@@ -75,7 +86,7 @@ class BonusConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("global_term", GlobalTerm), ("episodic_term", EpisodicTerm),
-                              ("combine", Combine)):
+                              ("combine", Combine), ("count_over", CountOver)):
             options = allowed.__args__
             if getattr(self, name) not in options:
                 raise ConfigError(f"bonus.{name}", expected=f"one of {list(options)}",
@@ -88,6 +99,11 @@ class BonusConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"bonus.{name}", expected="a positive number", got=repr(value))
+        if self.count_over != "view" and "counts" not in (self.global_term, self.episodic_term) \
+                and self.episodic_term != "first_visit":
+            raise ConfigError("bonus.count_over", expected="'view' unless a term counts "
+                              "(global_term or episodic_term counts, or first_visit)",
+                              got=repr(self.count_over))
         if not isinstance(self.embedding_size, int) or self.embedding_size < 1:
             raise ConfigError("bonus.embedding_size", expected="a positive integer",
                               got=repr(self.embedding_size))
@@ -97,33 +113,38 @@ class BonusConfig:
         """How tables and plots name the method, e.g. ``episodic e3b x global rnd``."""
         terms = [f"{scope} {term}" for scope, term in
                  (("episodic", self.episodic_term), ("global", self.global_term)) if term != "none"]
-        return (" x " if self.combine == "product" else " + ").join(terms) or "none"
+        label = (" x " if self.combine == "product" else " + ").join(terms) or "none"
+        return label if self.count_over == "view" else f"{label} (counts over {self.count_over})"
 
 
-def _key(observation: np.ndarray) -> bytes:
-    return observation.tobytes()
+def _keys(over: CountOver, observations: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The rows that a count keys by (each row's bytes are its key)."""
+    return observations if over == "view" else positions
 
 
 class GlobalCounts:
     """``1/sqrt(N(s))`` over every arrival since training began."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, over: CountOver) -> None:
+        self.over = over
         self.counts: dict[bytes, int] = {}
 
-    def begin(self, starting: np.ndarray, observations: np.ndarray) -> None:
+    def begin(self, starting: np.ndarray, observations: np.ndarray, positions: np.ndarray) -> None:
         pass  # a start state is not arrived at; it earns no bonus and is not counted
 
-    def reward(self, observations: np.ndarray, arrived: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(observations), dtype=np.float32)
+    def reward(self, observations: np.ndarray, positions: np.ndarray,
+               arrived: np.ndarray) -> np.ndarray:
+        keys = _keys(self.over, observations, positions)
+        out = np.zeros(len(keys), dtype=np.float32)
         for i in np.flatnonzero(arrived):
-            key = _key(observations[i])
+            key = keys[i].tobytes()
             count = self.counts.get(key, 0) + 1
             self.counts[key] = count
             out[i] = count ** -0.5
         return out
 
     def fit(self, batch: Transitions) -> dict[str, float]:
-        return {"distinct_observations": float(len(self.counts))}
+        return {"distinct_states": float(len(self.counts))}
 
     def state_dict(self) -> dict:
         return _counts_state(self.counts)
@@ -147,18 +168,22 @@ def _counts_from_state(state: dict) -> dict[bytes, int]:
 class EpisodicCounts:
     """``1/sqrt(N_e(s))`` within the current episode, or the first-visit indicator."""
 
-    def __init__(self, num_envs: int, *, first_visit: bool) -> None:
+    def __init__(self, num_envs: int, *, first_visit: bool, over: CountOver) -> None:
         self.first_visit = first_visit
+        self.over = over
         self.memories: list[dict[bytes, int]] = [{} for _ in range(num_envs)]
 
-    def begin(self, starting: np.ndarray, observations: np.ndarray) -> None:
+    def begin(self, starting: np.ndarray, observations: np.ndarray, positions: np.ndarray) -> None:
+        keys = _keys(self.over, observations, positions)
         for i in np.flatnonzero(starting):
-            self.memories[i] = {_key(observations[i]): 1}
+            self.memories[i] = {keys[i].tobytes(): 1}
 
-    def reward(self, observations: np.ndarray, arrived: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(observations), dtype=np.float32)
+    def reward(self, observations: np.ndarray, positions: np.ndarray,
+               arrived: np.ndarray) -> np.ndarray:
+        keys = _keys(self.over, observations, positions)
+        out = np.zeros(len(keys), dtype=np.float32)
         for i in np.flatnonzero(arrived):
-            memory, key = self.memories[i], _key(observations[i])
+            memory, key = self.memories[i], keys[i].tobytes()
             count = memory.get(key, 0) + 1
             memory[key] = count
             out[i] = float(count == 1) if self.first_visit else count ** -0.5
@@ -199,10 +224,11 @@ class RND:
             error = (self.predictor(views) - self.target(views)).pow(2).mean(-1)
         return error.numpy()
 
-    def begin(self, starting: np.ndarray, observations: np.ndarray) -> None:
+    def begin(self, starting: np.ndarray, observations: np.ndarray, positions: np.ndarray) -> None:
         pass
 
-    def reward(self, observations: np.ndarray, arrived: np.ndarray) -> np.ndarray:
+    def reward(self, observations: np.ndarray, positions: np.ndarray,
+               arrived: np.ndarray) -> np.ndarray:
         return np.where(arrived, self.novelty(observations), 0.0).astype(np.float32)
 
     def fit(self, batch: Transitions) -> dict[str, float]:
@@ -233,10 +259,11 @@ class NovelD:
         self.alpha = alpha
         self.last = np.zeros(num_envs, dtype=np.float32)
 
-    def begin(self, starting: np.ndarray, observations: np.ndarray) -> None:
+    def begin(self, starting: np.ndarray, observations: np.ndarray, positions: np.ndarray) -> None:
         self.last[starting] = self.rnd.novelty(observations[starting])
 
-    def reward(self, observations: np.ndarray, arrived: np.ndarray) -> np.ndarray:
+    def reward(self, observations: np.ndarray, positions: np.ndarray,
+               arrived: np.ndarray) -> np.ndarray:
         novelty = self.rnd.novelty(observations)
         out = np.where(arrived, np.maximum(novelty - self.alpha * self.last, 0.0), 0.0)
         self.last = np.where(arrived, novelty, self.last).astype(np.float32)
@@ -291,12 +318,13 @@ class E3B:
             1.0 + bonus).view(-1, 1, 1)
         return bonus
 
-    def begin(self, starting: np.ndarray, observations: np.ndarray) -> None:
+    def begin(self, starting: np.ndarray, observations: np.ndarray, positions: np.ndarray) -> None:
         size = self.inverse_covariance.shape[-1]
         self.inverse_covariance[torch.from_numpy(starting)] = torch.eye(size) / self.ridge
         self._absorb(starting, observations)
 
-    def reward(self, observations: np.ndarray, arrived: np.ndarray) -> np.ndarray:
+    def reward(self, observations: np.ndarray, positions: np.ndarray,
+               arrived: np.ndarray) -> np.ndarray:
         out = np.zeros(len(observations), dtype=np.float32)
         out[arrived] = self._absorb(arrived, observations).numpy()
         return out
@@ -332,13 +360,14 @@ class Combined:
         self.combine = combine
         self.global_weight = global_weight
 
-    def begin(self, starting: np.ndarray, observations: np.ndarray) -> None:
-        self.episodic.begin(starting, observations)
-        self.global_.begin(starting, observations)
+    def begin(self, starting: np.ndarray, observations: np.ndarray, positions: np.ndarray) -> None:
+        self.episodic.begin(starting, observations, positions)
+        self.global_.begin(starting, observations, positions)
 
-    def reward(self, observations: np.ndarray, arrived: np.ndarray) -> np.ndarray:
-        episodic = self.episodic.reward(observations, arrived)
-        global_ = self.global_.reward(observations, arrived)
+    def reward(self, observations: np.ndarray, positions: np.ndarray,
+               arrived: np.ndarray) -> np.ndarray:
+        episodic = self.episodic.reward(observations, positions, arrived)
+        global_ = self.global_.reward(observations, positions, arrived)
         if self.combine == "product":
             return episodic * global_
         return episodic + self.global_weight * global_
@@ -364,10 +393,11 @@ def make_bonus(
                   learning_rate=config.learning_rate, seed=seed)
         global_ = rnd if config.global_term == "rnd" else NovelD(rnd, num_envs, alpha=config.noveld_alpha)
     elif config.global_term == "counts":
-        global_ = GlobalCounts()
+        global_ = GlobalCounts(over=config.count_over)
     episodic: Bonus | None = None
     if config.episodic_term in ("counts", "first_visit"):
-        episodic = EpisodicCounts(num_envs, first_visit=config.episodic_term == "first_visit")
+        episodic = EpisodicCounts(num_envs, first_visit=config.episodic_term == "first_visit",
+                                  over=config.count_over)
     elif config.episodic_term == "e3b":
         episodic = E3B(num_envs=num_envs, num_actions=num_actions, view_size=view_size,
                        size=config.embedding_size, ridge=config.ridge,

@@ -7,7 +7,9 @@ episodic exploration bonuses turns on exactly this knob: how much structure epis
 
     env = gymnasium.make("coplay/grid-multiroom-v0", contexts=None)
 
-Observations are minigrid's egocentric 7x7x3 encoding (object, colour, state per cell).
+Observations are minigrid's egocentric 7x7x3 encoding (object, colour, state per cell). The
+info of every reset and step holds the agent's cell, ``info["position"]`` (x, y), which
+position counts key by.
 minigrid builds that view in pure Python, cell object by cell object, which costs most of a
 step; ``EgocentricView`` builds the identical array with numpy from a cached encoding of the
 whole grid (``tests/test_grid.py`` proves equality against minigrid's own ``gen_obs``).
@@ -276,7 +278,7 @@ class ContextualGridEnv(gym.Env):
             layout_seed = self._layout_seeds[int(self._context_rng.integers(len(self._layout_seeds)))]
         self.inner.reset(seed=layout_seed)
         self._view.reset(self.inner)
-        return self._observe(), {"layout_seed": layout_seed}
+        return self._observe(), {"layout_seed": layout_seed, "position": self._position()}
 
     def step(self, action: int):
         if not self.action_space.contains(action):
@@ -287,8 +289,13 @@ class ContextualGridEnv(gym.Env):
         _, reward, terminated, truncated, _ = self.inner.step(move)
         if move in GRID_CHANGING:
             self._view.refresh(self.inner, int(front[0]), int(front[1]))
-        info = {"success": bool(terminated and reward > 0)} if terminated or truncated else {}
+        info: dict[str, Any] = {"position": self._position()}
+        if terminated or truncated:
+            info["success"] = bool(terminated and reward > 0)
         return self._observe(), float(reward), terminated, truncated, info
+
+    def _position(self) -> np.ndarray:
+        return np.array(self.inner.agent_pos, dtype=np.int16)
 
     def _observe(self) -> np.ndarray:
         if self.fast_view:

@@ -35,36 +35,58 @@ def views(*codes: int) -> np.ndarray:
     return out
 
 
+def cells(*codes: int) -> np.ndarray:
+    """One distinct agent position (x, y) per code."""
+    return np.array([[code, 1] for code in codes], dtype=np.int16)
+
+
+def seen(*codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The views and the positions of ``codes``: what ``begin`` and ``reward`` take."""
+    return views(*codes), cells(*codes)
+
+
 ALL = np.array([True, True])
 
 
 def test_global_counts_pay_one_over_root_n_across_episodes() -> None:
-    bonus = GlobalCounts()
-    assert bonus.reward(views(1, 1), ALL).tolist() == pytest.approx([1.0, 2 ** -0.5])
-    bonus.begin(ALL, views(5, 6))  # a new episode does not reset global counts
-    assert bonus.reward(views(1, 2), ALL).tolist() == pytest.approx([3 ** -0.5, 1.0])
+    bonus = GlobalCounts(over="view")
+    assert bonus.reward(*seen(1, 1), ALL).tolist() == pytest.approx([1.0, 2 ** -0.5])
+    bonus.begin(ALL, *seen(5, 6))  # a new episode does not reset global counts
+    assert bonus.reward(*seen(1, 2), ALL).tolist() == pytest.approx([3 ** -0.5, 1.0])
 
 
 def test_episodic_counts_reset_at_each_start_and_skip_envs_that_did_not_arrive() -> None:
-    bonus = EpisodicCounts(2, first_visit=False)
-    bonus.begin(ALL, views(1, 2))
-    assert bonus.reward(views(1, 3), ALL).tolist() == pytest.approx([2 ** -0.5, 1.0])
-    assert bonus.reward(views(1, 3), np.array([True, False])).tolist() == pytest.approx(
+    bonus = EpisodicCounts(2, first_visit=False, over="view")
+    bonus.begin(ALL, *seen(1, 2))
+    assert bonus.reward(*seen(1, 3), ALL).tolist() == pytest.approx([2 ** -0.5, 1.0])
+    assert bonus.reward(*seen(1, 3), np.array([True, False])).tolist() == pytest.approx(
         [3 ** -0.5, 0.0])
-    bonus.begin(np.array([True, False]), views(9, 9))
-    assert bonus.reward(views(1, 3), ALL).tolist() == pytest.approx([1.0, 2 ** -0.5])
-    first = EpisodicCounts(1, first_visit=True)
-    first.begin(np.array([True]), views(1))
-    assert [first.reward(views(c), np.array([True]))[0] for c in (2, 2, 1, 3)] == [1, 0, 0, 1]
+    bonus.begin(np.array([True, False]), *seen(9, 9))
+    assert bonus.reward(*seen(1, 3), ALL).tolist() == pytest.approx([1.0, 2 ** -0.5])
+    first = EpisodicCounts(1, first_visit=True, over="view")
+    first.begin(np.array([True]), *seen(1))
+    assert [first.reward(*seen(c), np.array([True]))[0] for c in (2, 2, 1, 3)] == [1, 0, 0, 1]
+
+
+def test_position_counts_key_by_the_cell_not_the_view() -> None:
+    global_ = GlobalCounts(over="position")
+    same_view = views(1, 1)
+    assert global_.reward(same_view, cells(4, 5), ALL).tolist() == [1.0, 1.0]
+    assert global_.reward(views(2, 3), cells(4, 4), ALL).tolist() == pytest.approx(
+        [2 ** -0.5, 3 ** -0.5])
+    episodic = EpisodicCounts(2, first_visit=False, over="position")
+    episodic.begin(ALL, same_view, cells(4, 5))
+    assert episodic.reward(views(7, 8), cells(4, 6), ALL).tolist() == pytest.approx(
+        [2 ** -0.5, 1.0])
 
 
 def test_e3b_rank_one_updates_equal_the_explicit_inverse() -> None:
     bonus = E3B(num_envs=2, num_actions=3, view_size=VIEW, size=8, ridge=0.1,
                 learning_rate=1e-3, seed=0)
     episode = [views(c, c + 20) for c in range(6)]
-    bonus.begin(ALL, episode[0])
+    bonus.begin(ALL, episode[0], cells(0, 0))
     for step, obs in enumerate(episode[1:], 1):
-        got = bonus.reward(obs, ALL)
+        got = bonus.reward(obs, cells(0, 0), ALL)
         for env in range(2):
             seen = np.stack([e[env] for e in episode[:step]])
             phi = bonus._embed(seen).double()
@@ -73,9 +95,9 @@ def test_e3b_rank_one_updates_equal_the_explicit_inverse() -> None:
             expected = float(x @ torch.linalg.solve(covariance, x))
             assert got[env] == pytest.approx(expected, rel=1e-3)
     # A repeated embedding earns less than a new one; a new episode starts afresh.
-    again = bonus.reward(episode[-1], ALL)
+    again = bonus.reward(episode[-1], cells(0, 0), ALL)
     assert (again < got).all()
-    bonus.begin(np.array([False, True]), episode[0])
+    bonus.begin(np.array([False, True]), episode[0], cells(0, 0))
     assert bonus.inverse_covariance[1].trace() > bonus.inverse_covariance[0].trace()
 
 
@@ -105,12 +127,12 @@ def test_product_and_sum_combine_the_two_terms() -> None:
 
     product, total = make("product"), make("sum")
     for bonus in (product, total):
-        bonus.begin(ALL, views(1, 2))
-        bonus.reward(views(3, 3), ALL)
+        bonus.begin(ALL, *seen(1, 2))
+        bonus.reward(*seen(3, 3), ALL)
     # Env 0 reaches 3 a second time in its episode; globally it is the third arrival.
     episodic, global_ = 2 ** -0.5, 3 ** -0.5
-    assert product.reward(views(3, 4), ALL)[0] == pytest.approx(episodic * global_)
-    assert total.reward(views(3, 4), ALL)[0] == pytest.approx(episodic + 2.0 * global_)
+    assert product.reward(*seen(3, 4), ALL)[0] == pytest.approx(episodic * global_)
+    assert total.reward(*seen(3, 4), ALL)[0] == pytest.approx(episodic + 2.0 * global_)
 
 
 def test_no_bonus_is_none_and_labels_name_the_terms() -> None:
@@ -119,6 +141,8 @@ def test_no_bonus_is_none_and_labels_name_the_terms() -> None:
     assert BonusConfig(global_term="rnd", episodic_term="e3b").label == "episodic e3b x global rnd"
     assert BonusConfig(global_term="counts", episodic_term="counts", combine="sum").label == (
         "episodic counts + global counts")
+    assert BonusConfig(global_term="counts", count_over="position").label == (
+        "global counts (counts over position)")
 
 
 @pytest.mark.parametrize("settings, where", [
@@ -127,6 +151,8 @@ def test_no_bonus_is_none_and_labels_name_the_terms() -> None:
     ({"combine": "max"}, "bonus.combine"),
     ({"coef": -1.0}, "bonus.coef"),
     ({"ridge": 0.0}, "bonus.ridge"),
+    ({"count_over": "room"}, "bonus.count_over"),
+    ({"global_term": "rnd", "episodic_term": "e3b", "count_over": "position"}, "bonus.count_over"),
 ])
 def test_bad_bonus_settings_are_rejected_when_built(settings, where) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -167,13 +193,13 @@ class Corridor(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.t = 0
-        return self._obs(), {}
+        return self._obs(), {"position": cells(self.t)[0]}
 
     def step(self, action):
         self.t += 1
         end = self.t >= self.length
         return (self._obs(), 0.0 if self.truncate else float(end), end and not self.truncate,
-                end and self.truncate, {})
+                end and self.truncate, {"position": cells(self.t)[0]})
 
 
 def corridor_trainer(monkeypatch, lengths, *, truncate=False, bonus=None, steps=8):
@@ -273,15 +299,14 @@ def test_every_bonus_restores_its_state_exactly(config) -> None:
     def play(bonus, steps):
         out = []
         for _ in range(steps):
-            obs = views(*rng.integers(0, 12, 2))
-            out.append(bonus.reward(obs, ALL))
+            out.append(bonus.reward(*seen(*rng.integers(0, 12, 2)), ALL))
         batch = Transitions(torch.from_numpy(views(1, 2, 3)), torch.from_numpy(views(2, 3, 4)),
                             torch.tensor([0, 1, 2]))
         bonus.fit(batch)
         return np.stack(out)
 
     original = build(seed=0)
-    original.begin(ALL, views(0, 1))
+    original.begin(ALL, *seen(0, 1))
     play(original, 6)
     restored = build(seed=1)
     restored.load_state_dict(copy.deepcopy(original.state_dict()))

@@ -141,7 +141,7 @@ class GridTrainer:
         self._restart_episodes(config.seed)
 
     def _restart_episodes(self, seed: int) -> None:
-        observations, _ = self.envs.reset(seed=seed)
+        observations, info = self.envs.reset(seed=seed)
         n = self.config.envs
         self.observations = observations
         self.starts = np.ones(n, dtype=bool)
@@ -150,7 +150,7 @@ class GridTrainer:
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, dtype=np.int64)
         if self.bonus is not None:
-            self.bonus.begin(self.starts, observations)
+            self.bonus.begin(self.starts, observations, info["position"])
 
     @property
     def learner_names(self) -> tuple[str, ...]:
@@ -181,17 +181,17 @@ class GridTrainer:
                 dist = Categorical(logits=logits)
                 actions[t] = torch.multinomial(dist.probs, 1, generator=self.generator).squeeze(1)
                 log_probs[t] = dist.log_prob(actions[t])
-            next_obs, reward, term, trunc, _ = self.envs.step(actions[t].numpy())
+            next_obs, reward, term, trunc, info = self.envs.step(actions[t].numpy())
             arrived = ~self.pending_reset
             task_reward = np.where(arrived, reward, 0.0)
             total_reward = task_reward
             if self.bonus is not None:
-                raw = self.bonus.reward(next_obs, arrived)
+                raw = self.bonus.reward(next_obs, info["position"], arrived)
                 raw_bonuses.append(raw[arrived])
                 intrinsic = self.normalizer(raw, arrived) if self.bonus_config.normalize else raw
                 total_reward = task_reward + self.bonus_config.coef * intrinsic
                 if self.pending_reset.any():
-                    self.bonus.begin(self.pending_reset, next_obs)
+                    self.bonus.begin(self.pending_reset, next_obs, info["position"])
             done = (term | trunc) & arrived
             self.episode_return += task_reward
             self.episode_length += arrived
@@ -228,20 +228,20 @@ class GridTrainer:
             adv, returns = advantages(data, c.gamma, c.gae_lambda)
         totals: dict[str, list[float]] = {}
         for epoch in range(c.epochs):
-            for envs in torch.randperm(c.envs, generator=self.generator).chunk(c.minibatches):
-                mask = data.valid[:, envs]
+            for group in torch.randperm(c.envs, generator=self.generator).chunk(c.minibatches):
+                mask = data.valid[:, group]
                 if not mask.any():
                     continue
                 logits, values = self.policy.replay(
-                    data.observations[:-1, envs], data.initial_state[envs], data.starts[:-1, envs])
+                    data.observations[:-1, group], data.initial_state[group], data.starts[:-1, group])
                 dist = Categorical(logits=logits[mask])
-                log_probs = dist.log_prob(data.actions[:, envs][mask])
-                batch_adv = adv[:, envs][mask]
+                log_probs = dist.log_prob(data.actions[:, group][mask])
+                batch_adv = adv[:, group][mask]
                 batch_adv = (batch_adv - batch_adv.mean()) / (batch_adv.std(unbiased=False) + 1e-8)
-                ratio = torch.exp(log_probs - data.log_probs[:, envs][mask])
+                ratio = torch.exp(log_probs - data.log_probs[:, group][mask])
                 clipped = ratio.clamp(1 - c.clip, 1 + c.clip)
                 policy_loss = -torch.min(ratio * batch_adv, clipped * batch_adv).mean()
-                value_loss = 0.5 * (values[mask] - returns[:, envs][mask]).pow(2).mean()
+                value_loss = 0.5 * (values[mask] - returns[:, group][mask]).pow(2).mean()
                 entropy = dist.entropy().mean()
                 loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
                 self.optimizer.zero_grad()
@@ -253,9 +253,9 @@ class GridTrainer:
                            "clip_fraction": ((ratio - 1).abs() > c.clip).float().mean().item()}
                 if self.bonus is not None and epoch == 0:  # one pass: the bonus models' data
                     metrics |= self.bonus.fit(Transitions(
-                        observations=data.observations[:-1, envs][mask],
-                        next_observations=data.observations[1:, envs][mask],
-                        actions=data.actions[:, envs][mask],
+                        observations=data.observations[:-1, group][mask],
+                        next_observations=data.observations[1:, group][mask],
+                        actions=data.actions[:, group][mask],
                     ))
                 for name, value in metrics.items():
                     totals.setdefault(name, []).append(value)
