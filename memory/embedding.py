@@ -66,18 +66,22 @@ class HashingEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        rows: list[int] = []
-        counts = np.zeros(len(texts), dtype=np.int64)
-        for position, text in enumerate(texts):
-            found = [self._row(word) for word in words(text)]
-            rows.extend(found)
-            counts[position] = len(found)
-        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        filled = counts > 0
-        if rows:
-            # Each text's word vectors are consecutive: one gather, one segmented sum.
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[filled]
-            out[filled] = np.add.reduceat(self._vectors[np.asarray(rows)], starts, axis=0)
+        return self.embed_words([words(text) for text in texts])
+
+    def embed_words(self, word_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """``embed`` of texts already split by ``words`` (the handbook splits a query once
+        for its lexical and its vector ranking)."""
+        from scipy import sparse  # only here: it costs a tenth of a second to import
+
+        rows = [self._row(word) for found in word_lists for word in found]
+        counts = np.fromiter((len(found) for found in word_lists), dtype=np.int64,
+                             count=len(word_lists))
+        # Each text's vector is the sum of its words' rows: one sparse-by-dense product.
+        pointers = np.concatenate([[0], np.cumsum(counts)])
+        membership = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), np.asarray(rows, dtype=np.int64), pointers),
+            shape=(len(word_lists), len(self._vectors)))
+        out = np.asarray(membership @ self._vectors, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 

@@ -544,19 +544,23 @@ class Handbook:
         inverse = np.fromiter((positions.setdefault(c, len(positions)) for c in contexts),
                               dtype=np.int64, count=len(contexts))
         unique = list(positions)
-        vectors = self._embed_queries([c.text for c in unique])
-        ids, scores = self._index.search(
-            vectors, [words(c.text) for c in unique], [c.entities for c in unique], k, filters,
-        )
+        terms = [words(c.text) for c in unique]
+        vectors = self._embed_queries([c.text for c in unique], terms)
+        ids, scores = self._index.search(vectors, terms, [c.entities for c in unique], k, filters)
         return Retrieval(ids[inverse], scores[inverse])
 
-    def _embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of query texts, remembered: simulations ask the same ones again."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._query_vectors]
+    def _embed_queries(self, texts: Sequence[str], terms: Sequence[list[str]]) -> np.ndarray:
+        """Embeddings of query texts (``terms``: their words), remembered: simulations ask
+        the same ones again."""
+        missing = {t: i for i, t in enumerate(texts) if t not in self._query_vectors}
         if missing:
             if len(self._query_vectors) > 100_000:
                 self._query_vectors.clear()
-            self._query_vectors.update(zip(missing, self.embedder.embed(missing)))
+            if isinstance(self.embedder, HashingEmbedder):  # it reads the same words: split once
+                fresh = self.embedder.embed_words([terms[i] for i in missing.values()])
+            else:
+                fresh = self.embedder.embed(list(missing))
+            self._query_vectors.update(zip(missing, fresh))
         if not texts:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         return np.stack([self._query_vectors[t] for t in texts])

@@ -82,11 +82,21 @@ class IndexSettings:
 @dataclass
 class _Postings:
     """A compressed-row table: for key ``i``, ``slots[ptr[i]:ptr[i+1]]`` and their weights,
-    best first."""
+    best first, over ``width`` slots."""
 
     ptr: np.ndarray
     slots: np.ndarray
     weights: np.ndarray
+    width: int
+    _matrix: object = None  # the same table as a scipy CSR matrix, built for batches
+
+    def matrix(self):
+        if self._matrix is None:
+            from scipy import sparse  # only here: batches need it, single queries do not
+
+            self._matrix = sparse.csr_matrix((self.weights, self.slots, self.ptr),
+                                             shape=(len(self.ptr) - 1, self.width))
+        return self._matrix
 
 
 @dataclass
@@ -356,7 +366,8 @@ class BehaviorIndex:
         tf = np.asarray(counts, dtype=np.float64)
         norm = BM25_K1 * (1 - BM25_B + BM25_B * slots.lengths[owner] / average_length)
         impact = tf * (BM25_K1 + 1) / (tf + norm)
-        return _postings(terms, owner, impact, len(self._vocabulary), self.settings.posting_limit)
+        return _postings(terms, owner, impact, len(self._vocabulary), slots.count,
+                         self.settings.posting_limit)
 
     def _idf(self) -> np.ndarray:
         if self._idf_cache is None:
@@ -398,7 +409,8 @@ class BehaviorIndex:
                 weights.append(weight)
         return _postings(
             np.asarray(entity_ids, dtype=np.int64), np.asarray(slot_ids, dtype=np.int64),
-            np.asarray(weights, dtype=np.float64), len(self._entities), self.settings.posting_limit,
+            np.asarray(weights, dtype=np.float64), len(self._entities), self._slots.count,
+            self.settings.posting_limit,
         )
 
     def _graph_top(self, queries: Sequence[Sequence[str]], depth: int, bias: np.ndarray):
@@ -429,23 +441,26 @@ class BehaviorIndex:
         self._graph = None
 
 
-def _postings(keys, slots, weights, size: int, limit: int) -> _Postings:
-    """Group (key, slot, weight) triples by key, best weight first, at most ``limit`` each."""
+def _postings(keys, slots, weights, size: int, width: int, limit: int) -> _Postings:
+    """Group (key, slot, weight) triples by key, best weight first, at most ``limit`` each;
+    ``size`` keys, ``width`` slots."""
     order = np.lexsort((-weights, keys))
     keys, slots, weights = keys[order], slots[order], weights[order]
     starts = np.searchsorted(keys, np.arange(size + 1))
     rank = np.arange(len(keys)) - starts[keys] if len(keys) else np.empty(0, dtype=np.int64)
     keep = rank < limit
     keys, slots, weights = keys[keep], slots[keep], weights[keep]
-    return _Postings(np.searchsorted(keys, np.arange(size + 1)), slots, weights.astype(np.float32))
+    return _Postings(np.searchsorted(keys, np.arange(size + 1)), slots, weights.astype(np.float32),
+                     width)
 
 
 def _flatten(queries: Sequence[Sequence[str]], ids: Mapping[str, int]):
     """(query, id) pairs for the names each query uses that ``ids`` knows, as two arrays."""
-    known = [[ids[name] for name in names if name in ids] for names in queries]
-    owner = np.repeat(np.arange(len(queries)), [len(k) for k in known])
-    flat = np.fromiter((i for k in known for i in k), dtype=np.int64, count=len(owner))
-    return owner, flat
+    lookup = ids.get
+    flat = np.array([lookup(name, -1) for names in queries for name in names], dtype=np.int64)
+    owner = np.repeat(np.arange(len(queries)), [len(names) for names in queries])
+    known = flat >= 0
+    return owner[known], flat[known]
 
 
 def _postings_top(postings: _Postings, owner: np.ndarray, flat: np.ndarray,
@@ -461,27 +476,42 @@ def _postings_top(postings: _Postings, owner: np.ndarray, flat: np.ndarray,
                                   for a, b, key in zip(starts, ends, flat)])
         allowed = bias[slots] == 0
         return _sum_by_slot(slots[allowed][None], weights[allowed][None], depth)
-    lengths = ends - starts
-    total = int(lengths.sum())
-    if total == 0:
+    if not len(flat):
         return _nothing(batch, depth)
-    # Gather every key's postings into one flat array: a ragged gather without a loop.
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
-    slots = postings.slots[offsets]
-    weights = postings.weights[offsets] * np.repeat(key_weight[flat], lengths).astype(np.float32)
-    query = np.repeat(owner, lengths)
-    allowed = bias[slots] == 0
-    slots, weights, query = slots[allowed], weights[allowed], query[allowed]
-    if len(slots) == 0:
+    from scipy import sparse
+
+    # Many queries: one sparse product adds up, per query, the weights of equal slots over
+    # its keys' postings: (query x key) @ (key x slot).
+    query_keys = sparse.csr_matrix(
+        (key_weight[flat].astype(np.float32), (owner, flat)), shape=(batch, len(postings.ptr) - 1))
+    return _sparse_rows_top(query_keys @ postings.matrix(), depth, bias)
+
+
+def _sparse_rows_top(scores, depth: int, bias: np.ndarray):
+    """Row-wise ``depth`` best allowed slots of a CSR matrix of (query, slot) totals, ties
+    to the lower slot: slots (B, depth), -1 where a row has fewer, and their totals."""
+    batch = scores.shape[0]
+    lengths = np.diff(scores.indptr)
+    width = int(lengths.max()) if batch else 0
+    if width == 0:
         return _nothing(batch, depth)
-    # Lay each query's postings out in one padded row, then add up equal slots within rows.
-    row_lengths = np.bincount(query, minlength=batch)
-    column = np.arange(len(slots)) - np.repeat(np.cumsum(row_lengths) - row_lengths, row_lengths)
-    padded_slots = np.full((batch, int(row_lengths.max())), -1, dtype=np.int64)
-    padded_weights = np.zeros(padded_slots.shape, dtype=np.float32)
-    padded_slots[query, column] = slots
-    padded_weights[query, column] = weights
-    return _sum_by_slot(padded_slots, padded_weights, depth)
+    slots = scores.indices.astype(np.int64)
+    totals = scores.data.astype(np.float32) + bias[slots]
+    # Lay each row's entries out in one padded row; the product leaves them in no set order,
+    # so ties are broken by slot explicitly, in the sort key.
+    row = np.repeat(np.arange(batch), lengths)
+    column = np.arange(len(slots)) - np.repeat(scores.indptr[:-1], lengths)
+    padded_slots = np.full((batch, width), -1, dtype=np.int64)
+    padded_totals = np.full((batch, width), -np.inf, dtype=np.float32)
+    key = np.full((batch, width), -np.inf)
+    padded_slots[row, column] = slots
+    padded_totals[row, column] = totals
+    key[row, column] = totals - slots * 1e-12
+    columns, _ = _top(key, depth, exact_ties=False)
+    values = _pick(padded_totals, np.maximum(columns, 0))
+    chosen = _pick(padded_slots, np.maximum(columns, 0))
+    found = columns >= 0
+    return np.where(found, chosen, -1), np.where(found, values, -np.inf).astype(np.float32)
 
 
 def _sum_by_slot(slots: np.ndarray, weights: np.ndarray, k: int):

@@ -93,6 +93,27 @@ def test_lexical_ranking_is_bm25_when_nothing_is_pruned() -> None:
     assert set(slots[0]) == set(expected)
 
 
+@pytest.mark.parametrize("filters", [Filters(), Filters(kinds=frozenset({"text"}))],
+                         ids=["all", "texts only"])
+def test_batched_lexical_and_graph_rankings_equal_one_query_at_a_time(filters) -> None:
+    """The batch path (a sparse product) and the one-query path (gathered postings) are
+    separate code; on a corpus of few words, full of ties, they must rank alike."""
+    texts = corpus(400)
+    index = build(texts, IndexSettings(posting_limit=16))
+    for i in range(0, 400, 3):
+        index.set_links(i, {f"coplayer:{TOPICS[i % 5]}": 1.0 + i % 4, "scenario:x": 0.5})
+    index._ensure_built()
+    bias = index._mask(filters)
+    queries = [words(t) for t in corpus(40, seed=9)] + [["unknown"], []]
+    entities = [[f"coplayer:{TOPICS[i % 7]}", "scenario:x"][: i % 3] for i in range(len(queries))]
+    for top, per_query in ((index._lexical_top, queries), (index._graph_top, entities)):
+        batch_slots, batch_values = top(per_query, 12, bias)
+        for row, query in enumerate(per_query):
+            slots, values = top([query], 12, bias)
+            assert batch_slots[row].tolist() == slots[0].tolist()
+            assert batch_values[row] == pytest.approx(values[0], rel=1e-5)
+
+
 def test_ivf_search_finds_what_exact_search_finds() -> None:
     texts = corpus(3000)
     exact = build(texts, IndexSettings(exact_limit=10_000))
