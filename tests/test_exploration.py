@@ -285,6 +285,7 @@ BONUSES = [
     BonusConfig(global_term="counts", episodic_term="counts", combine="sum"),
     BonusConfig(global_term="rnd", episodic_term="e3b"),
     BonusConfig(global_term="noveld", episodic_term="first_visit"),
+    BonusConfig(global_term="counts", episodic_term="counts", count_over="position"),
 ]
 
 
