@@ -467,10 +467,10 @@ def _postings_top(postings: _Postings, owner: np.ndarray, flat: np.ndarray,
                   key_weight: np.ndarray, batch: int, depth: int, bias: np.ndarray):
     """Per query, the allowed slots with the largest summed weight over the postings of its
     keys (``flat[i]`` belongs to query ``owner[i]``)."""
-    starts, ends = postings.ptr[flat], postings.ptr[flat + 1]
     if batch == 1:  # one query: gather its few posting lists directly
         if not len(flat):
             return _nothing(1, depth)
+        starts, ends = postings.ptr[flat], postings.ptr[flat + 1]
         slots = np.concatenate([postings.slots[a:b] for a, b in zip(starts, ends)])
         weights = np.concatenate([postings.weights[a:b] * np.float32(key_weight[key])
                                   for a, b, key in zip(starts, ends, flat)])
