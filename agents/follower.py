@@ -7,6 +7,8 @@ fallback strategy. It is how a scenario tests what a handbook has learned.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from agents.base import AgentContext, Hints, register_kind
@@ -31,7 +33,7 @@ class HandbookFollower:
         self.hint_used = np.zeros(0, dtype=np.int64)
         self._table: np.ndarray | None = None
         self._executable: np.ndarray | None = None
-        self._first = np.zeros(0, dtype=np.int64)
+        self._plan_now: _Plan | None = None
 
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
         fallback_rng, self._rng = rng.spawn(2)
@@ -47,28 +49,49 @@ class HandbookFollower:
         if hints is None or not hints.behaviors:
             self.hint_used = np.full(observations.shape[0], -1, dtype=np.int64)
             return actions
-        pick = self._first_executable(hints)[hints.contexts]
-        follows = pick >= 0
-        row = hints.table[hints.contexts, np.maximum(pick, 0)]
-        p_cooperate = hints.cooperate[row, observations]
-        followed = np.where(follows, (draws >= p_cooperate).astype(np.int64), actions)
-        if hints.macros.shape[1]:
-            macro = hints.macros[row]
+        plan = self._plan(hints)
+        self.hint_used = plan.pick.take(hints.contexts)
+        p_cooperate = plan.cooperate.take(hints.contexts * plan.tokens + observations)
+        followed = np.where(p_cooperate >= 0, draws >= p_cooperate, actions)
+        if plan.macros is not None:
+            macro = plan.macros[hints.contexts]
             length = np.maximum((macro >= 0).sum(axis=1), 1)
-            macro_action = macro[np.arange(len(row)), (self._round - 1) % length]
-            followed = np.where(follows & np.isnan(p_cooperate), macro_action, followed)
-        self.hint_used = pick
+            macro_action = macro[np.arange(len(macro)), (self._round - 1) % length]
+            followed = np.where(np.isnan(p_cooperate), macro_action, followed)
         return followed
 
-    def _first_executable(self, hints: Hints) -> np.ndarray:
-        """Per context, the position of its best executable hint, -1 if none: worked out
-        once per table rather than for every game every round."""
+    def _plan(self, hints: Hints) -> _Plan:
+        """What to do in each context, worked out once per table rather than for every
+        game every round."""
         # Kept by reference (not id), so that a new table can never pass for the old one.
         if self._table is not hints.table or self._executable is not hints.executable:
-            executable = hints.executable[hints.table]
-            self._first = np.where(executable.any(axis=1), executable.argmax(axis=1), -1)
+            self._plan_now = _Plan.of(hints)
             self._table, self._executable = hints.table, hints.executable
-        return self._first
+        return self._plan_now
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Per context: ``pick``, the position of its best executable hint (-1: none);
+    ``cooperate`` (contexts * tokens,), by context and observation token, the picked
+    response rule's chance of cooperating, NaN for a macro, -1 for no hint (the fallback
+    plays); ``macros`` the picked macro's actions per context, if any context picks one."""
+
+    pick: np.ndarray
+    cooperate: np.ndarray
+    tokens: int
+    macros: np.ndarray | None
+
+    @classmethod
+    def of(cls, hints: Hints) -> _Plan:
+        executable = hints.executable[hints.table]
+        pick = np.where(executable.any(axis=1), executable.argmax(axis=1), -1)
+        row = hints.table[np.arange(len(pick)), np.maximum(pick, 0)]
+        row = np.where(pick >= 0, row, -1)  # the sentinel row
+        cooperate = np.where((pick >= 0)[:, None], hints.cooperate[row], -1.0)
+        has_macro = (pick >= 0) & np.isnan(cooperate).any(axis=1)
+        macros = hints.macros[row] if has_macro.any() else None
+        return cls(pick, cooperate.ravel(), hints.cooperate.shape[1], macros)
 
 
 @register_kind(

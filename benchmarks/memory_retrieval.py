@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scenarios
-from memory.behaviors import Context, NewBehavior, Provenance
+from memory.behaviors import RULE_KEYS, Context, NewBehavior, Provenance
 from memory.handbook import Handbook
 from memory.index import Filters
 from scenarios.memory_step import contexts_for
@@ -69,11 +69,16 @@ def behaviors(count: int, seed: int = 0) -> list[NewBehavior]:
         situation, action = rng.choice(SITUATIONS), rng.choice(ACTIONS)
         kind = COPLAYER_TYPES[i % 4]
         topic = rng.choice(topics, size=8, p=frequency)
+        # One in four is a response rule, so that a hint-following agent has rules to play.
+        rule = i % 4 == 3
         made.append(NewBehavior(
             name=f"{action} {situation}: {topic[0]} {topic[1]}",
             instruction=(f"Against a {kind}, {action} {situation}, then {topic[2]} {topic[3]} "
                          f"{topic[4]} until {topic[5]} {topic[6]} {topic[7]}."),
             tags=(kind, topic[0]), trigger={"coplayer": kind},
+            kind="response_rule" if rule else "text",
+            payload={"cooperate": {key: round(float(rng.random()), 2) for key in RULE_KEYS}}
+            if rule else None,
             provenance=Provenance(extractor="benchmark"),
         ))
     return made
@@ -105,6 +110,7 @@ def fill(handbook: Handbook, made: list[NewBehavior], chunk: int = 5000) -> floa
 
 def latencies(handbook: Handbook, contexts: list[Context], k: int = 5) -> np.ndarray:
     handbook.retrieve(contexts[:1], k=k)  # builds the index once
+    handbook.clear_caches()  # every timed query is answered afresh
     times = []
     for context in contexts:
         start = time.perf_counter()
@@ -117,7 +123,7 @@ def throughput(handbook: Handbook, contexts: list[Context], k: int = 5, calls: i
     handbook.retrieve(contexts, k=k)
     start = time.perf_counter()
     for _ in range(calls):
-        handbook._query_vectors.clear()  # every call embeds its contexts afresh
+        handbook.clear_caches()  # every call embeds and ranks its contexts afresh
         handbook.retrieve(contexts, k=k)
     return calls * len(contexts) / (time.perf_counter() - start)
 

@@ -35,7 +35,7 @@ LAST_ROUND = (
     "we both defected",
 )
 CONTEXTS = len(COPLAYER_TYPES) * len(LAST_ROUND) * len(PHASES)
-TABLED_ROUNDS = 128  # rounds whose context codes come from a lookup table
+TABLED_ROUNDS = 128  # games up to this long look their context codes up in tables
 
 
 def phase_of(round_index: int, horizon: int) -> int:
@@ -45,13 +45,16 @@ def phase_of(round_index: int, horizon: int) -> int:
 
 
 @functools.lru_cache(maxsize=4 * TABLED_ROUNDS)
-def code_base(round_index: int, horizon: int) -> np.ndarray:
-    """Context codes without the last-round token, indexed [cooperations, repeats] of the
-    co-player so far: one lookup per round replaces classifying every game's co-player
-    anew. Read-only; shared by every run."""
-    counts = np.arange(round_index + 1)
-    kind = coplayer_type(counts[:, None], counts[None, :], round_index)
-    table = kind * len(LAST_ROUND) * len(PHASES) + phase_of(round_index, horizon)
+def code_table(round_index: int, horizon: int) -> np.ndarray:
+    """Context codes indexed by ``(cooperations * (horizon + 1) + repeats) * tokens +
+    last-round token``, from what a seat has seen of its co-player so far: one lookup per
+    round replaces classifying every game's co-player anew. Read-only; shared by every run."""
+    cooperations = np.arange(round_index + 1)[:, None, None]
+    repeats = np.arange(horizon + 1)[None, :, None]  # past ``round_index``: never looked up
+    last = np.arange(len(LAST_ROUND))[None, None, :]
+    kind = coplayer_type(cooperations, repeats, round_index)
+    table = ((kind * len(LAST_ROUND) + last) * len(PHASES) + phase_of(round_index, horizon))
+    table = table.astype(np.int16).ravel()
     table.flags.writeable = False
     return table
 
@@ -130,57 +133,58 @@ class RunMemory:
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
-        for behavior_id in np.unique(ids[ids >= 0]).tolist():
-            if behavior_id not in self._catalogue:
-                self._add_to_catalogue(behavior_id)
+        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._catalogue]
+        if fresh:
+            self._add_to_catalogue(fresh)
         rows = np.full(ids.shape, -1, dtype=np.int64)
         found = ids >= 0
         rows[found] = [self._catalogue[i] for i in ids[found].tolist()]
         return rows
 
-    def _add_to_catalogue(self, behavior_id: int) -> None:
-        record = self.handbook.cached(behavior_id)
-        self._catalogue[behavior_id] = len(self._behaviors)
-        self._behaviors.append(HintedBehavior(behavior_id, record.name, record.instruction,
-                                              record.kind, record.payload))
-        rule = np.full(5, np.nan)
-        if record.kind == "response_rule":
-            rule = np.array([record.payload["cooperate"][key] for key in RULE_KEYS])
-        actions = list(record.payload["actions"]) if record.kind == "action_macro" else []
-        width = max(self._macros.shape[1], len(actions))
-        macros = np.full((len(self._behaviors) + 1, width), -1, dtype=np.int64)
-        macros[:-2, : self._macros.shape[1]] = self._macros[:-1]
-        macros[-2, : len(actions)] = actions
-        self._macros = macros
-        self._cooperate = np.vstack([self._cooperate[:-1], rule, self._cooperate[-1:]])
-        self._executable = np.concatenate(
-            [self._executable[:-1], [record.kind in ("response_rule", "action_macro"), False]]
-        )
+    def _add_to_catalogue(self, behavior_ids: list[int]) -> None:
+        rules, macros, executable = [], [], []
+        for behavior_id in behavior_ids:
+            record = self.handbook.cached(behavior_id)
+            self._catalogue[behavior_id] = len(self._behaviors)
+            self._behaviors.append(HintedBehavior(behavior_id, record.name, record.instruction,
+                                                  record.kind, record.payload))
+            rules.append([record.payload["cooperate"][key] for key in RULE_KEYS]
+                         if record.kind == "response_rule" else [np.nan] * len(RULE_KEYS))
+            macros.append(list(record.payload["actions"]) if record.kind == "action_macro" else [])
+            executable.append(record.kind in ("response_rule", "action_macro"))
+        width = max(self._macros.shape[1], *map(len, macros))
+        grown = np.full((len(self._behaviors) + 1, width), -1, dtype=np.int64)
+        old = len(self._behaviors) - len(behavior_ids)
+        grown[:old, : self._macros.shape[1]] = self._macros[:-1]
+        for row, actions in enumerate(macros, start=old):
+            grown[row, : len(actions)] = actions
+        self._macros = grown
+        self._executable = np.concatenate([self._executable[:-1], executable, [False]])
+        self._cooperate = np.vstack([self._cooperate[:-1], np.array(rules, dtype=float),
+                                     self._cooperate[-1:]])
 
     def hints(self, contexts: np.ndarray, table: np.ndarray) -> Hints:
         return Hints(contexts, table, self._behaviors, self._executable, self._cooperate,
                      self._macros)
 
-    def add(self, seat_ids: np.ndarray, shown: np.ndarray, used: np.ndarray,
-            per_step: np.ndarray, kinds: np.ndarray) -> None:
-        """Add one seat's episodes: ``shown`` and ``used`` (E, K) over the behavior ids
-        ``seat_ids`` (K,), returns per step (E,), and the co-player type of each episode."""
+    def add(self, behavior_ids: np.ndarray, shown: np.ndarray, used: np.ndarray) -> None:
+        """Add one seat's batch: per behavior (rows, ``behavior_ids``) and co-player type
+        (last axis, ``COPLAYER_TYPES``), the episodes it was shown in and those it was used
+        in, as counts ``[:, 0]`` and sums of return per step ``[:, 1]``."""
         tally = self._tally
-        unused = shown & ~used
-        for column, behavior_id in enumerate(seat_ids.tolist()):
-            shown_n = int(shown[:, column].sum())
+        unused = shown - used
+        totals = zip(behavior_ids.tolist(), shown.sum(axis=2).tolist(), used.sum(axis=2).tolist(),
+                     unused[:, 1].sum(axis=1).tolist())
+        for row, (behavior_id, (shown_n, _), (used_n, used_sum), unused_sum) in enumerate(totals):
             if not shown_n:
                 continue
-            used_here, unused_here = used[:, column], unused[:, column]
-            tally.shown[behavior_id] += shown_n
-            tally.uses[behavior_id] += int(used_here.sum())
-            tally.return_used[behavior_id] += float(per_step[used_here].sum())
-            tally.return_unused[behavior_id] += float(per_step[unused_here].sum())
-            for kind in np.unique(kinds[shown[:, column]]).tolist():
-                of_kind = kinds == kind
+            tally.shown[behavior_id] += round(shown_n)
+            tally.uses[behavior_id] += round(used_n)
+            tally.return_used[behavior_id] += used_sum
+            tally.return_unused[behavior_id] += unused_sum
+            for kind in np.flatnonzero(shown[row, 0]).tolist():
                 tally.by_type[(behavior_id, COPLAYER_TYPES[kind])] += (
-                    (used_here & of_kind).sum(), per_step[used_here & of_kind].sum(),
-                    (unused_here & of_kind).sum(), per_step[unused_here & of_kind].sum(),
+                    used[row, 0, kind], used[row, 1, kind], unused[row, 0, kind], unused[row, 1, kind],
                 )
 
     def usage(self) -> MemoryUsage:
@@ -205,8 +209,12 @@ class RunMemory:
 
 class BatchMemory:
     """One batch of B games: per listening seat, what each game's agent has seen of its
-    co-player, which contexts it met and which hints it used. Every round costs a few array
-    operations per listening seat: this is the simulation's hot path."""
+    co-player, which contexts it met and which hints it used. Every round costs a handful of
+    array operations per listening seat: this is the simulation's hot path.
+
+    Each round a listening seat marks one cell per game in a (cells, B) table: the cell of
+    its context and of the hint it used (or of none). At the batch's end those marks become
+    per-behavior sets of episodes, as bitsets."""
 
     def __init__(self, run: RunMemory, tables: list[np.ndarray], rows: list[np.ndarray],
                  listening: tuple[bool, bool], num_games: int, horizon: int) -> None:
@@ -217,77 +225,95 @@ class BatchMemory:
         self._rows = rows
         self._horizon = horizon
         self._round = 0
-        self._k = tables[0].shape[1]
-        # One column past the contexts (and past the hint positions) collects what should
-        # not count: games that have ended, rounds without a followed hint.
-        self._seen = [np.zeros((num_games, CONTEXTS + 1), dtype=bool) for _ in (0, 1)]
-        self._used = [np.zeros((num_games, CONTEXTS * self._k + 1), dtype=bool) for _ in (0, 1)]
-        self._seen_offsets = np.arange(num_games) * (CONTEXTS + 1)
-        self._used_offsets = np.arange(num_games) * (CONTEXTS * self._k + 1)
+        self._slots = tables[0].shape[1] + 1  # per context: no hint used, then each position
+        # The cells past the contexts' belong to games that have ended: they never count.
+        self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
+                       for _ in (0, 1)]
+        self._games = num_games
+        self._mark_offsets = np.arange(num_games) + num_games  # slot 0 is "no hint used"
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
-        # What each seat has seen its co-player do: cooperations, repeats of the seat's own
-        # previous action; and the seat's own last action.
-        self._cooperations = np.zeros((2, num_games), dtype=np.int64)
-        self._repeats = np.zeros((2, num_games), dtype=np.int64)
+        # What each seat has seen its co-player do, as one number per game: (cooperations
+        # * (horizon + 1) + repeats of the seat's own previous action) * tokens, so that
+        # adding the last-round token gives the index into ``code_table``.
+        tokens = len(LAST_ROUND)
+        self._stride = horizon + 1
+        self._seen_play = np.zeros((2, num_games), dtype=np.int64)
+        cooperated, repeated = self._stride * tokens, tokens
+        # Indexed by their action * 2 + own previous action: in the first round nothing
+        # can be a repeat yet.
+        self._first_increments = np.array([cooperated, cooperated, 0, 0])
+        self._increments = np.array([cooperated + repeated, cooperated, 0, repeated])
         self._previous = np.zeros((2, num_games), dtype=np.int64)
         self._active = np.ones(num_games, dtype=bool)
         self._all_active = True
 
+    def _counts(self, seat: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cooperations, repeats) seen by ``seat``, per game."""
+        return np.divmod(self._seen_play[seat] // len(LAST_ROUND), self._stride)
+
     def hints(self, seat: int, observations: np.ndarray) -> Hints:
         t = self._round
-        if t <= TABLED_ROUNDS:
-            codes = code_base(t, self._horizon)[self._cooperations[seat], self._repeats[seat]]
-        else:  # long games: classify directly rather than keep ever larger tables
-            kind = coplayer_type(self._cooperations[seat], self._repeats[seat], t)
-            codes = kind * len(LAST_ROUND) * len(PHASES) + phase_of(t, self._horizon)
-        codes += observations * len(PHASES)
+        if self._horizon <= TABLED_ROUNDS:
+            codes = code_table(t, self._horizon).take(self._seen_play[seat] + observations)
+        else:  # long games: classify directly rather than keep large tables
+            kind = coplayer_type(*self._counts(seat), t)
+            codes = ((kind * len(LAST_ROUND) + observations) * len(PHASES)
+                     + phase_of(t, self._horizon))
         if not self._all_active:
             codes = np.where(self._active, codes, CONTEXTS)
         self._codes[seat] = codes
-        self._seen[seat].ravel()[self._seen_offsets + codes] = True
         return self._run.hints(codes, self._rows[seat])
 
     def record(self, seat: int, hint_used: np.ndarray) -> None:
-        position = self._codes[seat] * self._k + hint_used
-        position = np.where((hint_used >= 0) & (self._codes[seat] < CONTEXTS), position,
-                            CONTEXTS * self._k)
-        self._used[seat].ravel()[self._used_offsets + position] = True
+        cell = self._codes[seat] * self._slots + hint_used
+        self._marks[seat].ravel()[cell * self._games + self._mark_offsets] = 1
 
     def observe(self, actions: np.ndarray, active: np.ndarray) -> None:
         """After a round: ``actions`` (2, B), ``active`` the games still running after it."""
+        increments = self._increments if self._round else self._first_increments
         for seat in self._seats:
-            theirs = actions[1 - seat]
-            cooperated = theirs == 0
-            repeated = theirs == self._previous[seat]
-            if not self._all_active:
-                cooperated &= self._active
-                repeated &= self._active
-            self._cooperations[seat] += cooperated
-            if self._round:
-                self._repeats[seat] += repeated
-            self._previous[seat] = actions[seat] if self._all_active else np.where(
-                self._active, actions[seat], self._previous[seat])
+            seen = increments.take(actions[1 - seat] * 2 + self._previous[seat])
+            if self._all_active:
+                self._previous[seat] = actions[seat]
+            else:
+                seen *= self._active
+                self._previous[seat] = np.where(self._active, actions[seat], self._previous[seat])
+            self._seen_play[seat] += seen
         self._round += 1
+        # A fixed horizon hands the same read-only flags every round: nothing to look at.
+        if active is not self._active or active.flags.writeable:
+            self._all_active = bool(active.all())
         self._active = active
-        self._all_active = bool(active.all())
 
     def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None:
         """Add the batch to the run's tally; ``returns`` (B, 2), ``lengths`` (B,)."""
         per_step = returns / np.maximum(lengths, 1)[:, None]
-        for seat in (0, 1):
+        episodes = len(lengths)
+        for seat in self._seats:
             ids = self._ids[seat]
-            behavior_ids = np.unique(ids[ids >= 0])
-            if not behavior_ids.size or not self.listening[seat]:
+            present = ids >= 0
+            if not present.any():
                 continue
-            k = ids.shape[1]
-            # (context, hint position) -> behavior column, so that the episodes' sets of
-            # contexts become sets of behaviors by one matrix product.
-            member = np.zeros((CONTEXTS * k + 1, len(behavior_ids)), dtype=np.float32)
-            present = np.flatnonzero((ids >= 0).ravel())
-            member[present, np.searchsorted(behavior_ids, ids.ravel()[present])] = 1.0
-            by_context = np.vstack([member[:-1].reshape(CONTEXTS, k, -1).max(axis=1),
-                                    np.zeros((1, len(behavior_ids)), dtype=np.float32)])
-            shown = (self._seen[seat].astype(np.float32) @ by_context) > 0
-            used = (self._used[seat].astype(np.float32) @ member) > 0
-            kinds = coplayer_type(self._cooperations[seat], self._repeats[seat], lengths)
-            self._run.add(behavior_ids, shown, used, per_step[:, seat], kinds)
+            behavior_ids, columns = np.unique(ids[present], return_inverse=True)
+            # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
+            marks = self._marks[seat]
+            bits = np.packbits(marks, axis=1)
+            bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8))).view(np.uint64)
+            bits = bits.reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
+            seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
+            used = bits[:, 1:].reshape(CONTEXTS * (self._slots - 1), -1)  # (context, position)
+            # Per behavior, the OR of its cells' rows: sorted by behavior, then reduceat.
+            order = np.argsort(columns, kind="stable")
+            starts = np.searchsorted(columns[order], np.arange(len(behavior_ids)))
+            cells = np.flatnonzero(present.ravel())[order]
+            sets = np.vstack([np.bitwise_or.reduceat(seen[cells // (self._slots - 1)], starts),
+                              np.bitwise_or.reduceat(used[cells], starts)])
+            sets = np.unpackbits(sets.view(np.uint8), axis=1, count=episodes)
+            # Per episode: a one-hot of its co-player type, then that times its return per step.
+            kinds = coplayer_type(*self._counts(seat), lengths)
+            weights = np.zeros((episodes, 2, len(COPLAYER_TYPES)))
+            weights[np.arange(episodes), 0, kinds] = 1.0
+            weights[np.arange(episodes), 1, kinds] = per_step[:, seat]
+            totals = sets.astype(np.float64) @ weights.reshape(episodes, -1)
+            shown, used_in = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
+            self._run.add(behavior_ids, shown, used_in)

@@ -165,15 +165,19 @@ def test_a_batch_retrieval_equals_one_retrieval_per_context(handbook) -> None:
 def test_writes_are_visible_to_the_next_retrieval_here_and_after_sync_elsewhere(backend_url) -> None:
     writer, reader = Handbook.open(backend_url), Handbook.open(backend_url)
     context = [Context("keeps defecting", ("coplayer:defector",))]
+    # Both remember this answer; a write must replace it, here at once and there after sync.
     assert (reader.retrieve(context, k=1).ids == -1).all()
+    assert (writer.retrieve(context, k=1).ids == -1).all()
     writer.add(PUNISH)
     assert writer.retrieve(context, k=1).ids[0, 0] == 1
     # The reader's index holds what it last synced: retrieval never waits on SQL.
     assert reader.retrieve(context, k=1).ids[0, 0] == -1
     assert reader.sync() > 0
+    assert reader.sync() == 0
     assert reader.retrieve(context, k=1).ids[0, 0] == 1
     writer.invalidate(1, "gone")
-    reader.sync()
+    assert writer.retrieve(context, k=1).ids[0, 0] == -1
+    assert reader.sync() > 0
     assert reader.retrieve(context, k=1).ids[0, 0] == -1
     writer.close()
     reader.close()

@@ -5,6 +5,7 @@ the next run plays. Then the `coplay memory` and `coplay db` commands."""
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ from sqlalchemy import create_engine
 import scenarios
 from coplay.errors import ConfigError
 from memory import RunStore, migrations
-from memory.behaviors import NewBehavior
-from memory.extraction import coplayer_type, extract_run
+from memory.behaviors import RULE_KEYS, NewBehavior
+from memory.extraction import COPLAYER_TYPES, coplayer_type, extract_run
 from memory.handbook import Handbook
+from scenarios.memory_step import BatchMemory
 from tests.test_cli import coplay
 
 DEFECT_ALWAYS = NewBehavior(
@@ -111,6 +113,89 @@ memory: {k: 1}
     assert by_coplayer == {"follower": 0.0, "tft": 1.0}
     assert result.memory_usage.usages[0].uses == sum(
         o.stats.episodes for o in result.pairings if o.stats.agents[1] == "follower")
+
+
+def test_the_usage_tally_equals_a_count_over_every_game_and_round(db_url, monkeypatch) -> None:
+    """The runner tallies shown and used behaviors as bitsets at the end of a batch; here
+    the same tally is counted plainly from every round's contexts and hints."""
+    handbook = Handbook.open(db_url)
+    handbook.add_many([
+        DEFECT_ALWAYS, OPEN_WITH_A_PROBE,
+        NewBehavior(name="Flip a coin", instruction="Cooperate half of the time against a mixed player.",
+                    kind="response_rule", payload={"cooperate": {k: 0.5 for k in RULE_KEYS}},
+                    trigger={"coplayer": "mixed"}),
+        NewBehavior(name="Reciprocate", instruction="Against a reciprocator, do what it did last round.",
+                    kind="response_rule", payload={"cooperate": dict(zip(RULE_KEYS, (1, 1, 0, 1, 0)))}),
+        NewBehavior(name="Be patient", instruction="In the opening of the game, wait and see."),
+    ])
+    scenario = scenarios.parse("""\
+name: tally-check
+env: {id: coplay/ipd-v0, horizon: 15, continuation_probability: 0.9}
+agents:
+  follower: {kind: handbook_follower, fallback: random}
+  allc: {kind: always_cooperate}
+  alld: {kind: always_defect}
+  tft: {kind: tit_for_tat}
+matchups: {mode: population, focal: [alld, follower], background: [{agent: follower}, {agent: tft}, {agent: allc}]}
+run: {episodes: 48, seed: 3, batch_size: 16}
+memory: {k: 3}
+""")
+    rounds: dict[int, list] = {}  # BatchMemory id -> [(seat, codes, hint_used)]
+    batches = []  # (memory, returns, lengths, co-player types per seat)
+    record, finish = BatchMemory.record, BatchMemory.finish
+
+    def logged_record(self, seat, hint_used):
+        rounds.setdefault(id(self), []).append((seat, self._codes[seat].copy(), hint_used.copy()))
+        record(self, seat, hint_used)
+
+    def logged_finish(self, returns, lengths):
+        kinds = [coplayer_type(*self._counts(seat), lengths) for seat in (0, 1)]
+        batches.append((self, returns.copy(), lengths.copy(), kinds))
+        finish(self, returns, lengths)
+
+    monkeypatch.setattr(BatchMemory, "record", logged_record)
+    monkeypatch.setattr(BatchMemory, "finish", logged_finish)
+    result = scenarios.run(scenario, handbook=handbook)
+
+    shown, uses = defaultdict(int), defaultdict(int)
+    return_used, return_unused = defaultdict(float), defaultdict(float)
+    by_type = defaultdict(lambda: np.zeros(4))
+    for memory, returns, lengths, kinds in batches:
+        per_step = returns / np.maximum(lengths, 1)[:, None]
+        for seat in (0, 1):
+            table = memory._ids[seat]
+            for game in range(len(lengths)):
+                seen_here, used_here = set(), set()
+                for logged_seat, codes, hint_used in rounds[id(memory)]:
+                    code = codes[game]
+                    if logged_seat != seat or code >= len(table):  # the game had ended
+                        continue
+                    seen_here |= {int(b) for b in table[code] if b >= 0}
+                    if hint_used[game] >= 0:
+                        used_here.add(int(table[code, hint_used[game]]))
+                kind = COPLAYER_TYPES[kinds[seat][game]]
+                for behavior in seen_here:
+                    value = per_step[game, seat]
+                    shown[behavior] += 1
+                    was_used = behavior in used_here
+                    uses[behavior] += was_used
+                    (return_used if was_used else return_unused)[behavior] += value
+                    by_type[(behavior, kind)] += (was_used, was_used * value, not was_used,
+                                                  (not was_used) * value)
+    usages = {u.behavior_id: u for u in result.memory_usage.usages}
+    assert len(usages) >= 4 and sum(uses.values()) > 0
+    assert set(usages) == set(shown)
+    for behavior, usage in usages.items():
+        assert (usage.shown, usage.uses) == (shown[behavior], uses[behavior])
+        assert usage.return_used == pytest.approx(return_used[behavior])
+        assert usage.return_unused == pytest.approx(return_unused[behavior])
+    expected_edges = sorted(
+        (f"behavior:{b}", "effective_against", f"coplayer:{kind}",
+         pytest.approx(used_sum / used_n - unused_sum / unused_n))
+        for (b, kind), (used_n, used_sum, unused_n, unused_sum) in by_type.items()
+        if used_n and unused_n and used_sum / used_n > unused_sum / unused_n
+    )
+    assert sorted(result.memory_usage.edges) == expected_edges
 
 
 def test_extraction_distils_best_responses_and_merges_repeats(db_url) -> None:
