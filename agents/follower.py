@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.base import AgentContext, Hints, register_kind
-from agents.coplayers import MemoryOneAgent
 from coplay.errors import ConfigError
 
 FALLBACKS = {
@@ -24,10 +23,16 @@ FALLBACKS = {
 
 
 class HandbookFollower:
+    """One uniform draw per game and round decides its action, whatever it plays: a
+    response rule, its fallback (a memory-one table), or, for an action macro, nothing."""
+
     def __init__(self, fallback: str = "tit_for_tat") -> None:
         if fallback not in FALLBACKS:
             raise ConfigError("fallback", expected=f"one of {sorted(FALLBACKS)}", got=repr(fallback))
-        self._fallback = MemoryOneAgent(np.array(FALLBACKS[fallback]))
+        self._fallback = np.array(FALLBACKS[fallback])  # P(cooperate) per observation token
+        # A 0/1 fallback needs no comparison with the draws: its action is a lookup.
+        certain = bool(np.all((self._fallback == 0) | (self._fallback == 1)))
+        self._fallback_actions = (self._fallback == 0).astype(np.int64) if certain else None
         self._rng = np.random.default_rng()
         self._round = 0
         self.hint_used = np.zeros(0, dtype=np.int64)
@@ -36,36 +41,35 @@ class HandbookFollower:
         self._plan_now: _Plan | None = None
 
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
-        fallback_rng, self._rng = rng.spawn(2)
-        self._fallback.reset(num_games, fallback_rng)
+        self._rng = rng
         self._round = 0
         self.hint_used = np.full(num_games, -1, dtype=np.int64)
 
     def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
-        actions = self._fallback.act(observations)
-        # One uniform draw per game every round, used or not, keeps the stream aligned.
         draws = self._rng.random(observations.shape[0])
         self._round += 1
         if hints is None or not hints.behaviors:
             self.hint_used = np.full(observations.shape[0], -1, dtype=np.int64)
-            return actions
+            if self._fallback_actions is not None:
+                return self._fallback_actions.take(observations)
+            return (draws >= self._fallback.take(observations)).astype(np.int64)
         plan = self._plan(hints)
         self.hint_used = plan.pick.take(hints.contexts)
         p_cooperate = plan.cooperate.take(hints.contexts * plan.tokens + observations)
-        followed = np.where(p_cooperate >= 0, draws >= p_cooperate, actions)
+        actions = (draws >= p_cooperate).astype(np.int64)
         if plan.macros is not None:
             macro = plan.macros[hints.contexts]
             length = np.maximum((macro >= 0).sum(axis=1), 1)
             macro_action = macro[np.arange(len(macro)), (self._round - 1) % length]
-            followed = np.where(np.isnan(p_cooperate), macro_action, followed)
-        return followed
+            actions = np.where(np.isnan(p_cooperate), macro_action, actions)
+        return actions
 
     def _plan(self, hints: Hints) -> _Plan:
         """What to do in each context, worked out once per table rather than for every
         game every round."""
         # Kept by reference (not id), so that a new table can never pass for the old one.
         if self._table is not hints.table or self._executable is not hints.executable:
-            self._plan_now = _Plan.of(hints)
+            self._plan_now = _Plan.of(hints, self._fallback)
             self._table, self._executable = hints.table, hints.executable
         return self._plan_now
 
@@ -73,9 +77,10 @@ class HandbookFollower:
 @dataclass(frozen=True)
 class _Plan:
     """Per context: ``pick``, the position of its best executable hint (-1: none);
-    ``cooperate`` (contexts * tokens,), by context and observation token, the picked
-    response rule's chance of cooperating, NaN for a macro, -1 for no hint (the fallback
-    plays); ``macros`` the picked macro's actions per context, if any context picks one."""
+    ``cooperate`` (contexts * tokens,), by context and observation token, the chance of
+    cooperating under the picked response rule or, with no pick, the fallback; NaN where
+    an action macro is picked; ``macros`` the picked macro's actions per context, if any
+    context picks one."""
 
     pick: np.ndarray
     cooperate: np.ndarray
@@ -83,12 +88,12 @@ class _Plan:
     macros: np.ndarray | None
 
     @classmethod
-    def of(cls, hints: Hints) -> _Plan:
+    def of(cls, hints: Hints, fallback: np.ndarray) -> _Plan:
         executable = hints.executable[hints.table]
         pick = np.where(executable.any(axis=1), executable.argmax(axis=1), -1)
         row = hints.table[np.arange(len(pick)), np.maximum(pick, 0)]
         row = np.where(pick >= 0, row, -1)  # the sentinel row
-        cooperate = np.where((pick >= 0)[:, None], hints.cooperate[row], -1.0)
+        cooperate = np.where((pick >= 0)[:, None], hints.cooperate[row], fallback[None, :])
         has_macro = (pick >= 0) & np.isnan(cooperate).any(axis=1)
         macros = hints.macros[row] if has_macro.any() else None
         return cls(pick, cooperate.ravel(), hints.cooperate.shape[1], macros)

@@ -59,7 +59,8 @@ def code_table(round_index: int, horizon: int) -> np.ndarray:
     return table
 
 
-def contexts_for(agent: str, scenario: str, env_id: str) -> list[Context]:
+@functools.lru_cache(maxsize=256)
+def contexts_for(agent: str, scenario: str, env_id: str) -> tuple[Context, ...]:
     """Every context an agent can be in, in code order: (co-player type * 5 + last-round
     token) * 3 + phase."""
     found = []
@@ -70,7 +71,7 @@ def contexts_for(agent: str, scenario: str, env_id: str) -> list[Context]:
                     f"{phase} of the game; the co-player looks like a {kind}; last round {last}",
                     (f"scenario:{scenario}", f"env:{env_id}", f"agent:{agent}", f"coplayer:{kind}"),
                 ))
-    return found
+    return tuple(found)
 
 
 @dataclass
@@ -294,11 +295,15 @@ class BatchMemory:
             present = ids >= 0
             if not present.any():
                 continue
-            behavior_ids, columns = np.unique(ids[present], return_inverse=True)
+            listed = ids[present]
+            behavior_ids = np.array(sorted(set(listed.tolist())), dtype=listed.dtype)
+            columns = np.searchsorted(behavior_ids, listed)
             # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
             marks = self._marks[seat]
             bits = np.packbits(marks, axis=1)
-            bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8))).view(np.uint64)
+            if bits.shape[1] % 8:
+                bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
+            bits = bits.view(np.uint64)
             bits = bits.reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
             seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
             used = bits[:, 1:].reshape(CONTEXTS * (self._slots - 1), -1)  # (context, position)
@@ -309,11 +314,12 @@ class BatchMemory:
             sets = np.vstack([np.bitwise_or.reduceat(seen[cells // (self._slots - 1)], starts),
                               np.bitwise_or.reduceat(used[cells], starts)])
             sets = np.unpackbits(sets.view(np.uint8), axis=1, count=episodes)
-            # Per episode: a one-hot of its co-player type, then that times its return per step.
+            # Per episode: a one-hot of its co-player type, then that times its return per
+            # step. Single precision: sums of a few thousand returns per batch lose nothing
+            # that matters, and a double product of this shape is several times slower.
             kinds = coplayer_type(*self._counts(seat), lengths)
-            weights = np.zeros((episodes, 2, len(COPLAYER_TYPES)))
-            weights[np.arange(episodes), 0, kinds] = 1.0
-            weights[np.arange(episodes), 1, kinds] = per_step[:, seat]
-            totals = sets.astype(np.float64) @ weights.reshape(episodes, -1)
+            one_hot = np.eye(len(COPLAYER_TYPES), dtype=np.float32).take(kinds, axis=0)
+            weights = np.hstack([one_hot, one_hot * per_step[:, seat, None].astype(np.float32)])
+            totals = np.matmul(sets, weights, dtype=np.float32)
             shown, used_in = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
             self._run.add(behavior_ids, shown, used_in)
