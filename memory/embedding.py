@@ -73,7 +73,11 @@ class HashingEmbedder:
         for its lexical and its vector ranking)."""
         from scipy import sparse  # only here: it costs a tenth of a second to import
 
-        rows = [self._row(word) for found in word_lists for word in found]
+        flat = [word for found in word_lists for word in found]
+        # Known words in one pass of C (map over dict.get); a new word gets its row made.
+        rows = list(map(self._rows.get, flat))
+        if None in rows:
+            rows = [self._row(word) for word in flat]
         counts = np.fromiter((len(found) for found in word_lists), dtype=np.int64,
                              count=len(word_lists))
         # Each text's vector is the sum of its words' rows: one sparse-by-dense product.

@@ -21,6 +21,7 @@ cells never hold stale vectors; retired slots are dropped when the IVF is rebuil
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -456,8 +457,8 @@ def _postings(keys, slots, weights, size: int, width: int, limit: int) -> _Posti
 
 def _flatten(queries: Sequence[Sequence[str]], ids: Mapping[str, int]):
     """(query, id) pairs for the names each query uses that ``ids`` knows, as two arrays."""
-    lookup = ids.get
-    flat = np.array([lookup(name, -1) for names in queries for name in names], dtype=np.int64)
+    names = [name for found in queries for name in found]
+    flat = np.fromiter(map(ids.get, names, itertools.repeat(-1)), dtype=np.int64, count=len(names))
     owner = np.repeat(np.arange(len(queries)), [len(names) for names in queries])
     known = flat >= 0
     return owner[known], flat[known]
