@@ -589,6 +589,8 @@ class Handbook:
             ids, scores = self._index.search(vectors, terms, [c.entities for c in asked], k, filters)
             for i, answer in zip(missing, zip(ids, scores)):
                 answers[i] = self._answers[keys[i]] = answer
+            if len(missing) == len(answers):  # nothing was remembered: no need to restack
+                return Retrieval(ids[inverse], scores[inverse])
         if not answers:
             return Retrieval(np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32))
         ids = np.stack([answer[0] for answer in answers])

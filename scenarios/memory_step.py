@@ -229,7 +229,7 @@ class BatchMemory:
         self._slots = tables[0].shape[1] + 1  # per context: no hint used, then each position
         # The cells past the contexts' belong to games that have ended: they never count.
         self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
-                       for _ in (0, 1)]
+                       if listens else None for listens in listening]
         self._games = num_games
         self._mark_offsets = np.arange(num_games) + num_games  # slot 0 is "no hint used"
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
@@ -289,31 +289,11 @@ class BatchMemory:
     def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None:
         """Add the batch to the run's tally; ``returns`` (B, 2), ``lengths`` (B,)."""
         per_step = returns / np.maximum(lengths, 1)[:, None]
-        episodes = len(lengths)
         for seat in self._seats:
-            ids = self._ids[seat]
-            present = ids >= 0
-            if not present.any():
+            found = self._episode_sets(seat, len(lengths))
+            if found is None:
                 continue
-            listed = ids[present]
-            behavior_ids = np.array(sorted(set(listed.tolist())), dtype=listed.dtype)
-            columns = np.searchsorted(behavior_ids, listed)
-            # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
-            marks = self._marks[seat]
-            bits = np.packbits(marks, axis=1)
-            if bits.shape[1] % 8:
-                bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
-            bits = bits.view(np.uint64)
-            bits = bits.reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
-            seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
-            used = bits[:, 1:].reshape(CONTEXTS * (self._slots - 1), -1)  # (context, position)
-            # Per behavior, the OR of its cells' rows: sorted by behavior, then reduceat.
-            order = np.argsort(columns, kind="stable")
-            starts = np.searchsorted(columns[order], np.arange(len(behavior_ids)))
-            cells = np.flatnonzero(present.ravel())[order]
-            sets = np.vstack([np.bitwise_or.reduceat(seen[cells // (self._slots - 1)], starts),
-                              np.bitwise_or.reduceat(used[cells], starts)])
-            sets = np.unpackbits(sets.view(np.uint8), axis=1, count=episodes)
+            behavior_ids, sets = found
             # Per episode: a one-hot of its co-player type, then that times its return per
             # step. Single precision: sums of a few thousand returns per batch lose nothing
             # that matters, and a double product of this shape is several times slower.
@@ -321,5 +301,30 @@ class BatchMemory:
             one_hot = np.eye(len(COPLAYER_TYPES), dtype=np.float32).take(kinds, axis=0)
             weights = np.hstack([one_hot, one_hot * per_step[:, seat, None].astype(np.float32)])
             totals = np.matmul(sets, weights, dtype=np.float32)
-            shown, used_in = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
-            self._run.add(behavior_ids, shown, used_in)
+            shown, used = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
+            self._run.add(behavior_ids, shown, used)
+
+    def _episode_sets(self, seat: int, episodes: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The behaviors in ``seat``'s table (sorted ids) and, per behavior, the episodes it
+        was shown in, then those it was used in: (2 * behaviors, episodes) of 0/1."""
+        ids = self._ids[seat]
+        present = ids >= 0
+        if not present.any():
+            return None
+        listed = ids[present]
+        behavior_ids = np.array(sorted(set(listed.tolist())), dtype=listed.dtype)
+        # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
+        bits = np.packbits(self._marks[seat], axis=1)
+        if bits.shape[1] % 8:
+            bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
+        bits = bits.view(np.uint64).reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
+        seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
+        used = bits[:, 1:].reshape(CONTEXTS * (self._slots - 1), -1)  # (context, position)
+        # Per behavior, the OR of the rows of its cells, grouped by behavior for reduceat.
+        columns = np.searchsorted(behavior_ids, listed)
+        order = np.argsort(columns, kind="stable")
+        starts = np.searchsorted(columns[order], np.arange(len(behavior_ids)))
+        cells = np.flatnonzero(present.ravel())[order]
+        sets = np.vstack([np.bitwise_or.reduceat(seen[cells // (self._slots - 1)], starts),
+                          np.bitwise_or.reduceat(used[cells], starts)])
+        return behavior_ids, np.unpackbits(sets.view(np.uint8), axis=1, count=episodes)
