@@ -36,8 +36,6 @@ class HandbookFollower:
         self._rng = np.random.default_rng()
         self._round = 0
         self.hint_used = np.zeros(0, dtype=np.int64)
-        self._table: np.ndarray | None = None
-        self._executable: np.ndarray | None = None
         self._plan_now: _Plan | None = None
 
     def reset(self, num_games: int, rng: np.random.Generator) -> None:
@@ -67,11 +65,11 @@ class HandbookFollower:
     def _plan(self, hints: Hints) -> _Plan:
         """What to do in each context, worked out once per table rather than for every
         game every round."""
-        # Kept by reference (not id), so that a new table can never pass for the old one.
-        if self._table is not hints.table or self._executable is not hints.executable:
-            self._plan_now = _Plan.of(hints, self._fallback)
-            self._table, self._executable = hints.table, hints.executable
-        return self._plan_now
+        plan = self._plan_now
+        # Compared by reference (not id), so that a new table can never pass for the old one.
+        if plan is None or plan.table is not hints.table or plan.executable is not hints.executable:
+            plan = self._plan_now = _Plan.of(hints, self._fallback)
+        return plan
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,10 @@ class _Plan:
     ``cooperate`` (contexts * tokens,), by context and observation token, the chance of
     cooperating under the picked response rule or, with no pick, the fallback; NaN where
     an action macro is picked; ``macros`` the picked macro's actions per context, if any
-    context picks one."""
+    context picks one. ``table`` and ``executable`` are the hints it was made from."""
 
+    table: np.ndarray
+    executable: np.ndarray
     pick: np.ndarray
     cooperate: np.ndarray
     tokens: int
@@ -96,7 +96,8 @@ class _Plan:
         cooperate = np.where((pick >= 0)[:, None], hints.cooperate[row], fallback[None, :])
         has_macro = (pick >= 0) & np.isnan(cooperate).any(axis=1)
         macros = hints.macros[row] if has_macro.any() else None
-        return cls(pick, cooperate.ravel(), hints.cooperate.shape[1], macros)
+        return cls(hints.table, hints.executable, pick, cooperate.ravel(),
+                   hints.cooperate.shape[1], macros)
 
 
 @register_kind(

@@ -195,8 +195,7 @@ def _visible(opaque: np.ndarray) -> np.ndarray:
     see-through cells, and each see-through visible cell lights the cells diagonally and
     straight ahead of it in the next row. Columns are bits, so a spread is a few shifts.
     """
-    see_through = [int(np.packbits(~opaque[:, y], bitorder="little")[0]) for y in
-                   range(VIEW_SIZE)]
+    see_through = np.packbits(~opaque, axis=0, bitorder="little")[0].tolist()  # a byte per row y
     rows = [0] * VIEW_SIZE
     ahead = 1 << (VIEW_SIZE // 2)
     last = 1 << (VIEW_SIZE - 1)
@@ -285,9 +284,9 @@ class ContextualGridEnv(gym.Env):
             raise ConfigError("action", expected=f"an int in [0, {self.action_space.n})",
                               got=repr(action))
         move = self.task.actions[int(action)]
-        front = self.inner.front_pos
         _, reward, terminated, truncated, _ = self.inner.step(move)
-        if move in GRID_CHANGING:
+        if move in GRID_CHANGING:  # these act on the cell ahead and never move the agent
+            front = self.inner.front_pos
             self._view.refresh(self.inner, int(front[0]), int(front[1]))
         info: dict[str, Any] = {"position": self._position()}
         if terminated or truncated:

@@ -198,8 +198,11 @@ class Corridor(gym.Env):
     def step(self, action):
         self.t += 1
         end = self.t >= self.length
+        info = {"position": cells(self.t)[0]}
+        if end:  # as the grid envs report it
+            info["success"] = not self.truncate
         return (self._obs(), 0.0 if self.truncate else float(end), end and not self.truncate,
-                end and self.truncate, {"position": cells(self.t)[0]})
+                end and self.truncate, info)
 
 
 def corridor_trainer(monkeypatch, lengths, *, truncate=False, bonus=None, steps=8):

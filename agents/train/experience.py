@@ -242,7 +242,7 @@ def normalized(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_gradients(
-    optimizer: torch.optim.Optimizer, loss: torch.Tensor, policy: SequencePolicy, max_norm: float
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, policy: torch.nn.Module, max_norm: float
 ) -> None:
     optimizer.zero_grad()
     loss.backward()

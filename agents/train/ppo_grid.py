@@ -34,6 +34,7 @@ import envs  # noqa: F401  (registers the grid tasks with Gymnasium)
 from agents.checkpoint import load_checkpoint, write_checkpoint
 from agents.exploration import BonusConfig, IntrinsicNormalizer, Transitions, make_bonus
 from agents.grid_policy import GridPolicy, GridPolicyConfig
+from agents.train.experience import apply_gradients, normalized
 from coplay.errors import ConfigError
 
 LEARNER = "agent"  # the learning-curve name of the one agent a grid run trains
@@ -198,8 +199,7 @@ class GridTrainer:
             for i in np.flatnonzero(done):
                 returns.append(self.episode_return[i])
                 lengths.append(self.episode_length[i])
-                # minigrid pays a positive reward only for reaching the goal.
-                successes.append(bool(term[i] and task_reward[i] > 0))
+                successes.append(bool(info["success"][i]))
                 self.episode_return[i], self.episode_length[i] = 0.0, 0
             rewards[t] = torch.from_numpy(total_reward.astype(np.float32))
             terminated[t] = torch.from_numpy(term & arrived)
@@ -236,18 +236,14 @@ class GridTrainer:
                     data.observations[:-1, group], data.initial_state[group], data.starts[:-1, group])
                 dist = Categorical(logits=logits[mask])
                 log_probs = dist.log_prob(data.actions[:, group][mask])
-                batch_adv = adv[:, group][mask]
-                batch_adv = (batch_adv - batch_adv.mean()) / (batch_adv.std(unbiased=False) + 1e-8)
+                batch_adv = normalized(adv[:, group][mask])
                 ratio = torch.exp(log_probs - data.log_probs[:, group][mask])
                 clipped = ratio.clamp(1 - c.clip, 1 + c.clip)
                 policy_loss = -torch.min(ratio * batch_adv, clipped * batch_adv).mean()
                 value_loss = 0.5 * (values[mask] - returns[:, group][mask]).pow(2).mean()
                 entropy = dist.entropy().mean()
                 loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
-                self.optimizer.step()
+                apply_gradients(self.optimizer, loss, self.policy, c.max_grad_norm)
                 metrics = {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
                            "entropy": entropy.item(),
                            "clip_fraction": ((ratio - 1).abs() > c.clip).float().mean().item()}
