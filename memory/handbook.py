@@ -224,8 +224,10 @@ class Handbook:
         for row in rows:
             record = _record(row)
             previous = self._records.get(row.id)
-            if previous is not None and self._hashes.get(_hash_of(previous)) == row.id:
-                del self._hashes[_hash_of(previous)]
+            if previous is not None:
+                stale_hash = _hash_of(previous)
+                if self._hashes.get(stale_hash) == row.id:
+                    del self._hashes[stale_hash]
             self._records[row.id] = record
             if record.valid:
                 self._hashes[row.content_hash] = row.id

@@ -97,7 +97,6 @@ class RunMemory:
         self.scenario = scenario
         self.env_id = env_id
         self.filters = Filters(tags=frozenset(section.tags), kinds=frozenset(section.kinds))
-        self._tables: dict[str, tuple[int, np.ndarray]] = {}  # agent -> (revision, ids)
         self._catalogue: dict[int, int] = {}
         self._behaviors: list[HintedBehavior] = []
         # One row per catalogued behavior, then the sentinel row that ``rows`` of -1 pick.
@@ -121,16 +120,11 @@ class RunMemory:
         return BatchMemory(self, tables, hints_of, listening, num_games, horizon)
 
     def _table(self, agent: str) -> np.ndarray:
-        """Behavior ids (CONTEXTS, k) for every context of ``agent``, retrieved again only
-        when the handbook has changed."""
-        cached = self._tables.get(agent)
-        if cached is not None and cached[0] == self.handbook.revision:
-            return cached[1]
-        found = self.handbook.retrieve(
+        """Behavior ids (CONTEXTS, k) for every context of ``agent``; the handbook answers
+        from memory until it changes."""
+        return self.handbook.retrieve(
             contexts_for(agent, self.scenario, self.env_id), k=self.section.k, filters=self.filters,
-        )
-        self._tables[agent] = (self.handbook.revision, found.ids)
-        return found.ids
+        ).ids
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
