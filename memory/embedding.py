@@ -78,6 +78,9 @@ class HashingEmbedder:
         rows = list(map(self._rows.get, flat))
         if None in rows:
             rows = [self._row(word) for word in flat]
+        if len(word_lists) == 1:  # one text: adding its few rows beats building a matrix
+            out = self._vectors[rows].sum(axis=0, keepdims=True)
+            return out / max(float(np.linalg.norm(out)), 1e-12)
         counts = np.fromiter((len(found) for found in word_lists), dtype=np.int64,
                              count=len(word_lists))
         # Each text's vector is the sum of its words' rows: one sparse-by-dense product.

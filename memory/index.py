@@ -21,6 +21,7 @@ cells never hold stale vectors; retired slots are dropped when the IVF is rebuil
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ RRF_K = 60.0
 BM25_K1 = 1.2
 BM25_B = 0.75
 FOREVER = math.inf
+_SLOT_CEILING = np.int64(2**31 - 1)  # slots stay below it: they are packed into 32 bits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,6 +141,7 @@ class BehaviorIndex:
         self._graph: _Postings | None = None
         self._masks: dict[Filters, np.ndarray] = {}
         self._idf_cache: np.ndarray | None = None
+        self._rarity_cache: tuple[np.ndarray, np.ndarray] | None = None
         self._length_total = 0.0
 
     # ---- writes -------------------------------------------------------------------------
@@ -219,6 +222,7 @@ class BehaviorIndex:
         self._graph = None
         self._lexical = None
         self._idf_cache = None
+        self._rarity_cache = None
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -243,9 +247,9 @@ class BehaviorIndex:
             self._vector_top(np.ascontiguousarray(vectors, dtype=np.float32), depth, bias),
             self._graph_top(entities, depth, bias),
         ]
-        shares = self._rank_shares(depth)
+        shares, share_lists = _rank_shares(self.settings.channel_weights, depth)
         if batch == 1:
-            return self._fuse_one([slots[0].tolist() for slots, _ in rankings], shares, k)
+            return self._fuse_one([slots[0].tolist() for slots, _ in rankings], share_lists, k)
         candidates = np.concatenate([slots for slots, _ in rankings], axis=1)
         contributions = np.concatenate([
             np.where(slots >= 0, share, 0.0).astype(np.float32)
@@ -256,17 +260,11 @@ class BehaviorIndex:
         ids = np.where(found, self._slots.ids[np.maximum(slots, 0)], -1)
         return ids, np.where(found, fused, 0.0).astype(np.float32)
 
-    def _rank_shares(self, depth: int) -> np.ndarray:
-        """Each ranking's reciprocal-rank share by rank: (3, depth) float32."""
-        ranks = np.arange(depth, dtype=np.float32)
-        weights = np.asarray(self.settings.channel_weights, dtype=np.float32)[:, None]
-        return (weights / (np.float32(RRF_K + 1.0) + ranks)).astype(np.float32)
-
-    def _fuse_one(self, rankings: list[list[int]], shares: np.ndarray, k: int):
+    def _fuse_one(self, rankings: list[list[int]], shares: list[list[float]], k: int):
         """The fusion for one query, in plain Python: a few dozen candidates, so dictionary
         arithmetic beats array calls. Same shares, same ties (lower slot first)."""
         totals: dict[int, float] = {}
-        for slots, share in zip(rankings, shares.tolist()):
+        for slots, share in zip(rankings, shares):
             for rank, slot in enumerate(slots):
                 if slot >= 0:
                     totals[slot] = totals.get(slot, 0.0) + share[rank]
@@ -377,6 +375,16 @@ class BehaviorIndex:
             self._idf_cache = np.log1p((n - df + 0.5) / (df + 0.5))
         return self._idf_cache
 
+    def _rarity(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each term's position among all terms from rarest (highest IDF) to commonest, and
+        the terms in that order."""
+        if self._rarity_cache is None:
+            by_rarity = np.argsort(-self._idf(), kind="stable")
+            rarity = np.empty_like(by_rarity)
+            rarity[by_rarity] = np.arange(len(by_rarity))
+            self._rarity_cache = rarity, by_rarity
+        return self._rarity_cache
+
     def _lexical_top(self, queries: Sequence[Sequence[str]], depth: int, bias: np.ndarray):
         idf = self._idf()
         if len(queries) == 1:  # one query: choose its words without array bookkeeping
@@ -387,11 +395,12 @@ class BehaviorIndex:
                                  1, depth, bias)
         owner, terms = _flatten(queries, self._vocabulary)
         # Each query keeps its rarest words: they carry the ranking, and common ones would
-        # only lengthen the scan.
-        unique = np.unique(owner * len(self._vocabulary) + terms)
-        owner, terms = np.divmod(unique, max(len(self._vocabulary), 1))
-        order = np.lexsort((-idf[terms], owner))
-        owner, terms = owner[order], terms[order]
+        # only lengthen the scan. One sort of (query, rarity) keys both drops repeated words
+        # and puts each query's rarest first.
+        size = max(len(self._vocabulary), 1)
+        rarity, by_rarity = self._rarity()
+        unique = np.unique(owner * size + rarity[terms])
+        owner, terms = unique // size, by_rarity[unique % size]
         rank = np.arange(len(owner)) - np.searchsorted(owner, owner)
         keep = rank < self.settings.query_terms
         return _postings_top(self._lexical, owner[keep], terms[keep], idf, len(queries), depth, bias)
@@ -442,6 +451,17 @@ class BehaviorIndex:
         self._graph = None
 
 
+@functools.lru_cache(maxsize=16)
+def _rank_shares(channel_weights: tuple[float, float, float], depth: int):
+    """Each ranking's reciprocal-rank share by rank: (3, depth) float32, and the same as
+    lists (for the one-query fusion)."""
+    ranks = np.arange(depth, dtype=np.float32)
+    weights = np.asarray(channel_weights, dtype=np.float32)[:, None]
+    shares = (weights / (np.float32(RRF_K + 1.0) + ranks)).astype(np.float32)
+    shares.flags.writeable = False  # shared by every search with these settings
+    return shares, shares.tolist()
+
+
 def _postings(keys, slots, weights, size: int, width: int, limit: int) -> _Postings:
     """Group (key, slot, weight) triples by key, best weight first, at most ``limit`` each;
     ``size`` keys, ``width`` slots."""
@@ -482,37 +502,27 @@ def _postings_top(postings: _Postings, owner: np.ndarray, flat: np.ndarray,
     from scipy import sparse
 
     # Many queries: one sparse product adds up, per query, the weights of equal slots over
-    # its keys' postings: (query x key) @ (key x slot).
+    # its keys' postings: (query x key) @ (key x slot). ``owner`` is sorted, so the query
+    # rows are built as they are (a repeated key is added twice, as in a sum).
     query_keys = sparse.csr_matrix(
-        (key_weight[flat].astype(np.float32), (owner, flat)), shape=(batch, len(postings.ptr) - 1))
+        (key_weight[flat].astype(np.float32), flat, np.searchsorted(owner, np.arange(batch + 1))),
+        shape=(batch, len(postings.ptr) - 1))
     return _sparse_rows_top(query_keys @ postings.matrix(), depth, bias)
 
 
 def _sparse_rows_top(scores, depth: int, bias: np.ndarray):
-    """Row-wise ``depth`` best allowed slots of a CSR matrix of (query, slot) totals, ties
-    to the lower slot: slots (B, depth), -1 where a row has fewer, and their totals."""
+    """Row-wise ``depth`` best allowed slots of a CSR matrix of positive (query, slot)
+    totals, ties to the lower slot: slots (B, depth), -1 where a row has fewer, and their
+    totals."""
     batch = scores.shape[0]
     lengths = np.diff(scores.indptr)
-    width = int(lengths.max()) if batch else 0
-    if width == 0:
-        return _nothing(batch, depth)
     slots = scores.indices.astype(np.int64)
-    totals = scores.data.astype(np.float32) + bias[slots]
-    # Lay each row's entries out in one padded row; the product leaves them in no set order,
-    # so ties are broken by slot explicitly, in the sort key.
     row = np.repeat(np.arange(batch), lengths)
     column = np.arange(len(slots)) - np.repeat(scores.indptr[:-1], lengths)
-    padded_slots = np.full((batch, width), -1, dtype=np.int64)
-    padded_totals = np.full((batch, width), -np.inf, dtype=np.float32)
-    key = np.full((batch, width), -np.inf)
-    padded_slots[row, column] = slots
-    padded_totals[row, column] = totals
-    key[row, column] = totals - slots * 1e-12
-    columns, _ = _top(key, depth, exact_ties=False)
-    values = _pick(padded_totals, np.maximum(columns, 0))
-    chosen = _pick(padded_slots, np.maximum(columns, 0))
-    found = columns >= 0
-    return np.where(found, chosen, -1), np.where(found, values, -np.inf).astype(np.float32)
+    allowed = bias[slots] == 0
+    padded = np.zeros((batch, int(lengths.max()) if batch else 0), dtype=np.int64)
+    padded[row[allowed], column[allowed]] = _pack(scores.data[allowed], slots[allowed])
+    return _best_packed(padded, depth)
 
 
 def _sum_by_slot(slots: np.ndarray, weights: np.ndarray, k: int):
@@ -532,18 +542,49 @@ def _sum_by_slot(slots: np.ndarray, weights: np.ndarray, k: int):
     # vectorised integer sort is several times faster than an argsort and a gather.
     packed = (slots.astype(np.int64) << 32) | weights.astype(np.float32).view(np.uint32)
     packed.sort(axis=1)
-    ordered = (packed >> 32).ravel()
-    carried = (packed & 0xFFFFFFFF).astype(np.uint32).view(np.float32).ravel()
-    first = np.ones(len(ordered), dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    first[::width] = True
-    starts = np.flatnonzero(first)
-    totals = np.full(len(ordered), -np.inf, dtype=np.float32)
-    totals[starts] = np.add.reduceat(carried.astype(np.float64), starts)
-    totals[ordered < 0] = -np.inf
-    columns, values = _top(totals.reshape(batch, width), k)
-    chosen = _pick(ordered.reshape(batch, width), np.maximum(columns, 0))
-    return np.where(columns >= 0, chosen, -1), values
+    ordered = packed >> 32
+    carried = (packed & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    # A slot occurs at most once per ranking, so a run of equal slots is short: add each
+    # run's later weights onto its first, one shift at a time (reduceat is slow on many
+    # tiny runs). Left to right, as a plain sum would.
+    totals = carried.astype(np.float64)
+    real = ordered >= 0  # padding (-1) holds no slot and sorts first
+    for shift in range(1, width):
+        same = (ordered[:, shift:] == ordered[:, :-shift]) & real[:, :-shift]
+        if not same.any():
+            break
+        totals[:, :-shift] += np.where(same, carried[:, shift:], 0.0)
+    first = np.ones((batch, width), dtype=bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    first &= real
+    padded = np.zeros((batch, width), dtype=np.int64)
+    padded[first] = _pack(totals[first], ordered[first])
+    return _best_packed(padded, k)
+
+
+def _pack(totals: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """One sortable integer per positive total: a positive float's bits order like the float,
+    so the total goes above and the slot below, reversed so that the lower slot wins a tie.
+    Zero is never a packed value: it pads."""
+    packed = totals.astype(np.float32, copy=False).view(np.int32).astype(np.int64)
+    packed <<= 32
+    packed |= _SLOT_CEILING - slots
+    return packed
+
+
+def _best_packed(packed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``k`` largest packed values (zero: padding), best first: their slots (B, k),
+    -1 where a row has fewer, and their totals (-inf there)."""
+    width = packed.shape[1]
+    if width > k:
+        packed = np.partition(packed, width - k, axis=1)[:, width - k:]
+    elif width < k:
+        packed = np.pad(packed, ((0, 0), (0, k - width)))
+    packed = -np.sort(-packed, axis=1)
+    found = packed > 0
+    slots = np.where(found, _SLOT_CEILING - (packed & 0xFFFFFFFF), -1)
+    totals = (packed >> 32).astype(np.int32).view(np.float32)
+    return slots, np.where(found, totals, np.float32(-np.inf))
 
 
 def _top(scores: np.ndarray, k: int, *, exact_ties: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -558,18 +599,49 @@ def _top(scores: np.ndarray, k: int, *, exact_ties: bool = True) -> tuple[np.nda
         row = scores[0]
         columns = np.argsort(-row, kind="stable")[:take]
         return _finish_top(columns[None], row[columns][None], take, k)
+    if not exact_ties and take < width and width > 256:
+        return _finish_top(*_top_by_threshold(scores, take), take, k)
     # A tiny penalty per column makes every method break ties the same way.
     key = scores.astype(np.float64) - np.arange(width) * 1e-12 if exact_ties else scores
-    if key.size > 65536:  # torch's top-k beats numpy's partition on large tables
-        import torch  # only here: importing torch costs a second of every CLI start
-
-        columns = torch.from_numpy(key).topk(take, dim=1).indices.numpy()
-    elif take < width:
+    if take < width:
         columns = np.argpartition(-key, take - 1, axis=1)[:, :take]
         columns = _pick(columns, np.argsort(-_pick(key, columns), axis=1))
     else:
         columns = np.argsort(-key, axis=1)
     return _finish_top(columns, _pick(scores, columns), take, k)
+
+
+def _top_by_threshold(scores: np.ndarray, take: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_top`` of a wide table, ties in no set order: each row's ``take``-th largest value
+    (a partition of values, without indices, is several times cheaper than an argpartition)
+    picks out a few candidates per row, and only those are sorted."""
+    batch, width = scores.shape
+    threshold = np.partition(scores, width - take, axis=1)[:, width - take]
+    flat = np.flatnonzero(scores >= threshold[:, None])
+    values = scores.ravel()[flat]
+    if len(flat) == batch * take and threshold.min() > -np.inf:
+        # The common case, no ties at any threshold: ``take`` candidates per row, in row
+        # order, so a row-wise sort of a (batch, take) table finishes the job.
+        values = values.reshape(batch, take)
+        order = np.argsort(-values, axis=1)
+        return _pick(flat.reshape(batch, take) % width, order), _pick(values, order)
+    finite = values > -np.inf
+    flat, values = flat[finite], values[finite]
+    rows = flat // width
+    # Best first within each row: one sort of (row, descending value) keys. A float's bits,
+    # with the sign bit set for non-negatives and every bit flipped for negatives, order
+    # like the float.
+    bits = values.view(np.uint32)
+    ascending = np.where(bits >> 31, ~bits, bits | np.uint32(0x80000000))
+    order = np.argsort((rows << 32) | (np.uint32(0xFFFFFFFF) - ascending))
+    flat, values, rows = flat[order], values[order], rows[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    kept = rank < take
+    columns = np.full((batch, take), -1, dtype=np.int64)
+    best = np.full((batch, take), -np.inf, dtype=np.float32)
+    columns[rows[kept], rank[kept]] = flat[kept] % width
+    best[rows[kept], rank[kept]] = values[kept]
+    return columns, best
 
 
 def _finish_top(columns: np.ndarray, values: np.ndarray, take: int, k: int):
@@ -589,13 +661,17 @@ def _nothing(batch: int, depth: int):
     return np.full((batch, depth), -1, dtype=np.int64), np.full((batch, depth), -np.inf, np.float32)
 
 
-def _train_ivf(vectors: np.ndarray, iterations: int = 8, chunk: int = 16384) -> _Ivf:
-    """Spherical k-means into about sqrt(n) cells, seeded for reproducibility."""
+def _train_ivf(vectors: np.ndarray, iterations: int = 8, chunk: int = 16384,
+               slack: float = 2.0) -> _Ivf:
+    """Spherical k-means into about sqrt(n) cells, seeded for reproducibility, then balanced
+    so that no cell holds more than ``slack`` times the mean: a batched search pads every
+    probed cell to the largest one."""
     import torch
 
     data = torch.from_numpy(vectors)
     n = len(data)
     cells = max(8, int(math.sqrt(n)))
+    capacity = math.ceil(slack * n / cells)
     generator = torch.Generator().manual_seed(0)
     centroids = data[torch.randperm(n, generator=generator)[:cells]].clone()
 
@@ -608,10 +684,36 @@ def _train_ivf(vectors: np.ndarray, iterations: int = 8, chunk: int = 16384) -> 
         empty = torch.bincount(cell, minlength=cells) == 0
         sums[empty] = data[torch.randint(n, (int(empty.sum()),), generator=generator)]
         centroids = sums / sums.norm(dim=1, keepdim=True).clamp(min=1e-12)
-    cell = assign().numpy()
+    cell = _balance(vectors, centroids.numpy(), assign().numpy(), capacity)
     order = np.argsort(cell, kind="stable")
     starts = np.searchsorted(cell[order], np.arange(cells + 1))
     return _Ivf(centroids.numpy(), starts, order, vectors[order], covered=n)
+
+
+def _balance(vectors: np.ndarray, centroids: np.ndarray, cell: np.ndarray,
+             capacity: int) -> np.ndarray:
+    """Move each overfull cell's members farthest from its centroid to their nearest cell
+    with room, until every cell holds at most ``capacity``. A cell once full stays full, so
+    this ends within one pass per cell."""
+    cells = len(centroids)
+    own = np.einsum("ij,ij->i", vectors, centroids[cell])  # similarity to its centroid
+    full = np.zeros(cells, dtype=bool)
+    cell = cell.copy()
+    while True:
+        counts = np.bincount(cell, minlength=cells)
+        overfull = counts > capacity
+        if not overfull.any():
+            return cell
+        crowded = np.flatnonzero(overfull[cell])
+        crowded = crowded[np.lexsort((-own[crowded], cell[crowded]))]
+        home = cell[crowded]
+        rank = np.arange(len(crowded)) - np.searchsorted(home, home)
+        evicted = crowded[rank >= capacity]
+        full |= counts >= capacity
+        similarity = vectors[evicted] @ centroids.T
+        similarity[:, full] = -np.inf
+        cell[evicted] = similarity.argmax(axis=1)
+        own[evicted] = similarity.max(axis=1)
 
 
 def _ivf_top(ivf: _Ivf, queries: np.ndarray, depth: int, bias: np.ndarray, probes: int):
@@ -628,18 +730,20 @@ def _ivf_top(ivf: _Ivf, queries: np.ndarray, depth: int, bias: np.ndarray, probe
         return np.where(columns >= 0, slots[np.maximum(columns, 0)], -1), values
     # Many queries: visit each probed cell once with all the queries that probe it, writing
     # scores into one padded table (query, probe, member) that a single top-k then reads.
+    # Cells are balanced, so the padding is small.
     flat = probe.ravel()
     pair_order = np.argsort(flat, kind="stable")
     bounds = np.searchsorted(flat[pair_order], np.arange(cells + 1))
     widest = int(np.diff(starts).max())
     table = np.full((len(flat), widest), -np.inf, dtype=np.float32)
+    pair_queries = queries[pair_order // probes]  # the query of each pair, in cell order
+    member_bias = bias[ivf.slots]
     for cell in np.flatnonzero(np.diff(bounds)):
         lo, hi = starts[cell], starts[cell + 1]
-        if hi > lo:
-            pairs = pair_order[bounds[cell]:bounds[cell + 1]]
-            table[pairs, : hi - lo] = (
-                queries[pairs // probes] @ ivf.vectors[lo:hi].T + bias[ivf.slots[lo:hi]]
-            )
+        first, last = bounds[cell], bounds[cell + 1]
+        table[pair_order[first:last], : hi - lo] = (
+            pair_queries[first:last] @ ivf.vectors[lo:hi].T + member_bias[lo:hi]
+        )
     columns, values = _top(table.reshape(len(queries), probes * widest), depth, exact_ties=False)
     # Column c of a query's row is member c % widest of the cell it probed (c // widest)-th.
     safe = np.maximum(columns, 0)

@@ -21,6 +21,8 @@ from memory.index import (
     IndexEntry,
     IndexSettings,
     _sum_by_slot,
+    _top,
+    _train_ivf,
 )
 
 TOPICS = ["cooperate", "defect", "forgive", "punish", "probe", "mirror", "retaliate", "trust",
@@ -54,19 +56,57 @@ def test_hashing_embedder_is_deterministic_unit_length_and_sees_shared_stems() -
         make_embedder("hashing:big")
 
 
-def test_sum_by_slot_adds_up_equal_slots_and_keeps_the_largest() -> None:
+@pytest.mark.parametrize("tied", [False, True], ids=["distinct", "tied"])
+def test_sum_by_slot_adds_up_equal_slots_and_keeps_the_largest(tied: bool) -> None:
     rng = np.random.default_rng(1)
     slots = rng.integers(-1, 12, size=(5, 30))
-    weights = rng.random((5, 30)).astype(np.float32)
-    top, totals = _sum_by_slot(slots, weights, 4)
+    # Tied: weights of a few exact binary fractions, so that equal totals are common and
+    # the lower slot must come first.
+    weights = (rng.integers(1, 4, size=(5, 30)) / 4 if tied else rng.random((5, 30)))
+    top, totals = _sum_by_slot(slots, weights.astype(np.float32), 4)
     for row in range(5):
         reference = Counter()
         for slot, weight in zip(slots[row], weights[row]):
             if slot >= 0:
                 reference[int(slot)] += float(weight)
-        best = sorted(reference.items(), key=lambda item: -item[1])[:4]
+        best = sorted(reference.items(), key=lambda item: (-item[1], item[0]))[:4]
         assert [int(s) for s in top[row]] == [s for s, _ in best]
         assert totals[row] == pytest.approx([w for _, w in best], rel=1e-5)
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["distinct", "tied"])
+def test_top_of_a_wide_table_keeps_each_rows_largest_values(tied: bool) -> None:
+    """Wide tables of similarities take a shortcut (a partition of values, then a sort of
+    the few above each row's threshold); it must agree with a full sort, rows of -inf and
+    ties included."""
+    rng = np.random.default_rng(2)
+    for trial in range(10):
+        batch, width, k = rng.integers(1, 200), rng.integers(300, 1500), int(rng.integers(1, 30))
+        table = (rng.integers(0, 4, size=(batch, width)) if tied
+                 else rng.standard_normal((batch, width))).astype(np.float32)
+        table[rng.random((batch, width)) < rng.random()] = -np.inf
+        table[0] = -np.inf
+        columns, values = _top(table, k, exact_ties=False)
+        assert np.array_equal(values, -np.sort(-table, axis=1)[:, :k]), trial
+        found = columns >= 0
+        assert (found == np.isfinite(values)).all()
+        assert np.array_equal(np.take_along_axis(table, np.maximum(columns, 0), 1)[found],
+                              values[found])
+        for row in columns:  # no column twice
+            assert len(set(row[row >= 0])) == (row >= 0).sum()
+
+
+def test_ivf_cells_hold_every_vector_once_and_none_holds_more_than_twice_the_mean() -> None:
+    rng = np.random.default_rng(3)
+    # A few dense blobs, so that plain k-means would leave some cells crowded.
+    centres = rng.standard_normal((6, 32))
+    vectors = centres[rng.integers(0, 6, 5000)] * 4 + rng.standard_normal((5000, 32))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    ivf = _train_ivf(vectors)
+    sizes = np.diff(ivf.starts)
+    assert sizes.max() <= math.ceil(2 * len(vectors) / len(sizes))
+    assert sorted(ivf.slots.tolist()) == list(range(len(vectors)))
+    assert np.array_equal(ivf.vectors, vectors[ivf.slots])
 
 
 def test_lexical_ranking_is_bm25_when_nothing_is_pruned() -> None:
