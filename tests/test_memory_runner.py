@@ -142,10 +142,17 @@ memory: {k: 3}
 """)
     rounds: dict[int, list] = {}  # BatchMemory id -> [(seat, codes, hint_used)]
     batches = []  # (memory, returns, lengths, co-player types per seat)
-    record, finish = BatchMemory.record, BatchMemory.finish
+    hints, record, finish = BatchMemory.hints, BatchMemory.record, BatchMemory.finish
+    shown_contexts = {}  # (BatchMemory id, seat) -> this round's contexts
+
+    def logged_hints(self, seat, observations):
+        given = hints(self, seat, observations)
+        shown_contexts[id(self), seat] = given.contexts.copy()
+        return given
 
     def logged_record(self, seat, hint_used):
-        rounds.setdefault(id(self), []).append((seat, self._codes[seat].copy(), hint_used.copy()))
+        rounds.setdefault(id(self), []).append(
+            (seat, shown_contexts[id(self), seat], hint_used.copy()))
         record(self, seat, hint_used)
 
     def logged_finish(self, returns, lengths):
@@ -153,6 +160,7 @@ memory: {k: 3}
         batches.append((self, returns.copy(), lengths.copy(), kinds))
         finish(self, returns, lengths)
 
+    monkeypatch.setattr(BatchMemory, "hints", logged_hints)
     monkeypatch.setattr(BatchMemory, "record", logged_record)
     monkeypatch.setattr(BatchMemory, "finish", logged_finish)
     result = scenarios.run(scenario, handbook=handbook)
