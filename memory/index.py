@@ -5,7 +5,9 @@ at every step of a simulation. One ``search`` call serves a whole batch of conte
 
 - **vector**: cosine similarity to the context's embedding. Exact for the most recently
   added behaviors; an inverted-file (IVF) index of k-means cells for the rest once there are
-  more than ``exact_limit`` of them, probing the ``probes`` cells nearest each query.
+  more than ``exact_limit`` of them, probing the ``probes`` cells nearest each query. The
+  cells are balanced (none holds more than twice the mean), because a batch pads every
+  probed cell to the largest.
 - **lexical**: BM25 over each behavior's name, instruction and tags. Each query keeps its
   ``query_terms`` rarest words and each word its ``posting_limit`` highest-impact postings
   (static pruning), which is exact for short, specific contexts.

@@ -59,16 +59,6 @@ def code_table(round_index: int, horizon: int) -> np.ndarray:
     return table
 
 
-@functools.lru_cache(maxsize=4 * TABLED_ROUNDS)
-def cell_table(round_index: int, horizon: int, slots: int) -> np.ndarray:
-    """``code_table`` times ``slots`` plus one: where a game's marks for its context start,
-    past the "no hint used" slot, so that adding the hint it used (-1 for none) gives its
-    mark's row."""
-    table = code_table(round_index, horizon).astype(np.int32) * slots + 1
-    table.flags.writeable = False
-    return table
-
-
 @functools.lru_cache(maxsize=256)
 def contexts_for(agent: str, scenario: str, env_id: str) -> tuple[Context, ...]:
     """Every context an agent can be in, in code order: (co-player type * 5 + last-round
@@ -234,8 +224,9 @@ class BatchMemory:
         # The cells past the contexts' belong to games that have ended: they never count.
         self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
                        if listens else None for listens in listening]
-        self._game_index = np.arange(num_games)
-        self._cells = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
+        self._games = num_games
+        self._mark_offsets = np.arange(num_games) + num_games  # slot 0 is "no hint used"
+        self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
         # What each seat has seen its co-player do, as one number per game: (cooperations
         # * (horizon + 1) + repeats of the seat's own previous action) * tokens, so that
         # adding the last-round token gives the index into ``code_table``.
@@ -243,11 +234,11 @@ class BatchMemory:
         self._stride = horizon + 1
         self._seen_play = np.zeros((2, num_games), dtype=np.int64)
         cooperated, repeated = self._stride * tokens, tokens
-        # Indexed by own previous action * 2 + their action: in the first round nothing
+        # Indexed by their action * 2 + own previous action: in the first round nothing
         # can be a repeat yet.
-        self._first_increments = np.array([cooperated, 0, cooperated, 0])
-        self._increments = np.array([cooperated + repeated, 0, cooperated, repeated])
-        self._doubled_previous = np.zeros((2, num_games), dtype=np.int64)
+        self._first_increments = np.array([cooperated, cooperated, 0, 0])
+        self._increments = np.array([cooperated + repeated, cooperated, 0, repeated])
+        self._previous = np.zeros((2, num_games), dtype=np.int64)
         self._active = np.ones(num_games, dtype=bool)
         self._all_active = True
 
@@ -257,35 +248,31 @@ class BatchMemory:
 
     def hints(self, seat: int, observations: np.ndarray) -> Hints:
         t = self._round
-        cells = None
         if self._horizon <= TABLED_ROUNDS:
-            index = self._seen_play[seat] + observations
-            codes = code_table(t, self._horizon).take(index)
-            if self._all_active:
-                cells = cell_table(t, self._horizon, self._slots).take(index)
+            codes = code_table(t, self._horizon).take(self._seen_play[seat] + observations)
         else:  # long games: classify directly rather than keep large tables
             kind = coplayer_type(*self._counts(seat), t)
             codes = ((kind * len(LAST_ROUND) + observations) * len(PHASES)
                      + phase_of(t, self._horizon))
         if not self._all_active:
             codes = np.where(self._active, codes, CONTEXTS)
-        self._cells[seat] = codes * self._slots + 1 if cells is None else cells
+        self._codes[seat] = codes
         return self._run.hints(codes, self._rows[seat])
 
     def record(self, seat: int, hint_used: np.ndarray) -> None:
-        self._marks[seat][self._cells[seat] + hint_used, self._game_index] = 1
+        cell = self._codes[seat] * self._slots + hint_used
+        self._marks[seat].ravel()[cell * self._games + self._mark_offsets] = 1
 
     def observe(self, actions: np.ndarray, active: np.ndarray) -> None:
         """After a round: ``actions`` (2, B), ``active`` the games still running after it."""
         increments = self._increments if self._round else self._first_increments
         for seat in self._seats:
-            seen = increments.take(self._doubled_previous[seat] + actions[1 - seat])
+            seen = increments.take(actions[1 - seat] * 2 + self._previous[seat])
             if self._all_active:
-                np.multiply(actions[seat], 2, out=self._doubled_previous[seat])
+                self._previous[seat] = actions[seat]
             else:
                 seen *= self._active
-                self._doubled_previous[seat] = np.where(self._active, actions[seat] * 2,
-                                                        self._doubled_previous[seat])
+                self._previous[seat] = np.where(self._active, actions[seat], self._previous[seat])
             self._seen_play[seat] += seen
         self._round += 1
         # A fixed horizon hands the same read-only flags every round: nothing to look at.
