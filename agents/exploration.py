@@ -229,7 +229,9 @@ class RND:
 
     def reward(self, observations: np.ndarray, positions: np.ndarray,
                arrived: np.ndarray) -> np.ndarray:
-        return np.where(arrived, self.novelty(observations), 0.0).astype(np.float32)
+        out = np.zeros(len(observations), dtype=np.float32)
+        out[arrived] = self.novelty(observations[arrived])
+        return out
 
     def fit(self, batch: Transitions) -> dict[str, float]:
         views = one_hot_view(batch.next_observations)
@@ -264,10 +266,12 @@ class NovelD:
 
     def reward(self, observations: np.ndarray, positions: np.ndarray,
                arrived: np.ndarray) -> np.ndarray:
-        novelty = self.rnd.novelty(observations)
-        out = np.where(arrived, np.maximum(novelty - self.alpha * self.last, 0.0), 0.0)
-        self.last = np.where(arrived, novelty, self.last).astype(np.float32)
-        return out.astype(np.float32)
+        # Only arrivals: the other rows are episode starts, which ``begin`` scores.
+        novelty = self.rnd.novelty(observations[arrived])
+        out = np.zeros(len(observations), dtype=np.float32)
+        out[arrived] = np.maximum(novelty - self.alpha * self.last[arrived], 0.0)
+        self.last[arrived] = novelty
+        return out
 
     def fit(self, batch: Transitions) -> dict[str, float]:
         return self.rnd.fit(batch)
@@ -330,8 +334,8 @@ class E3B:
         return out
 
     def fit(self, batch: Transitions) -> dict[str, float]:
-        before = self.encoder(one_hot_view(batch.observations))
-        after = self.encoder(one_hot_view(batch.next_observations))
+        before, after = self.encoder(one_hot_view(
+            torch.cat([batch.observations, batch.next_observations]))).chunk(2)
         logits = self.inverse(torch.cat([before, after], dim=-1))
         loss = F.cross_entropy(logits, batch.actions)
         self.optimizer.zero_grad()

@@ -223,13 +223,14 @@ def run_throughput(args: argparse.Namespace) -> None:
     env_id = f"coplay/grid-{args.tasks[0]}-v0"
     figures = {}
     for label, bonus in THROUGHPUT_BONUSES.items():
-        config = GridPPOConfig(frames=2048 * (args.updates + 1))
+        frames_per_update = GridPPOConfig().envs * GridPPOConfig().steps
+        config = GridPPOConfig(frames=frames_per_update * (args.updates + 1))
         trainer = GridTrainer(env_id, {"contexts": None}, config, BonusConfig(**bonus))
         trainer.step()  # warm-up
         start = time.perf_counter()
         for _ in range(args.updates):
             trainer.step()
-        figures[label] = 2048 * args.updates / (time.perf_counter() - start)
+        figures[label] = frames_per_update * args.updates / (time.perf_counter() - start)
         print(f"{label:28s} {figures[label]:8.0f} frames/s "
               f"({figures[label] / figures['none'] - 1:+.0%} vs none)", flush=True)
     print(json.dumps({"env": env_id, "frames_per_second": figures}))

@@ -299,7 +299,7 @@ class ContextualGridEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         if self.fast_view:
             return self._view.observe(self.inner)
-        return MiniGridEnv.gen_obs(self.inner)["image"]
+        return self.minigrid_view()
 
     def render(self):
         return self.inner.render()

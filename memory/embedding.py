@@ -42,6 +42,14 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@runtime_checkable
+class WordEmbedder(Embedder, Protocol):
+    """An embedder that reads a text as its ``words``: given them already split, it need
+    not split again (the handbook splits each query once, for lexical and vector ranking)."""
+
+    def embed_words(self, word_lists: Sequence[Sequence[str]]) -> np.ndarray: ...
+
+
 class HashingEmbedder:
     """Feature hashing of words and character trigrams into ``dimension`` signed buckets.
 

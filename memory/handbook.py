@@ -39,7 +39,7 @@ from memory.behaviors import (
     content_text,
 )
 from memory.db import open_engine
-from memory.embedding import Embedder, HashingEmbedder, words
+from memory.embedding import Embedder, HashingEmbedder, WordEmbedder, words
 from memory.graph import KnowledgeGraph, ensure_entities, relate, relations_since
 from memory.index import FOREVER, NO_FILTERS, BehaviorIndex, Filters, IndexEntry, IndexSettings
 from memory.portable import export_document, import_document, read_document
@@ -103,6 +103,8 @@ class Handbook:
                  settings: HandbookSettings | None = None) -> None:
         self._engine = engine
         self.embedder = embedder or HashingEmbedder()
+        # Asked once: a protocol check costs about 10 µs, a third of a query's embedding.
+        self._embeds_words = isinstance(self.embedder, WordEmbedder)
         self.settings = settings or HandbookSettings()
         self.graph = KnowledgeGraph(engine)
         # SQLite tells a connection whether others committed since it last asked
@@ -612,7 +614,7 @@ class Handbook:
         if missing:
             if len(self._query_vectors) > 100_000:
                 self._query_vectors.clear()
-            if isinstance(self.embedder, HashingEmbedder):  # it reads the same words: split once
+            if self._embeds_words:  # it reads the words the lexical ranking split: no second split
                 fresh = self.embedder.embed_words([terms[i] for i in missing.values()])
             else:
                 fresh = self.embedder.embed(list(missing))

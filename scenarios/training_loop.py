@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agents.train.trainer import Metrics
 from coplay.errors import ConfigError
 from memory import LearningPoint, RunStore, TrainingStore
 from scenarios.runner import run as run_scenario
 from scenarios.training import TrainingScenario
-
-Metrics = list[dict[str, float]]  # one dict per learner, in ``learner_names`` order
 
 
 class Trainer(Protocol):

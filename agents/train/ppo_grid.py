@@ -70,6 +70,10 @@ class GridPPOConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"train.{name}", expected="a positive number", got=repr(value))
+        for name in ("value_coef", "entropy_coef"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"train.{name}", expected="a non-negative number", got=repr(value))
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"train.{name}", expected="a number in [0, 1]",
