@@ -8,6 +8,7 @@ a sentence-transformers model from a local directory, never from a hub.
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from collections.abc import Sequence
@@ -83,9 +84,10 @@ class HashingEmbedder:
 
         flat = [word for found in word_lists for word in found]
         # Known words in one pass of C (map over dict.get); a new word gets its row made.
-        rows = list(map(self._rows.get, flat))
-        if None in rows:
-            rows = [self._row(word) for word in flat]
+        rows = np.fromiter(map(self._rows.get, flat, itertools.repeat(-1)), dtype=np.int64,
+                           count=len(flat))
+        if len(rows) and rows.min() < 0:
+            rows = np.fromiter(map(self._row, flat), dtype=np.int64, count=len(flat))
         if len(word_lists) == 1:  # one text: adding its few rows beats building a matrix
             out = self._vectors[rows].sum(axis=0, keepdims=True)
             return out / max(float(np.linalg.norm(out)), 1e-12)
@@ -94,7 +96,7 @@ class HashingEmbedder:
         # Each text's vector is the sum of its words' rows: one sparse-by-dense product.
         pointers = np.concatenate([[0], np.cumsum(counts)])
         membership = sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), np.asarray(rows, dtype=np.int64), pointers),
+            (np.ones(len(rows), dtype=np.float32), rows, pointers),
             shape=(len(word_lists), len(self._vectors)))
         out = np.asarray(membership @ self._vectors, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)

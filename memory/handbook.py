@@ -149,7 +149,8 @@ class Handbook:
         self._revision = 0
         self._generation: int | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
-        self._answers: dict[tuple[Context, int, Filters], tuple[np.ndarray, np.ndarray]] = {}
+        # (k, filters) -> context -> its answer (ids, scores)
+        self._answers: dict[tuple[int, Filters], dict[Context, tuple[np.ndarray, np.ndarray]]] = {}
         self._answers_revision = 0
         self._synced_at: int | None = None  # the watcher's data_version at the last sync
 
@@ -577,24 +578,28 @@ class Handbook:
             raise ConfigError("k", expected="at least 1", got=str(k))
         if self._generation is None:  # never synced: load once
             self.sync()
-        if self._answers_revision != self._revision or len(self._answers) > 100_000:
+        if self._answers_revision != self._revision:
             self._answers.clear()
             self._answers_revision = self._revision
+        remembered = self._answers.setdefault((k, filters), {})
+        if len(remembered) > 100_000:
+            remembered.clear()
         positions: dict[Context, int] = {}
         inverse = np.fromiter((positions.setdefault(c, len(positions)) for c in contexts),
                               dtype=np.int64, count=len(contexts))
-        keys = [(context, k, filters) for context in positions]
-        answers = [self._answers.get(key) for key in keys]
+        unique = list(positions)
+        answers = list(map(remembered.get, unique))
         missing = [i for i, answer in enumerate(answers) if answer is None]
         if missing:
-            asked = [keys[i][0] for i in missing]
+            asked = unique if len(missing) == len(unique) else [unique[i] for i in missing]
             terms = [words(c.text) for c in asked]
             vectors = self._embed_queries([c.text for c in asked], terms)
             ids, scores = self._index.search(vectors, terms, [c.entities for c in asked], k, filters)
-            for i, answer in zip(missing, zip(ids, scores)):
-                answers[i] = self._answers[keys[i]] = answer
-            if len(missing) == len(answers):  # nothing was remembered: no need to restack
+            remembered.update(zip(asked, zip(ids, scores)))
+            if asked is unique:  # nothing was remembered: no need to restack
                 return Retrieval(ids[inverse], scores[inverse])
+            for i, answer in zip(missing, zip(ids, scores)):
+                answers[i] = answer
         if not answers:
             return Retrieval(np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32))
         ids = np.stack([answer[0] for answer in answers])
@@ -619,6 +624,8 @@ class Handbook:
             else:
                 fresh = self.embedder.embed(list(missing))
             self._query_vectors.update(zip(missing, fresh))
+            if len(missing) == len(texts):  # all new and distinct: already in order
+                return fresh
         if not texts:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
         return np.stack([self._query_vectors[t] for t in texts])
