@@ -82,7 +82,7 @@ class HashingEmbedder:
         for its lexical and its vector ranking)."""
         from scipy import sparse  # only here: it costs a tenth of a second to import
 
-        flat = [word for found in word_lists for word in found]
+        flat = list(itertools.chain.from_iterable(word_lists))
         # Known words in one pass of C (map over dict.get); a new word gets its row made.
         rows = np.fromiter(map(self._rows.get, flat, itertools.repeat(-1)), dtype=np.int64,
                            count=len(flat))
@@ -91,8 +91,7 @@ class HashingEmbedder:
         if len(word_lists) == 1:  # one text: adding its few rows beats building a matrix
             out = self._vectors[rows].sum(axis=0, keepdims=True)
             return out / max(float(np.linalg.norm(out)), 1e-12)
-        counts = np.fromiter((len(found) for found in word_lists), dtype=np.int64,
-                             count=len(word_lists))
+        counts = np.fromiter(map(len, word_lists), dtype=np.int64, count=len(word_lists))
         # Each text's vector is the sum of its words' rows: one sparse-by-dense product.
         pointers = np.concatenate([[0], np.cumsum(counts)])
         membership = sparse.csr_matrix(

@@ -485,9 +485,10 @@ def _postings(keys, slots, weights, size: int, width: int, limit: int) -> _Posti
 
 def _flatten(queries: Sequence[Sequence[str]], ids: Mapping[str, int]):
     """(query, id) pairs for the names each query uses that ``ids`` knows, as two arrays."""
-    names = [name for found in queries for name in found]
+    names = list(itertools.chain.from_iterable(queries))
     flat = np.fromiter(map(ids.get, names, itertools.repeat(-1)), dtype=np.int64, count=len(names))
-    owner = np.repeat(np.arange(len(queries)), [len(names) for names in queries])
+    owner = np.repeat(np.arange(len(queries)),
+                      np.fromiter(map(len, queries), dtype=np.int64, count=len(queries)))
     known = flat >= 0
     return owner[known], flat[known]
 
@@ -719,7 +720,7 @@ def _split_large_cells(vectors: np.ndarray, centroids: np.ndarray, cell: np.ndar
     cell = cell.copy()
     members = np.argsort(cell, kind="stable")
     starts = np.searchsorted(cell[members], np.arange(len(centroids) + 1))
-    pending = [members[a:b] for a, b in zip(starts[:-1], starts[1:]) if b - a > capacity]
+    pending = [members[a:b] for a, b in itertools.pairwise(starts) if b - a > capacity]
     while pending:
         group = pending.pop()
         centred = vectors[group] - vectors[group].mean(axis=0)
