@@ -691,7 +691,7 @@ def _train_ivf(vectors: np.ndarray, iterations: int = 8, chunk: int = 16384) -> 
 
     data = torch.from_numpy(vectors)
     n = len(data)
-    cells = max(8, int(math.sqrt(n)))
+    cells = min(n, max(8, int(math.sqrt(n))))  # never more cells than vectors
     generator = torch.Generator().manual_seed(0)
     centroids = data[torch.randperm(n, generator=generator)[:cells]].clone()
 

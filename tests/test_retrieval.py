@@ -124,6 +124,16 @@ def test_ivf_cells_hold_every_vector_once_and_crowded_cells_are_split() -> None:
     assert np.array_equal(ivf.vectors, vectors[ivf.slots])
 
 
+def test_an_ivf_over_fewer_vectors_than_its_minimum_cells_searches() -> None:
+    texts = corpus(5)
+    index = build(texts, IndexSettings(exact_limit=1))
+    index._ensure_built()
+    assert index._ivf is not None and len(index._ivf.centroids) == 5
+    queries = HashingEmbedder().embed(texts)
+    slots, _ = index._vector_top(queries, 1, index._mask(Filters()))
+    assert slots[:, 0].tolist() == list(range(5))  # each text finds itself
+
+
 def test_lexical_ranking_is_bm25_when_nothing_is_pruned() -> None:
     texts = corpus(60)
     index = build(texts, IndexSettings(query_terms=50, posting_limit=1000))
