@@ -6,8 +6,9 @@ On this VM a process's speed moves by up to 20% with what the host is doing, so 
 ``memory_retrieval.py`` cannot tell a 10% change from noise. Here the earlier commit's
 ``memory`` package is unpacked beside this one (renamed, its imports rewritten), both fill a
 handbook with the same behaviors, and their batched calls alternate: whatever the host does
-slows both alike. Each round times five calls per handbook and contexts kind (1,024 distinct
-contexts, and 1,024 simulation contexts); the figures are medians over rounds.
+slows both alike. Each round takes, per handbook and contexts kind (1,024 distinct contexts,
+and 1,024 simulation contexts), ``memory_retrieval.throughput`` over five calls; the figures
+are medians over rounds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from io import BytesIO
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from memory_retrieval import behaviors, distinct_contexts, simulation_contexts
+from memory_retrieval import behaviors, distinct_contexts, simulation_contexts, throughput
 
 BASE_PACKAGE = "memory_at_base"
 IMPORT = re.compile(r"\b(from|import) memory\b")
@@ -86,11 +86,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (handbook, contexts) in contenders.items():
                 for kind, batch in contexts.items():
-                    start = time.perf_counter()
-                    for _ in range(5):
-                        handbook.clear_caches()
-                        handbook.retrieve(batch, k=5)
-                    rates.setdefault((name, kind), []).append(5 * len(batch) / (time.perf_counter() - start))
+                    rates.setdefault((name, kind), []).append(throughput(handbook, batch, calls=5))
         for handbook, _ in contenders.values():
             handbook.close()
     print(f"{args.size} behaviors, {args.rounds} rounds; contexts/s, median (min-max)")

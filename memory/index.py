@@ -726,8 +726,7 @@ def _split_large_cells(vectors: np.ndarray, centroids: np.ndarray, cell: np.ndar
         centred = vectors[group] - vectors[group].mean(axis=0)
         direction = centred[np.argmax(np.einsum("ij,ij->i", centred, centred))]
         for _ in range(10):  # power iteration: the direction of greatest spread
-            direction = centred.T @ (centred @ direction)
-            direction /= max(float(np.linalg.norm(direction)), 1e-12)
+            direction = _unit(centred.T @ (centred @ direction))
         order = np.argsort(centred @ direction, kind="stable")
         low, high = group[order[: len(group) // 2]], group[order[len(group) // 2:]]
         home = cell[group[0]]
