@@ -155,9 +155,10 @@ class Handbook:
         self._synced_at: int | None = None  # the watcher's data_version at the last sync
 
     @property
-    def revision(self) -> int:
-        """Changes whenever what ``retrieve`` can return may have changed."""
-        return self._revision
+    def revision(self) -> tuple[int | None, int]:
+        """Changes whenever what ``retrieve`` can return may have changed: the database's
+        generation (a replaced database starts its revisions again) and its revision."""
+        return self._generation, self._revision
 
     def sync(self) -> int:
         """Apply what was written since the last sync, by this process or another; returns

@@ -104,6 +104,11 @@ class RunMemory:
         self._cooperate = np.full((1, 5), np.nan)
         self._macros = np.full((1, 0), -1, dtype=np.int64)
         self._tally = _Tally()
+        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # agent -> (ids, rows)
+        self._tables_revision: tuple[int | None, int] | None = None
+        self._no_hints = np.full((1, section.k), -1, dtype=np.int64)
+        self._no_table = (np.full((CONTEXTS, section.k), -1, dtype=np.int64),
+                          np.full((CONTEXTS + 1, section.k), -1, dtype=np.int64))
 
     def batch(self, seat_agents: tuple[str, str], listening: tuple[bool, bool], num_games: int,
               horizon: int) -> BatchMemory:
@@ -111,20 +116,26 @@ class RunMemory:
         (``listening``); the others would ignore them, and their statistics would only
         dilute the behaviors' own."""
         self.handbook.sync()
-        tables = [
-            self._table(agent) if listens else np.full((CONTEXTS, self.section.k), -1)
-            for agent, listens in zip(seat_agents, listening)
-        ]
-        # A last row of no hints for the games that have already ended.
-        hints_of = [np.vstack([self._rows(ids), np.full((1, self.section.k), -1)]) for ids in tables]
-        return BatchMemory(self, tables, hints_of, listening, num_games, horizon)
+        if self.handbook.revision != self._tables_revision:
+            self._tables.clear()
+            self._tables_revision = self.handbook.revision
+        tables = [self._table(agent) if listens else self._no_table
+                  for agent, listens in zip(seat_agents, listening)]
+        return BatchMemory(self, [ids for ids, _ in tables], [rows for _, rows in tables],
+                           listening, num_games, horizon)
 
-    def _table(self, agent: str) -> np.ndarray:
-        """Behavior ids (CONTEXTS, k) for every context of ``agent``; the handbook answers
-        from memory until it changes."""
-        return self.handbook.retrieve(
-            contexts_for(agent, self.scenario, self.env_id), k=self.section.k, filters=self.filters,
-        ).ids
+    def _table(self, agent: str) -> tuple[np.ndarray, np.ndarray]:
+        """Behavior ids (CONTEXTS, k) for every context of ``agent``, and their catalogue
+        rows with a last row of no hints for the games that have already ended. Kept until
+        the handbook changes: the same arrays every batch also keep the agents' plans."""
+        found = self._tables.get(agent)
+        if found is None:
+            ids = self.handbook.retrieve(
+                contexts_for(agent, self.scenario, self.env_id), k=self.section.k,
+                filters=self.filters,
+            ).ids
+            found = self._tables[agent] = (ids, np.vstack([self._rows(ids), self._no_hints]))
+        return found
 
     def _rows(self, ids: np.ndarray) -> np.ndarray:
         """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
@@ -227,6 +238,8 @@ class BatchMemory:
         self._games = num_games
         self._mark_offsets = np.arange(num_games) + num_games  # slot 0 is "no hint used"
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
+        self._code_tables = ([code_table(t, horizon) for t in range(horizon)]
+                             if horizon <= TABLED_ROUNDS else None)
         # What each seat has seen its co-player do, as one number per game: (cooperations
         # * (horizon + 1) + repeats of the seat's own previous action) * tokens, so that
         # adding the last-round token gives the index into ``code_table``.
@@ -248,8 +261,8 @@ class BatchMemory:
 
     def hints(self, seat: int, observations: np.ndarray) -> Hints:
         t = self._round
-        if self._horizon <= TABLED_ROUNDS:
-            codes = code_table(t, self._horizon).take(self._seen_play[seat] + observations)
+        if self._code_tables is not None:
+            codes = self._code_tables[t].take(self._seen_play[seat] + observations)
         else:  # long games: classify directly rather than keep large tables
             kind = coplayer_type(*self._counts(seat), t)
             codes = ((kind * len(LAST_ROUND) + observations) * len(PHASES)

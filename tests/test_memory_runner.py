@@ -17,7 +17,7 @@ from memory import RunStore, migrations
 from memory.behaviors import RULE_KEYS, NewBehavior
 from memory.extraction import COPLAYER_TYPES, coplayer_type, extract_run
 from memory.handbook import Handbook
-from scenarios.memory_step import BatchMemory
+from scenarios.memory_step import BatchMemory, RunMemory
 from tests.test_cli import coplay
 
 DEFECT_ALWAYS = NewBehavior(
@@ -65,6 +65,23 @@ def test_the_follower_plays_the_retrieved_rule_and_its_use_is_counted(db_url) ->
     assert usage.accumulate_edges == (("behavior:1", "used_in", "scenario:memory-test", 40.0),)
     handbook.record_usage(usage.usages, edges=usage.edges, accumulate_edges=usage.accumulate_edges)
     assert handbook.get(1).stats.uses == 40
+
+
+def test_a_batch_sees_what_was_written_since_the_last_batch(db_url) -> None:
+    """Batches reuse their hint tables while the handbook is unchanged, and only then."""
+    handbook = Handbook.open(db_url)
+    handbook.add(DEFECT_ALWAYS)
+    run_memory = RunMemory(handbook, memory_scenario().memory, scenario="memory-test",
+                           env_id="coplay/ipd-v0")
+    seats, listening = ("follower", "allc"), (True, False)
+    first = run_memory.batch(seats, listening, num_games=4, horizon=12)
+    again = run_memory.batch(seats, listening, num_games=4, horizon=12)
+    assert again._rows[0] is first._rows[0]
+    assert set(first._ids[0].ravel().tolist()) == {1, -1}
+    Handbook.open(db_url).add(OPEN_WITH_A_PROBE)  # another writer
+    after = run_memory.batch(seats, listening, num_games=4, horizon=12)
+    assert after._rows[0] is not first._rows[0]
+    assert set(after._ids[0].ravel().tolist()) == {1, 2}
 
 
 def test_scenario_filters_reach_retrieval_and_macros_are_played(db_url) -> None:
