@@ -14,6 +14,7 @@ import envs
 from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
 from agents.coplayers import MemoryOneAgent
 from agents.sequence import SequencePolicyConfig, StepInputs, make_policy
+from agents.train import ppi
 from agents.train.config import PPISettings, PPOSettings, TrainConfig
 from agents.train.experience import (
     IDENTITY_SIZE,
@@ -199,6 +200,21 @@ def test_a_short_run_learns_the_in_context_best_response(algorithm) -> None:
     assert np.mean([m["coplayer_loss"] for m in late]) < first["coplayer_loss"]
 
 
+def test_bootstrapped_ppi_learns_its_values_and_the_best_response() -> None:
+    trainer = tft_or_alld_trainer(algorithm="ppi", ppi=replace(SMALL_PPI, bootstrap=True), updates=30)
+    history = [trainer.step()[0] for _ in range(30)]
+    late = history[-5:]
+    assert np.mean([m["value_loss"] for m in late]) < 0.5 * history[0]["value_loss"]
+    assert np.mean([m["cooperation_vs_tft"] for m in late]) > 0.75
+    assert np.mean([m["cooperation_vs_alld"] for m in late]) < 0.25
+
+
+def test_returns_to_go_discount_each_episode_separately() -> None:
+    rewards = torch.tensor([[1.0, 0.0], [2.0, 1.0], [3.0, -1.0]])
+    expected = torch.tensor([[1 + 0.5 * 2 + 0.25 * 3, 0.5 - 0.25], [2 + 0.5 * 3, 1 - 0.5], [3.0, -1.0]])
+    assert torch.allclose(ppi.returns_to_go(rewards, 0.5), expected)
+
+
 def test_training_is_deterministic_for_a_seed() -> None:
     def run(seed):
         trainer = tft_or_alld_trainer(updates=2, seed=seed)
@@ -319,7 +335,5 @@ def test_a_ppi_learner_plans_when_seated_as_an_agent(tmp_path) -> None:
 
 
 def test_ppi_needs_a_symmetric_game() -> None:
-    from agents.train import ppi
-
     with pytest.raises(ConfigError, match="symmetric"):
         ppi.own_payoffs(envs.Payoffs(np.array([[[3, 3], [0, 5]], [[5, 0], [1, 2]]])))

@@ -43,6 +43,7 @@ class PPISettings:
     fit_steps: int = 60  # gradient steps on the replay after each phase
     minibatch: int = 256  # episodes per gradient step
     recent_phases: int = 0  # > 0: half of each minibatch from this many newest phases
+    bootstrap: bool = False  # rollouts end with the value head's estimate of what follows
 
     def __post_init__(self) -> None:
         for name in ("depth", "samples", "pretrain_episodes", "minibatch"):
@@ -53,6 +54,8 @@ class PPISettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"train.ppi.{name}", expected="a non-negative integer", got=repr(value))
+        if not isinstance(self.bootstrap, bool):
+            raise ConfigError("train.ppi.bootstrap", expected="true or false", got=repr(self.bootstrap))
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError("train.ppi.beta", expected="a non-negative number", got=repr(self.beta))
 

@@ -8,6 +8,10 @@ appendix A.3.1), simplified to run on a CPU:
 - Before the first phase, the model learns from games between random memory-one co-players.
 - Acting: for each candidate action, ``samples`` rollouts of ``depth`` rounds inside the
   model give Q(h, a); the agent plays pi(a | h) ∝ p(a | h) exp(beta * Q(h, a)).
+- With ``bootstrap``, the value head learns the discounted return that follows each
+  history in the replay, and a rollout adds the value where it stops: a short rollout then
+  also credits what an action does to the rest of the episode, such as a co-player's
+  trust.
 - After each phase (one trainer update), the model is fitted on a replay of every episode so
   far, the pretraining games included, so the prior moves toward the improved policy slowly.
   (The paper retrains from scratch on all data each phase; fitting a few steps is cheaper.)
@@ -57,11 +61,13 @@ def plan(
         reward = payoff[action, their]
         value += discount * reward
         discount *= gamma
-        if depth == settings.depth - 1:
+        if depth == settings.depth - 1 and not settings.bootstrap:
             break
         step, states = policy.step(StepInputs(1 + 2 * action + their, action, reward), states)
         coplayer = F.softmax(step.coplayer_logits, -1)
         action = torch.multinomial(F.softmax(step.logits, -1), 1, generator=generator)[:, 0]
+    if settings.bootstrap:  # the value head predicts (1 - gamma) times the return
+        value += discount * step.value / (1.0 - gamma)
     q = value.view(2, k, n).mean(dim=1).T  # (n, 2)
     return F.log_softmax(F.log_softmax(outputs.logits, -1) + settings.beta * q, -1)
 
@@ -139,10 +145,13 @@ def tabular_games(game: envs.MatrixGameConfig, episodes: int, rng: np.random.Gen
 
 def fit(
     policy: SequencePolicy, optimizer: torch.optim.Optimizer, replay: Replay, steps: int,
-    settings: PPISettings, rng: np.random.Generator, max_grad_norm: float,
+    settings: PPISettings, rng: np.random.Generator, max_grad_norm: float, gamma: float,
 ) -> dict[str, float]:
-    """Fit the model (own-action prior and co-player head) on minibatches from the replay."""
+    """Fit the model (own-action prior and co-player head; with ``settings.bootstrap``, the
+    value head too) on minibatches from the replay."""
     totals = {"prior_loss": 0.0, "coplayer_loss": 0.0, "entropy": 0.0}
+    if settings.bootstrap:
+        totals["value_loss"] = 0.0
     for _ in range(steps):
         batch = replay.sample(settings.minibatch, rng, recent_parts=settings.recent_phases)
         actions = batch["actions"].long()
@@ -158,8 +167,25 @@ def fit(
         coplayer_loss = F.cross_entropy(
             outputs.coplayer_logits.reshape(-1, 2), batch["coplayer_actions"].long().reshape(-1)
         )
-        apply_gradients(optimizer, prior_loss + coplayer_loss, policy, max_grad_norm)
+        loss = prior_loss + coplayer_loss
+        if settings.bootstrap:
+            # Targets scaled by (1 - gamma): per-round rewards, so the loss stays near one.
+            target = (1.0 - gamma) * returns_to_go(rewards, gamma)
+            value_loss = 0.5 * (outputs.value - target).pow(2).mean()
+            loss = loss + value_loss
+            totals["value_loss"] += value_loss.item()
+        apply_gradients(optimizer, loss, policy, max_grad_norm)
         totals["prior_loss"] += prior_loss.item()
         totals["coplayer_loss"] += coplayer_loss.item()
         totals["entropy"] += -(log_prior.exp() * log_prior).sum(-1).mean().item()
     return {name: value / max(steps, 1) for name, value in totals.items()}
+
+
+def returns_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """(T, E): the discounted sum of each round's reward and those after it in its episode."""
+    returns = torch.empty_like(rewards)
+    following = torch.zeros_like(rewards[0])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        following = rewards[t] + gamma * following
+        returns[t] = following
+    return returns

@@ -137,7 +137,8 @@ class Trainer:
             elif self.config.algorithm == "ppi":
                 replay.add_rollout(rollout)
                 losses = ppi.fit(policy, optimizer, replay, self.config.ppi.fit_steps,
-                                 self.config.ppi, self.rng, self.config.max_grad_norm)
+                                 self.config.ppi, self.rng, self.config.max_grad_norm,
+                                 self.config.gamma)
             else:
                 losses = a2c.update(self.config, policy, optimizer, rollout)
             metrics.append({**episode_metrics(rollout, self.groups), **losses})
@@ -167,7 +168,7 @@ class Trainer:
             replay.add(*(torch.from_numpy(x) for x in games))
             policy.train()
             ppi.fit(policy, optimizer, replay, settings.pretrain_steps, settings, self.rng,
-                    self.config.max_grad_norm)
+                    self.config.max_grad_norm, self.config.gamma)
 
     def finished(self) -> bool:
         return self.updates_done >= self.config.updates
