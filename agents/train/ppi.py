@@ -61,9 +61,12 @@ def plan(
         reward = payoff[action, their]
         value += discount * reward
         discount *= gamma
-        if depth == settings.depth - 1 and not settings.bootstrap:
+        last = depth == settings.depth - 1
+        if last and not settings.bootstrap:
             break
         step, states = policy.step(StepInputs(1 + 2 * action + their, action, reward), states)
+        if last:  # only its value is wanted
+            break
         coplayer = F.softmax(step.coplayer_logits, -1)
         action = torch.multinomial(F.softmax(step.logits, -1), 1, generator=generator)[:, 0]
     if settings.bootstrap:  # the value head predicts (1 - gamma) times the return
