@@ -147,10 +147,7 @@ def recall(handbook: Handbook, contexts: list[Context], k: int = 5) -> float:
     return float(np.mean([len(set(a) & set(t)) / k for a, t in zip(approximate, truth)]))
 
 
-def step_times(handbook: Handbook, opponent: str, repeats: int) -> tuple[float, float]:
-    """ms per round of 4096 games of a hint-following agent against ``opponent`` (an agent
-    section), without and with memory, alternating runs; medians."""
-    text = f"""
+STEP_SCENARIO = """
 name: bench
 env: {{id: coplay/ipd-v0, horizon: 100}}
 agents:
@@ -159,6 +156,12 @@ agents:
 matchups: {{mode: round_robin, players: [follower, opponent]}}
 run: {{episodes: 4096, batch_size: 4096, seed: 0}}
 """
+
+
+def step_times(handbook: Handbook, opponent: str, repeats: int) -> tuple[float, float]:
+    """ms per round of 4096 games of a hint-following agent against ``opponent`` (an agent
+    section), without and with memory, alternating runs; medians."""
+    text = STEP_SCENARIO.format(opponent=opponent)
     plain = scenarios.parse(text)
     with_memory = scenarios.parse(text + "memory: {k: 3}\n")
     times: dict[str, list[float]] = {"plain": [], "memory": []}
