@@ -1,12 +1,14 @@
 """Memory's share of a simulation step: an earlier commit's ``scenarios/memory_step.py``
-against this checkout's, side by side in one process.
+and ``scenarios/runner.py`` against this checkout's, side by side in one process.
 
     python benchmarks/step_ab.py --against COMMIT        # 15 alternations
 
 As with ``retrieval_ab.py``, this VM's speed moves too much between processes to compare two
 runs of ``memory_retrieval.py``. Here one handbook of 10k behaviors serves both versions;
-each alternation runs the benchmark's 4,096-game scenario plain, with the earlier commit's
-memory step, and with this checkout's. Figures: medians in ms per round.
+each alternation runs the benchmark's 4,096-game scenario plain (this checkout's runner),
+with the earlier commit's runner and memory step, and with this checkout's. The rest of
+the code (agents, envs, the handbook) is this checkout's for both. Figures: medians in ms
+per round.
 """
 
 from __future__ import annotations
@@ -27,20 +29,22 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from memory_retrieval import STEP_SCENARIO, behaviors, fill
 
 import scenarios
-import scenarios.memory_step
 import scenarios.runner
 from memory.handbook import Handbook
 
 
-def memory_step_at(commit: str, folder: Path):
-    """``scenarios/memory_step.py`` at ``commit``, loaded as the module ``memory_step_at_base``."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:scenarios/memory_step.py"],
+def load_at(commit: str, path: str, name: str, folder: Path, rename: dict[str, str]):
+    """The file ``path`` at ``commit``, loaded as the module ``name``, its imports of other
+    modules renamed as ``rename`` says (so that it uses their versions at ``commit``)."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"],
                             check=True, capture_output=True, text=True).stdout
-    path = folder / "memory_step_at_base.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("memory_step_at_base", path)
+    for old, new in rename.items():
+        source = source.replace(f"from {old} import", f"from {new} import")
+    file = folder / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while decorating
+    sys.modules[name] = module  # dataclasses look their module up while decorating
     spec.loader.exec_module(module)
     return module
 
@@ -54,27 +58,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         try:
-            base = memory_step_at(args.against, folder)
+            load_at(args.against, "scenarios/memory_step.py", "memory_step_at_base", folder, {})
+            base = load_at(args.against, "scenarios/runner.py", "runner_at_base", folder,
+                           {"scenarios.memory_step": "memory_step_at_base"})
         except subprocess.CalledProcessError as error:
-            sys.exit(f"step_ab: git cannot read scenarios/memory_step.py at {args.against!r}: "
+            sys.exit(f"step_ab: git cannot read the runner or memory step at {args.against!r}: "
                      f"{error.stderr.strip()}")
         handbook = Handbook.open(f"sqlite:///{folder / 'handbook.db'}")
         fill(handbook, behaviors(10_000))
         text = STEP_SCENARIO.format(opponent="{kind: tit_for_tat}")
         plain, with_memory = scenarios.parse(text), scenarios.parse(text + "memory: {k: 3}\n")
-        contenders = {"plain": None, args.against: base.RunMemory,
-                      "this checkout": scenarios.memory_step.RunMemory}
+        contenders = {"plain": None, args.against: base.run, "this checkout": scenarios.runner.run}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         try:
             for _ in range(args.rounds):
-                for name, run_memory in contenders.items():
-                    scenarios.runner.RunMemory = run_memory or scenarios.memory_step.RunMemory
+                for name, run in contenders.items():
                     start = time.perf_counter()
-                    scenarios.run(plain if run_memory is None else with_memory,
-                                  handbook=None if run_memory is None else handbook)
+                    if run is None:
+                        scenarios.run(plain)
+                    else:
+                        run(with_memory, handbook=handbook)
                     times[name].append((time.perf_counter() - start) / 100 * 1e3)
         finally:
-            scenarios.runner.RunMemory = scenarios.memory_step.RunMemory
             handbook.close()
     medians = {name: float(np.median(values)) for name, values in times.items()}
     print(f"{args.rounds} alternations; ms per round of 4,096 games, median")

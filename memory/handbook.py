@@ -14,12 +14,12 @@ of simulations, never touches SQL (the runner syncs between batches of episodes)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
@@ -54,6 +54,7 @@ from memory.schema import (
 )
 
 PAGE = 1000
+Derived = TypeVar("Derived")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +152,7 @@ class Handbook:
         self._query_vectors: dict[str, np.ndarray] = {}
         # (k, filters) -> context -> its answer (ids, scores)
         self._answers: dict[tuple[int, Filters], dict[Context, tuple[np.ndarray, np.ndarray]]] = {}
+        self._derived: dict[Hashable, Any] = {}  # see ``remembered``
         self._answers_revision = 0
         self._synced_at: int | None = None  # the watcher's data_version at the last sync
 
@@ -579,9 +581,7 @@ class Handbook:
             raise ConfigError("k", expected="at least 1", got=str(k))
         if self._generation is None:  # never synced: load once
             self.sync()
-        if self._answers_revision != self._revision:
-            self._answers.clear()
-            self._answers_revision = self._revision
+        self._expire_answers()
         remembered = self._answers.setdefault((k, filters), {})
         if len(remembered) > 100_000:
             remembered.clear()
@@ -607,11 +607,33 @@ class Handbook:
         scores = np.stack([answer[1] for answer in answers])
         return Retrieval(ids[inverse], scores[inverse])
 
+    def remembered(self, key: Hashable, build: Callable[[], Derived]) -> Derived:
+        """``build()``, kept under ``key`` until the handbook's contents change: for what a
+        caller derives from retrievals, such as the runner's hint tables, that every run
+        would otherwise rebuild. Like ``retrieve``, it does not sync: callers that must see
+        other processes' writes sync first."""
+        if self._generation is None:
+            self.sync()
+        self._expire_answers()
+        if key not in self._derived:
+            if len(self._derived) > 1_000:
+                self._derived.clear()
+            self._derived[key] = build()
+        return self._derived[key]
+
+    def _expire_answers(self) -> None:
+        if self._answers_revision != self._revision:
+            self._answers.clear()
+            self._derived.clear()
+            self._answers_revision = self._revision
+
     def clear_caches(self) -> None:
-        """Forget remembered query embeddings and answers; they are rebuilt on demand (for
-        benchmarks that time the work itself, and to free memory)."""
+        """Forget remembered query embeddings, answers and what was derived from them; they
+        are rebuilt on demand (for benchmarks that time the work itself, and to free
+        memory)."""
         self._query_vectors.clear()
         self._answers.clear()
+        self._derived.clear()
 
     def _embed_queries(self, texts: Sequence[str], terms: Sequence[list[str]]) -> np.ndarray:
         """Embeddings of query texts (``terms``: their words), remembered: simulations ask

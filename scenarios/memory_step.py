@@ -59,6 +59,51 @@ def code_table(round_index: int, horizon: int) -> np.ndarray:
     return table
 
 
+@functools.lru_cache(maxsize=4)
+def code_tables(horizon: int) -> tuple[np.ndarray, ...]:
+    """``code_table`` of every round of a game of ``horizon`` rounds."""
+    return tuple(code_table(t, horizon) for t in range(horizon))
+
+
+def next_state(state: np.ndarray, joint_actions: np.ndarray, stride: int, seat: int) -> np.ndarray:
+    """A seat's state after a round. A state is ``(cooperations * stride + repeats) * tokens
+    + last-round token``: the rounds in which the co-player cooperated, those in which it
+    repeated the seat's previous action (counts up to ``stride - 1``), and the token of
+    the round before, which ``code_table`` also reads. Joint actions are 2 * seat 0's
+    action + seat 1's; action 0 is to cooperate."""
+    tokens = len(LAST_ROUND)
+    own, theirs = np.divmod(joint_actions, 2) if seat == 0 else np.divmod(joint_actions, 2)[::-1]
+    # The last token is 1 + 2 * own + theirs, or 0 before the first round: then the own
+    # action before is -1, which nothing repeats.
+    own_before = (state % tokens - 1) // 2
+    cooperations, repeats = np.divmod(state // tokens, stride)
+    cooperations = np.minimum(cooperations + (theirs == 0), stride - 1)
+    repeats = np.minimum(repeats + (theirs == own_before), stride - 1)
+    return (cooperations * stride + repeats) * tokens + 1 + 2 * own + theirs
+
+
+@functools.lru_cache(maxsize=8)
+def transition_table(horizon: int, seat: int) -> np.ndarray:
+    """``next_state`` of every state of games up to ``horizon`` rounds and every joint
+    action, indexed by ``state * 4 + joint action``: a round of a tabled game updates a
+    seat's state with one lookup. Read-only; shared by every run."""
+    stride = horizon + 1
+    states = np.arange(stride * stride * len(LAST_ROUND))
+    table = next_state(states[:, None], np.arange(4)[None, :], stride, seat).ravel()
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=16)
+def kind_table(stride: int, rounds: int) -> np.ndarray:
+    """Co-player types after ``rounds`` rounds, indexed by ``cooperations * stride +
+    repeats``: finishing a batch of games of one length classifies them with one lookup."""
+    cooperations, repeats = np.divmod(np.arange(stride * stride), stride)
+    table = coplayer_type(cooperations, repeats, rounds)
+    table.flags.writeable = False
+    return table
+
+
 @functools.lru_cache(maxsize=256)
 def contexts_for(agent: str, scenario: str, env_id: str) -> tuple[Context, ...]:
     """Every context an agent can be in, in code order: (co-player type * 5 + last-round
@@ -88,6 +133,76 @@ class _Tally:
     )
 
 
+class HintCatalogue:
+    """What one revision of a handbook hands a scenario's agents as hints: per agent, the
+    behavior ids of each of its contexts, and the catalogue of those behaviors in the bulk
+    form agents execute them from (``agents.Hints``). The handbook keeps it until its
+    contents change (``Handbook.remembered``), so a run after the first neither retrieves
+    nor rebuilds rows, and keeps the same arrays, so agents keep their plans too."""
+
+    def __init__(self, handbook: Handbook, *, scenario: str, env_id: str, k: int,
+                 filters: Filters) -> None:
+        self._handbook = handbook
+        self._scenario = scenario
+        self._env_id = env_id
+        self._k = k
+        self._filters = filters
+        self._positions: dict[int, int] = {}  # behavior id -> its row
+        self.behaviors: list[HintedBehavior] = []
+        # One row per catalogued behavior, then the sentinel row that ``rows`` of -1 pick.
+        self.executable = np.zeros(1, dtype=bool)
+        self.cooperate = np.full((1, len(RULE_KEYS)), np.nan)
+        self.macros = np.full((1, 0), -1, dtype=np.int64)
+        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._no_hints = np.full((1, k), -1, dtype=np.int64)
+
+    def table(self, agent: str) -> tuple[np.ndarray, np.ndarray]:
+        """Behavior ids (CONTEXTS, k) for every context of ``agent``, and their catalogue
+        rows with a last row of no hints, for the games that have already ended."""
+        found = self._tables.get(agent)
+        if found is None:
+            ids = self._handbook.retrieve(
+                contexts_for(agent, self._scenario, self._env_id), k=self._k, filters=self._filters,
+            ).ids
+            found = self._tables[agent] = (ids, np.vstack([self._rows(ids), self._no_hints]))
+        return found
+
+    def hints(self, contexts: np.ndarray, rows: np.ndarray) -> Hints:
+        return Hints(contexts, rows, self.behaviors, self.executable, self.cooperate, self.macros)
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
+        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._positions]
+        if fresh:
+            self._add(fresh)
+        rows = np.full(ids.shape, -1, dtype=np.int64)
+        found = ids >= 0
+        rows[found] = [self._positions[i] for i in ids[found].tolist()]
+        return rows
+
+    def _add(self, behavior_ids: list[int]) -> None:
+        rules, macros, executable = [], [], []
+        for behavior_id in behavior_ids:
+            record = self._handbook.cached(behavior_id)
+            self._positions[behavior_id] = len(self.behaviors)
+            self.behaviors.append(HintedBehavior(behavior_id, record.name, record.instruction,
+                                                 record.kind, record.payload))
+            rules.append([record.payload["cooperate"][key] for key in RULE_KEYS]
+                         if record.kind == "response_rule" else [np.nan] * len(RULE_KEYS))
+            macros.append(list(record.payload["actions"]) if record.kind == "action_macro" else [])
+            executable.append(record.kind in ("response_rule", "action_macro"))
+        width = max(self.macros.shape[1], *map(len, macros))
+        grown = np.full((len(self.behaviors) + 1, width), -1, dtype=np.int64)
+        old = len(self.behaviors) - len(behavior_ids)
+        grown[:old, : self.macros.shape[1]] = self.macros[:-1]
+        for row, actions in enumerate(macros, start=old):
+            grown[row, : len(actions)] = actions
+        self.macros = grown
+        self.executable = np.concatenate([self.executable[:-1], executable, [False]])
+        self.cooperate = np.vstack([self.cooperate[:-1], np.array(rules, dtype=float),
+                                    self.cooperate[-1:]])
+
+
 class RunMemory:
     """The handbook's part in one run: builds each batch's ``BatchMemory`` and sums usage."""
 
@@ -97,16 +212,7 @@ class RunMemory:
         self.scenario = scenario
         self.env_id = env_id
         self.filters = Filters(tags=frozenset(section.tags), kinds=frozenset(section.kinds))
-        self._catalogue: dict[int, int] = {}
-        self._behaviors: list[HintedBehavior] = []
-        # One row per catalogued behavior, then the sentinel row that ``rows`` of -1 pick.
-        self._executable = np.zeros(1, dtype=bool)
-        self._cooperate = np.full((1, 5), np.nan)
-        self._macros = np.full((1, 0), -1, dtype=np.int64)
         self._tally = _Tally()
-        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # agent -> (ids, rows)
-        self._tables_revision: tuple[int | None, int] | None = None
-        self._no_hints = np.full((1, section.k), -1, dtype=np.int64)
         self._no_table = (np.full((CONTEXTS, section.k), -1, dtype=np.int64),
                           np.full((CONTEXTS + 1, section.k), -1, dtype=np.int64))
 
@@ -116,62 +222,15 @@ class RunMemory:
         (``listening``); the others would ignore them, and their statistics would only
         dilute the behaviors' own."""
         self.handbook.sync()
-        if self.handbook.revision != self._tables_revision:
-            self._tables.clear()
-            self._tables_revision = self.handbook.revision
-        tables = [self._table(agent) if listens else self._no_table
+        catalogue = self.handbook.remembered(
+            (HintCatalogue, self.scenario, self.env_id, self.section.k, self.filters),
+            lambda: HintCatalogue(self.handbook, scenario=self.scenario, env_id=self.env_id,
+                                  k=self.section.k, filters=self.filters),
+        )
+        tables = [catalogue.table(agent) if listens else self._no_table
                   for agent, listens in zip(seat_agents, listening)]
-        return BatchMemory(self, [ids for ids, _ in tables], [rows for _, rows in tables],
-                           listening, num_games, horizon)
-
-    def _table(self, agent: str) -> tuple[np.ndarray, np.ndarray]:
-        """Behavior ids (CONTEXTS, k) for every context of ``agent``, and their catalogue
-        rows with a last row of no hints for the games that have already ended. Kept until
-        the handbook changes: the same arrays every batch also keep the agents' plans."""
-        found = self._tables.get(agent)
-        if found is None:
-            ids = self.handbook.retrieve(
-                contexts_for(agent, self.scenario, self.env_id), k=self.section.k,
-                filters=self.filters,
-            ).ids
-            found = self._tables[agent] = (ids, np.vstack([self._rows(ids), self._no_hints]))
-        return found
-
-    def _rows(self, ids: np.ndarray) -> np.ndarray:
-        """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
-        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._catalogue]
-        if fresh:
-            self._add_to_catalogue(fresh)
-        rows = np.full(ids.shape, -1, dtype=np.int64)
-        found = ids >= 0
-        rows[found] = [self._catalogue[i] for i in ids[found].tolist()]
-        return rows
-
-    def _add_to_catalogue(self, behavior_ids: list[int]) -> None:
-        rules, macros, executable = [], [], []
-        for behavior_id in behavior_ids:
-            record = self.handbook.cached(behavior_id)
-            self._catalogue[behavior_id] = len(self._behaviors)
-            self._behaviors.append(HintedBehavior(behavior_id, record.name, record.instruction,
-                                                  record.kind, record.payload))
-            rules.append([record.payload["cooperate"][key] for key in RULE_KEYS]
-                         if record.kind == "response_rule" else [np.nan] * len(RULE_KEYS))
-            macros.append(list(record.payload["actions"]) if record.kind == "action_macro" else [])
-            executable.append(record.kind in ("response_rule", "action_macro"))
-        width = max(self._macros.shape[1], *map(len, macros))
-        grown = np.full((len(self._behaviors) + 1, width), -1, dtype=np.int64)
-        old = len(self._behaviors) - len(behavior_ids)
-        grown[:old, : self._macros.shape[1]] = self._macros[:-1]
-        for row, actions in enumerate(macros, start=old):
-            grown[row, : len(actions)] = actions
-        self._macros = grown
-        self._executable = np.concatenate([self._executable[:-1], executable, [False]])
-        self._cooperate = np.vstack([self._cooperate[:-1], np.array(rules, dtype=float),
-                                     self._cooperate[-1:]])
-
-    def hints(self, contexts: np.ndarray, table: np.ndarray) -> Hints:
-        return Hints(contexts, table, self._behaviors, self._executable, self._cooperate,
-                     self._macros)
+        return BatchMemory(self, catalogue, [ids for ids, _ in tables],
+                           [rows for _, rows in tables], listening, num_games, horizon)
 
     def add(self, behavior_ids: np.ndarray, shown: np.ndarray, used: np.ndarray) -> None:
         """Add one seat's batch: per behavior (rows, ``behavior_ids``) and co-player type
@@ -179,19 +238,19 @@ class RunMemory:
         in, as counts ``[:, 0]`` and sums of return per step ``[:, 1]``."""
         tally = self._tally
         unused = shown - used
-        totals = zip(behavior_ids.tolist(), shown.sum(axis=2).tolist(), used.sum(axis=2).tolist(),
+        ids = behavior_ids.tolist()
+        totals = zip(ids, shown[:, 0].sum(axis=1).tolist(), used.sum(axis=2).tolist(),
                      unused[:, 1].sum(axis=1).tolist())
-        for row, (behavior_id, (shown_n, _), (used_n, used_sum), unused_sum) in enumerate(totals):
-            if not shown_n:
-                continue
+        for behavior_id, shown_n, (used_n, used_sum), unused_sum in totals:
             tally.shown[behavior_id] += round(shown_n)
             tally.uses[behavior_id] += round(used_n)
             tally.return_used[behavior_id] += used_sum
             tally.return_unused[behavior_id] += unused_sum
-            for kind in np.flatnonzero(shown[row, 0]).tolist():
-                tally.by_type[(behavior_id, COPLAYER_TYPES[kind])] += (
-                    used[row, 0, kind], used[row, 1, kind], unused[row, 0, kind], unused[row, 1, kind],
-                )
+        rows, kinds = np.nonzero(shown[:, 0])
+        by_type = np.stack([used[rows, 0, kinds], used[rows, 1, kinds],
+                            unused[rows, 0, kinds], unused[rows, 1, kinds]], axis=1)
+        for row, kind, values in zip(rows.tolist(), kinds.tolist(), by_type.tolist()):
+            tally.by_type[(ids[row], COPLAYER_TYPES[kind])] += values
 
     def usage(self) -> MemoryUsage:
         tally = self._tally
@@ -222,9 +281,11 @@ class BatchMemory:
     its context and of the hint it used (or of none). At the batch's end those marks become
     per-behavior sets of episodes, as bitsets."""
 
-    def __init__(self, run: RunMemory, tables: list[np.ndarray], rows: list[np.ndarray],
-                 listening: tuple[bool, bool], num_games: int, horizon: int) -> None:
+    def __init__(self, run: RunMemory, catalogue: HintCatalogue, tables: list[np.ndarray],
+                 rows: list[np.ndarray], listening: tuple[bool, bool], num_games: int,
+                 horizon: int) -> None:
         self._run = run
+        self._catalogue = catalogue
         self.listening = listening
         self._seats = [seat for seat in (0, 1) if listening[seat]]
         self._ids = tables
@@ -238,55 +299,47 @@ class BatchMemory:
         self._games = num_games
         self._mark_offsets = np.arange(num_games) + num_games  # slot 0 is "no hint used"
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
-        self._code_tables = ([code_table(t, horizon) for t in range(horizon)]
-                             if horizon <= TABLED_ROUNDS else None)
-        # What each seat has seen its co-player do, as one number per game: (cooperations
-        # * (horizon + 1) + repeats of the seat's own previous action) * tokens, so that
-        # adding the last-round token gives the index into ``code_table``.
-        tokens = len(LAST_ROUND)
+        self._code_tables = code_tables(horizon) if horizon <= TABLED_ROUNDS else None
+        # Each seat's state per game: what it has seen its co-player do and the last-round
+        # token (``next_state``); in tabled games a round looks it up in one table.
         self._stride = horizon + 1
-        self._seen_play = np.zeros((2, num_games), dtype=np.int64)
-        cooperated, repeated = self._stride * tokens, tokens
-        # Indexed by their action * 2 + own previous action: in the first round nothing
-        # can be a repeat yet.
-        self._first_increments = np.array([cooperated, cooperated, 0, 0])
-        self._increments = np.array([cooperated + repeated, cooperated, 0, repeated])
-        self._previous = np.zeros((2, num_games), dtype=np.int64)
+        self._states = np.zeros((2, num_games), dtype=np.int64)
+        self._transitions = ([transition_table(horizon, seat) for seat in (0, 1)]
+                             if self._code_tables is not None else None)
         self._active = np.ones(num_games, dtype=bool)
         self._all_active = True
 
     def _counts(self, seat: int) -> tuple[np.ndarray, np.ndarray]:
         """(cooperations, repeats) seen by ``seat``, per game."""
-        return np.divmod(self._seen_play[seat] // len(LAST_ROUND), self._stride)
+        return np.divmod(self._states[seat] // len(LAST_ROUND), self._stride)
 
-    def hints(self, seat: int, observations: np.ndarray) -> Hints:
+    def hints(self, seat: int) -> Hints:
         t = self._round
         if self._code_tables is not None:
-            codes = self._code_tables[t].take(self._seen_play[seat] + observations)
+            codes = self._code_tables[t].take(self._states[seat])
         else:  # long games: classify directly rather than keep large tables
             kind = coplayer_type(*self._counts(seat), t)
-            codes = ((kind * len(LAST_ROUND) + observations) * len(PHASES)
+            codes = ((kind * len(LAST_ROUND) + self._states[seat] % len(LAST_ROUND)) * len(PHASES)
                      + phase_of(t, self._horizon))
         if not self._all_active:
             codes = np.where(self._active, codes, CONTEXTS)
         self._codes[seat] = codes
-        return self._run.hints(codes, self._rows[seat])
+        return self._catalogue.hints(codes, self._rows[seat])
 
     def record(self, seat: int, hint_used: np.ndarray) -> None:
         cell = self._codes[seat] * self._slots + hint_used
         self._marks[seat].ravel()[cell * self._games + self._mark_offsets] = 1
 
-    def observe(self, actions: np.ndarray, active: np.ndarray) -> None:
-        """After a round: ``actions`` (2, B), ``active`` the games still running after it."""
-        increments = self._increments if self._round else self._first_increments
+    def observe(self, joint_actions: np.ndarray, active: np.ndarray) -> None:
+        """After a round: ``joint_actions`` (B,), 2 * seat 0's action + seat 1's; ``active``
+        the games still running after it."""
         for seat in self._seats:
-            seen = increments.take(actions[1 - seat] * 2 + self._previous[seat])
-            if self._all_active:
-                self._previous[seat] = actions[seat]
+            if self._transitions is not None:
+                after = self._transitions[seat].take(self._states[seat] * 4 + joint_actions)
             else:
-                seen *= self._active
-                self._previous[seat] = np.where(self._active, actions[seat], self._previous[seat])
-            self._seen_play[seat] += seen
+                after = next_state(self._states[seat], joint_actions, self._stride, seat)
+            self._states[seat] = after if self._all_active else np.where(
+                self._active, after, self._states[seat])
         self._round += 1
         # A fixed horizon hands the same read-only flags every round: nothing to look at.
         if active is not self._active or active.flags.writeable:
@@ -295,43 +348,67 @@ class BatchMemory:
 
     def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None:
         """Add the batch to the run's tally; ``returns`` (B, 2), ``lengths`` (B,)."""
-        per_step = returns / np.maximum(lengths, 1)[:, None]
+        games = np.arange(len(lengths))
         for seat in self._seats:
-            found = self._episode_sets(seat, len(lengths))
+            found = self._episode_sets(seat)
             if found is None:
                 continue
             behavior_ids, sets = found
             # Per episode: a one-hot of its co-player type, then that times its return per
             # step. Single precision: sums of a few thousand returns per batch lose nothing
-            # that matters, and a double product of this shape is several times slower.
-            kinds = coplayer_type(*self._counts(seat), lengths)
-            one_hot = np.eye(len(COPLAYER_TYPES), dtype=np.float32).take(kinds, axis=0)
-            weights = np.hstack([one_hot, one_hot * per_step[:, seat, None].astype(np.float32)])
-            totals = np.matmul(sets, weights, dtype=np.float32)
+            # that matters.
+            kinds = self._final_kinds(seat, lengths)
+            weights = np.zeros((len(lengths), 2 * len(COPLAYER_TYPES)), dtype=np.float32)
+            weights[games, kinds] = 1.0
+            weights[games, kinds + len(COPLAYER_TYPES)] = returns[:, seat] / np.maximum(lengths, 1)
+            totals = _weighted_counts(sets, weights)
             shown, used = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
             self._run.add(behavior_ids, shown, used)
 
-    def _episode_sets(self, seat: int, episodes: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The behaviors in ``seat``'s table (sorted ids) and, per behavior, the episodes it
-        was shown in, then those it was used in: (2 * behaviors, episodes) of 0/1."""
-        ids = self._ids[seat]
-        present = ids >= 0
-        if not present.any():
-            return None
-        listed = ids[present]
-        behavior_ids = np.array(sorted(set(listed.tolist())), dtype=listed.dtype)
+    def _final_kinds(self, seat: int, lengths: np.ndarray) -> np.ndarray:
+        """The type each game's co-player showed ``seat`` by the game's end."""
+        if lengths.min() == lengths.max():  # games of one length: one table lookup
+            table = kind_table(self._stride, int(lengths[0]))
+            return table.take(self._states[seat] // len(LAST_ROUND))
+        return coplayer_type(*self._counts(seat), lengths)
+
+    def _episode_sets(self, seat: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The behaviors ``seat`` was shown (sorted ids) and, per behavior, the episodes it
+        was shown in, then those it was used in: (2 * behaviors, words) bitsets."""
         # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
         bits = np.packbits(self._marks[seat], axis=1)
         if bits.shape[1] % 8:
             bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
         bits = bits.view(np.uint64).reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
         seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
-        used = bits[:, 1:].reshape(CONTEXTS * (self._slots - 1), -1)  # (context, position)
+        # Only the hints of contexts some game met; a batch meets few of them.
+        listed = (self._ids[seat] >= 0) & seen.any(axis=1)[:, None]
+        if not listed.any():
+            return None
+        context, position = np.nonzero(listed)
+        behavior_ids, column = np.unique(self._ids[seat][context, position], return_inverse=True)
         # Per behavior, the OR of the rows of its cells, grouped by behavior for reduceat.
-        columns = np.searchsorted(behavior_ids, listed)
-        order = np.argsort(columns, kind="stable")
-        starts = np.searchsorted(columns[order], np.arange(len(behavior_ids)))
-        cells = np.flatnonzero(present.ravel())[order]
-        sets = np.vstack([np.bitwise_or.reduceat(seen[cells // (self._slots - 1)], starts),
-                          np.bitwise_or.reduceat(used[cells], starts)])
-        return behavior_ids, np.unpackbits(sets.view(np.uint8), axis=1, count=episodes)
+        order = np.argsort(column, kind="stable")
+        starts = np.searchsorted(column[order], np.arange(len(behavior_ids)))
+        context, position = context[order], position[order]
+        sets = np.vstack([np.bitwise_or.reduceat(seen[context], starts),
+                          np.bitwise_or.reduceat(bits[context, 1 + position], starts)])
+        return behavior_ids, sets
+
+
+UNPACKED_BYTES = 1 << 17  # bound on the floats unpacked at once: a few cache-warm pages
+
+
+def _weighted_counts(bitsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``bitsets`` (R, words) over E episodes times ``weights`` (E, m): (R, m) float32.
+    Unpacked a few columns at a time: the whole (R, E) matrix in floats could be megabytes
+    of fresh memory, whose page faults cost more than the product."""
+    as_bytes = bitsets.view(np.uint8)
+    episodes = weights.shape[0]
+    chunk = max(64, UNPACKED_BYTES // (4 * bitsets.shape[0]) // 64 * 64)
+    totals = np.zeros((bitsets.shape[0], weights.shape[1]), dtype=np.float32)
+    for start in range(0, episodes, chunk):
+        stop = min(start + chunk, episodes)
+        block = np.unpackbits(as_bytes[:, start // 8: -(-stop // 8)], axis=1, count=stop - start)
+        totals += block.astype(np.float32) @ weights[start:stop]
+    return totals

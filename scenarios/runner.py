@@ -93,17 +93,17 @@ def play_batch(
     for t in range(rounds):
         for seat, agent in enumerate(seats):
             if memory is not None and memory.listening[seat]:
-                actions[seat] = agent.act(observations[seat], memory.hints(seat, observations[seat]))
+                actions[seat] = agent.act(observations[seat], memory.hints(seat))
                 memory.record(seat, agent.hint_used)
             else:
                 actions[seat] = agent.act(observations[seat])
             if believers[seat]:
                 beliefs[seat, t] = agent.belief
         result = game.step(actions)
-        if memory is not None:
-            memory.observe(actions, result.active)
         returns += result.rewards
         joint_actions[t] = actions[0] * 2 + actions[1]
+        if memory is not None:
+            memory.observe(joint_actions[t], result.active)
         for seat, observe in enumerate(observers):
             if observe is not None:
                 observe(result.rewards[seat], result.active)

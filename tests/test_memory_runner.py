@@ -17,7 +17,14 @@ from memory import RunStore, migrations
 from memory.behaviors import RULE_KEYS, NewBehavior
 from memory.extraction import COPLAYER_TYPES, coplayer_type, extract_run
 from memory.handbook import Handbook
-from scenarios.memory_step import BatchMemory, RunMemory
+from scenarios.memory_step import (
+    CONTEXTS,
+    LAST_ROUND,
+    TABLED_ROUNDS,
+    BatchMemory,
+    RunMemory,
+    phase_of,
+)
 from tests.test_cli import coplay
 
 DEFECT_ALWAYS = NewBehavior(
@@ -68,7 +75,8 @@ def test_the_follower_plays_the_retrieved_rule_and_its_use_is_counted(db_url) ->
 
 
 def test_a_batch_sees_what_was_written_since_the_last_batch(db_url) -> None:
-    """Batches reuse their hint tables while the handbook is unchanged, and only then."""
+    """Batches, of this run and the next, reuse their hint tables while the handbook is
+    unchanged, and only then."""
     handbook = Handbook.open(db_url)
     handbook.add(DEFECT_ALWAYS)
     run_memory = RunMemory(handbook, memory_scenario().memory, scenario="memory-test",
@@ -77,6 +85,9 @@ def test_a_batch_sees_what_was_written_since_the_last_batch(db_url) -> None:
     first = run_memory.batch(seats, listening, num_games=4, horizon=12)
     again = run_memory.batch(seats, listening, num_games=4, horizon=12)
     assert again._rows[0] is first._rows[0]
+    next_run = RunMemory(handbook, memory_scenario().memory, scenario="memory-test",
+                         env_id="coplay/ipd-v0")
+    assert next_run.batch(seats, listening, num_games=4, horizon=12)._rows[0] is first._rows[0]
     assert set(first._ids[0].ravel().tolist()) == {1, -1}
     Handbook.open(db_url).add(OPEN_WITH_A_PROBE)  # another writer
     after = run_memory.batch(seats, listening, num_games=4, horizon=12)
@@ -132,9 +143,14 @@ memory: {k: 1}
         o.stats.episodes for o in result.pairings if o.stats.agents[1] == "follower")
 
 
-def test_the_usage_tally_equals_a_count_over_every_game_and_round(db_url, monkeypatch) -> None:
+@pytest.mark.parametrize("env", [
+    "{id: coplay/ipd-v0, horizon: 15, continuation_probability: 0.9}",
+    "{id: coplay/ipd-v0, horizon: 15}",
+])
+def test_the_usage_tally_equals_a_count_over_every_game_and_round(db_url, monkeypatch, env) -> None:
     """The runner tallies shown and used behaviors as bitsets at the end of a batch; here
-    the same tally is counted plainly from every round's contexts and hints."""
+    the same tally is counted plainly from every round's contexts and hints, with games
+    of different lengths and of one."""
     handbook = Handbook.open(db_url)
     handbook.add_many([
         DEFECT_ALWAYS, OPEN_WITH_A_PROBE,
@@ -147,7 +163,7 @@ def test_the_usage_tally_equals_a_count_over_every_game_and_round(db_url, monkey
     ])
     scenario = scenarios.parse("""\
 name: tally-check
-env: {id: coplay/ipd-v0, horizon: 15, continuation_probability: 0.9}
+env: ENV
 agents:
   follower: {kind: handbook_follower, fallback: random}
   allc: {kind: always_cooperate}
@@ -156,14 +172,14 @@ agents:
 matchups: {mode: population, focal: [alld, follower], background: [{agent: follower}, {agent: tft}, {agent: allc}]}
 run: {episodes: 48, seed: 3, batch_size: 16}
 memory: {k: 3}
-""")
+""".replace("ENV", env))
     rounds: dict[int, list] = {}  # BatchMemory id -> [(seat, codes, hint_used)]
     batches = []  # (memory, returns, lengths, co-player types per seat)
     hints, record, finish = BatchMemory.hints, BatchMemory.record, BatchMemory.finish
     shown_contexts = {}  # (BatchMemory id, seat) -> this round's contexts
 
-    def logged_hints(self, seat, observations):
-        given = hints(self, seat, observations)
+    def logged_hints(self, seat):
+        given = hints(self, seat)
         shown_contexts[id(self), seat] = given.contexts.copy()
         return given
 
@@ -246,6 +262,62 @@ def test_extraction_distils_best_responses_and_merges_repeats(db_url) -> None:
     refs = {(r.source, r.type) for r in handbook.graph.relations()}
     assert (f"behavior:{behavior.id}", "effective_against") in refs
     assert (f"behavior:{behavior.id}", "derived_from") in refs
+
+
+@pytest.mark.parametrize("env", [
+    "{id: coplay/ipd-v0, horizon: 12}",  # looked up in tables
+    f"{{id: coplay/ipd-v0, horizon: {TABLED_ROUNDS + 3}, continuation_probability: 0.97}}",
+])
+def test_each_round_s_context_is_what_the_seat_has_seen(db_url, monkeypatch, env) -> None:
+    """The contexts the runner hands out, tracked as states from round to round, equal a
+    plain reading of each game so far: co-player type, last round and phase."""
+    handbook = Handbook.open(db_url)
+    handbook.add(DEFECT_ALWAYS)
+    scenario = scenarios.parse(f"""\
+name: context-check
+env: {env}
+agents:
+  follower: {{kind: handbook_follower, fallback: random}}
+  tft: {{kind: tit_for_tat}}
+  tabular: {{kind: memory_one, table: uniform}}
+matchups: {{mode: population, focal: [follower], background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]}}
+run: {{episodes: 24, seed: 5, batch_size: 12}}
+memory: {{k: 1}}
+""")
+    logs: dict[int, dict[str, list]] = defaultdict(lambda: {"codes": [], "joint": [], "active": []})
+    hints, observe = BatchMemory.hints, BatchMemory.observe
+
+    def logged_hints(self, seat):
+        given = hints(self, seat)
+        logs[id(self)]["codes"].append((self._round, seat, given.contexts.copy()))
+        return given
+
+    def logged_observe(self, joint_actions, active):
+        logs[id(self)]["joint"].append(joint_actions.astype(int))
+        logs[id(self)]["active"].append(active.copy())
+        observe(self, joint_actions, active)
+
+    monkeypatch.setattr(BatchMemory, "hints", logged_hints)
+    monkeypatch.setattr(BatchMemory, "observe", logged_observe)
+    scenarios.run(scenario, handbook=handbook)
+    horizon = scenario.env.horizon
+    checked = 0
+    for log in logs.values():
+        joint = np.array(log["joint"])  # (rounds, games)
+        own_by_seat = [joint // 2, joint % 2]
+        for t, seat, codes in log["codes"]:
+            own, theirs = own_by_seat[seat], own_by_seat[1 - seat]
+            for game in range(joint.shape[1]):
+                if t and not log["active"][t - 1][game]:
+                    assert codes[game] == CONTEXTS
+                    continue
+                cooperations = int(np.sum(theirs[:t, game] == 0))
+                repeats = int(np.sum(theirs[1:t, game] == own[: max(t - 1, 0), game]))
+                last = 1 + 2 * own[t - 1, game] + theirs[t - 1, game] if t else 0
+                kind = coplayer_type(np.array(cooperations), np.array(repeats), t)
+                assert codes[game] == (kind * len(LAST_ROUND) + last) * 3 + phase_of(t, horizon)
+                checked += 1
+    assert checked >= 500 and len({seat for log in logs.values() for _, seat, _ in log["codes"]}) == 2
 
 
 def test_coplayer_types_from_counts() -> None:
