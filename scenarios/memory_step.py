@@ -4,9 +4,11 @@ the tally of what was shown and used, for the handbook's statistics and graph.
 An agent's context in a matrix game is what it has seen: the phase of the game, the last
 joint action, and the type its co-player has shown so far (cooperator, defector,
 reciprocator, mixed; ``memory.extraction.coplayer_type``), plus the scenario, env and the
-agent's own name as graph entities. There are 75 such contexts per agent, so each batch of
-games retrieves them all in one call at its start, right after syncing the handbook; every
-round then looks its games' contexts up in that table with a few array operations.
+agent's own name as graph entities. There are 75 such contexts per agent, so the hints of all
+of them are retrieved in one call and kept, with the behaviors' catalogue, until the handbook
+changes (``HintCatalogue``); each batch only syncs the handbook first. Every round then
+advances each seat's state with one table lookup (``transition_table``) and finds its games'
+contexts with another (``code_table``).
 """
 
 from __future__ import annotations
@@ -279,7 +281,8 @@ class BatchMemory:
 
     Each round a listening seat marks one cell per game in a (cells, B) table: the cell of
     its context and of the hint it used (or of none). At the batch's end those marks become
-    per-behavior sets of episodes, as bitsets."""
+    per-behavior sets of episodes, as bitsets, and only the contexts some game met are
+    looked at."""
 
     def __init__(self, run: RunMemory, catalogue: HintCatalogue, tables: list[np.ndarray],
                  rows: list[np.ndarray], listening: tuple[bool, bool], num_games: int,
