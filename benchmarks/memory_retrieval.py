@@ -7,6 +7,9 @@ step, and write throughput with dedup, all on the built-in hashing embedder and 
 Figures (last line, JSON):
 - single_p50_ms_<N>: one query, k=5, median latency with N behaviors (also p90, p99);
 - batch_contexts_per_s_<N>: 1024 distinct contexts per call (median over 20 calls);
+  batch_contexts_per_s_<N>_helper: the same with the vector ranking in a helper process
+  (``IndexSettings(vector_helper=True)``, a second core), on a handbook freshly opened on
+  the same database;
   batch_sim_contexts_per_s_<N>: 1024 contexts drawn from the 75 a simulation agent can be
   in (repeats are looked up once);
 - recall_at_5_<N>: the approximate (IVF) vector search against exact search;
@@ -32,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scenarios
 from memory.behaviors import RULE_KEYS, Context, NewBehavior, Provenance
-from memory.handbook import Handbook
-from memory.index import Filters
+from memory.handbook import Handbook, HandbookSettings
+from memory.index import Filters, IndexSettings
 from scenarios.memory_step import contexts_for
 
+HANDBOOK_WITH_HELPER = HandbookSettings(index=IndexSettings(vector_helper=True))
 SITUATIONS = [
     "after mutual cooperation", "after the co-player defects", "after I defect",
     "at the start of the game", "near the end of the game", "when the co-player alternates",
@@ -211,6 +215,9 @@ def main() -> None:
             figures[f"batch_contexts_per_s_{size}"] = round(throughput(handbook, distinct_contexts(1024)))
             figures[f"batch_sim_contexts_per_s_{size}"] = round(
                 throughput(handbook, simulation_contexts(1024)))
+            with Handbook.open(url, settings=HANDBOOK_WITH_HELPER) as helped:
+                figures[f"batch_contexts_per_s_{size}_helper"] = round(
+                    throughput(helped, distinct_contexts(1024)))
             figures[f"recall_at_5_{size}"] = round(recall(handbook, distinct_contexts(200)), 3)
             rows.append((size, stored, seconds))
             if size == sizes[0]:

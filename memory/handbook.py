@@ -127,6 +127,7 @@ class Handbook:
         return self._engine
 
     def close(self) -> None:
+        self._index.close()
         if self._watcher is not None:
             self._watcher.close()
             self._watcher = None
@@ -190,6 +191,7 @@ class Handbook:
     def _catch_up(self, session: Session, state: tuple[int, int]) -> int:
         revision, generation = state
         if generation != self._generation:
+            self._index.close()
             self._forget()
             self._generation = generation
         if revision <= self._revision:
@@ -264,6 +266,7 @@ class Handbook:
                 self._catch_up(session, (revision - 1, generation - int(deleting)))
                 yield session, revision
         except BaseException:
+            self._index.close()
             self._forget()
             raise
         self.sync()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from memory.vector_helper import HELPER_SHARE, MIN_BATCH, VectorHelper
+
 RRF_K = 60.0
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -77,6 +79,9 @@ class IndexSettings:
     query_terms: int = 6
     posting_limit: int = 64
     channel_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # lexical, vector, graph
+    # Rank large batches' vectors in a second process (``memory/vector_helper.py``): uses a
+    # second core; off by default, as it starts a process.
+    vector_helper: bool = False
 
     def __post_init__(self) -> None:
         for name in ("depth", "exact_limit", "probes", "query_terms", "posting_limit"):
@@ -139,6 +144,8 @@ class BehaviorIndex:
         self._document_frequency = np.zeros(256, dtype=np.int64)  # per term id
         self._entities: dict[str, int] = {}
         self._ivf: _Ivf | None = None
+        self._ivf_version = 0  # counts retrainings, so the helper knows when to take new cells
+        self._helper: VectorHelper | None = None
         self._lexical: _Postings | None = None
         self._graph: _Postings | None = None
         self._masks: dict[Filters, np.ndarray] = {}
@@ -244,11 +251,10 @@ class BehaviorIndex:
         self._ensure_built()
         bias = self._mask(filters)
         depth = max(self.settings.depth, k)
-        rankings = [
-            self._lexical_top(terms, depth, bias),
-            self._vector_top(np.ascontiguousarray(vectors, dtype=np.float32), depth, bias),
-            self._graph_top(entities, depth, bias),
-        ]
+        vector_top = self._start_vector_top(np.ascontiguousarray(vectors, dtype=np.float32),
+                                            depth, bias)
+        lexical, graph = self._lexical_top(terms, depth, bias), self._graph_top(entities, depth, bias)
+        rankings = [lexical, vector_top(), graph]
         shares, share_lists = _rank_shares(self.settings.channel_weights, depth)
         if batch == 1:
             return self._fuse_one([slots[0].tolist() for slots, _ in rankings], share_lists, k)
@@ -304,6 +310,7 @@ class BehaviorIndex:
             if self._ivf is None or fresh > tolerated or retired > covered // 4:
                 self._compact()
                 self._ivf = _train_ivf(self._slots.vectors[: self._slots.count])
+                self._ivf_version += 1
         if postings and self._lexical is None:
             self._lexical = self._build_lexical()
         if postings and self._graph is None:
@@ -333,13 +340,48 @@ class BehaviorIndex:
 
     # ---- vector ranking -----------------------------------------------------------------
 
-    def _vector_top(self, queries: np.ndarray, depth: int, bias: np.ndarray):
+    def close(self) -> None:
+        """Stop the vector helper, if one was started."""
+        if self._helper is not None:
+            self._helper.close()
+            self._helper = None
+
+    def _start_vector_top(self, queries: np.ndarray, depth: int, bias: np.ndarray):
+        """The vector ranking as a call that returns it: with the helper on, a large batch's
+        IVF part is ranked in the helper meanwhile."""
+        ivf = self._ivf
+        if not (self.settings.vector_helper and ivf is not None and len(queries) >= MIN_BATCH):
+            return functools.partial(self._vector_top, queries, depth, bias)
+        if self._helper is None or not self._helper.alive:
+            if self._helper is not None:
+                self._helper.close()
+            self._helper = VectorHelper()
+        # The helper ranks most of the batch; this process, once its lexical and graph
+        # rankings are done, the rest, so that both finish at about the same time.
+        split = int(len(queries) * HELPER_SHARE)
+        self._helper.submit(ivf, self._ivf_version, queries[:split], depth, bias,
+                            self.settings.probes)
+        helper = self._helper
+
+        def finish() -> tuple[np.ndarray, np.ndarray]:
+            here = _ivf_top(ivf, queries[split:], depth, bias, self.settings.probes)
+            there = helper.result()
+            ivf_part = (np.concatenate([there[0], here[0]]), np.concatenate([there[1], here[1]]))
+            return self._vector_top(queries, depth, bias, ivf_part=ivf_part)
+
+        return finish
+
+    def _vector_top(self, queries: np.ndarray, depth: int, bias: np.ndarray, *,
+                    ivf_part: tuple[np.ndarray, np.ndarray] | None = None):
+        """Best ``depth`` slots per query: the IVF's cells (``ivf_part`` if already ranked)
+        and, exactly, the behaviors added since they were trained."""
         n = self._slots.count
         ivf = self._ivf
         covered = ivf.covered if ivf else 0
         parts = []
         if ivf is not None:
-            parts.append(_ivf_top(ivf, queries, depth, bias, self.settings.probes))
+            parts.append(ivf_part if ivf_part is not None
+                         else _ivf_top(ivf, queries, depth, bias, self.settings.probes))
         if n > covered:
             scores = queries @ self._slots.vectors[covered:n].T + bias[covered:n]
             columns, values = _top(scores, depth)

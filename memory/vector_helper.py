@@ -1,0 +1,109 @@
+"""Vector ranking in a second process, beside the lexical and graph rankings.
+
+A batched search spends about half its time scoring the contexts' vectors against the IVF
+cells, in numpy calls that keep Python's GIL too often for a thread to overlap them with the
+rest. With ``IndexSettings(vector_helper=True)``, a batch of at least ``MIN_BATCH`` contexts
+sends most of its vectors (``HELPER_SHARE``) to a helper process, ranks the contexts
+lexically and through the graph meanwhile, then ranks the remaining vectors itself and takes
+the helper's answer: the two processes finish at about the same time (on this project's
+2-core VM, shares of 0.6 to 0.75 balanced them). The helper holds a copy of the IVF cells,
+sent again whenever the index retrains them, and runs the same ``_ivf_top`` the index would,
+so the answers are the same.
+
+The helper is started with ``spawn``: as with any multiprocessing, a script that turns it on
+must keep its work under ``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from coplay.errors import StoreError
+
+MIN_BATCH = 256  # smaller batches rank faster in process than the round trip costs
+HELPER_SHARE = 0.7  # of a batch's queries; the index ranks the rest after its other rankings
+JOIN_SECONDS = 5.0
+
+
+class VectorHelper:
+    """One helper process and the IVF version it holds. ``submit`` then ``result``, in turn."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._connection, theirs = context.Pipe()
+        self._process = context.Process(target=_serve, args=(theirs,), daemon=True,
+                                        name="coplay-vector-helper")
+        self._process.start()
+        theirs.close()
+        self._cells_version: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def submit(self, ivf: object, version: int, queries: np.ndarray, depth: int,
+               bias: np.ndarray, probes: int) -> None:
+        """Start ranking ``queries`` against ``ivf`` (the index's ``_Ivf``; sent only when
+        ``version`` differs from the one the helper holds)."""
+        try:
+            if version != self._cells_version:
+                self._connection.send(("cells", ivf))
+                self._cells_version = version
+            self._connection.send(("rank", queries, depth, bias, probes))
+        except (BrokenPipeError, ConnectionResetError, EOFError) as error:
+            raise self._gone() from error
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The submitted batch's best slots and scores, as ``_ivf_top`` returns them."""
+        try:
+            kind, payload = self._connection.recv()
+        except (EOFError, ConnectionResetError) as error:
+            raise self._gone() from error
+        if kind == "error":  # a bug, not the user's doing: raised with the helper's traceback
+            raise RuntimeError(f"the vector helper failed:\n{payload}")
+        return payload
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            try:
+                self._connection.send(None)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self._process.join(JOIN_SECONDS)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(JOIN_SECONDS)
+        self._connection.close()
+
+    def _gone(self) -> StoreError:
+        return StoreError(
+            "vector helper", expected="a running helper process",
+            got=f"it exited (code {self._process.exitcode})",
+            fix="Open the handbook again; if it keeps exiting, turn the helper off "
+                "(IndexSettings(vector_helper=False)).",
+        )
+
+
+def _serve(connection: Connection) -> None:
+    from memory.index import _ivf_top  # the helper imports only what ranking needs
+
+    cells = None
+    while True:
+        try:
+            message = connection.recv()
+        except EOFError:  # the index's process has gone
+            return
+        if message is None:
+            return
+        if message[0] == "cells":
+            cells = message[1]
+            continue
+        _, queries, depth, bias, probes = message
+        try:
+            connection.send(("ok", _ivf_top(cells, queries, depth, bias, probes)))
+        except Exception:  # noqa: BLE001 - sent back whole, to be raised where it was asked
+            connection.send(("error", traceback.format_exc()))
