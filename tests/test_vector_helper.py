@@ -92,6 +92,7 @@ def test_a_helper_ranks_what_it_is_sent_and_its_death_is_a_store_error(db_url) -
         slots, scores = helper.result()
         expected = _ivf_top(index._ivf, queries, 20, bias, index.settings.probes)
         np.testing.assert_array_equal(slots, expected[0])
+        np.testing.assert_array_equal(scores, expected[1])
         helper._process.kill()
         helper._process.join()
         with pytest.raises(StoreError, match="vector helper: expected a running helper process"):
