@@ -306,7 +306,7 @@ class BatchMemory:
         # Each seat's state per game: what it has seen its co-player do and the last-round
         # token (``next_state``); in tabled games a round looks it up in one table.
         self._stride = horizon + 1
-        self._states = np.zeros((2, num_games), dtype=np.int64)
+        self._states = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]  # replaced each round
         self._transitions = ([transition_table(horizon, seat) for seat in (0, 1)]
                              if self._code_tables is not None else None)
         self._active = np.ones(num_games, dtype=bool)
