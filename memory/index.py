@@ -359,13 +359,13 @@ class BehaviorIndex:
         # The helper ranks most of the batch; this process, once its lexical and graph
         # rankings are done, the rest, so that both finish at about the same time.
         split = int(len(queries) * HELPER_SHARE)
-        self._helper.submit(ivf, self._ivf_version, queries[:split], depth, bias,
-                            self.settings.probes)
         helper = self._helper
+        ticket = helper.submit(ivf, self._ivf_version, queries[:split], depth, bias,
+                               self.settings.probes)
 
         def finish() -> tuple[np.ndarray, np.ndarray]:
             here = _ivf_top(ivf, queries[split:], depth, bias, self.settings.probes)
-            there = helper.result()
+            there = helper.result(ticket)
             ivf_part = (np.concatenate([there[0], here[0]]), np.concatenate([there[1], here[1]]))
             return self._vector_top(queries, depth, bias, ivf_part=ivf_part)
 

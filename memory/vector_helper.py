@@ -30,7 +30,9 @@ JOIN_SECONDS = 5.0
 
 
 class VectorHelper:
-    """One helper process and the IVF version it holds. ``submit`` then ``result``, in turn."""
+    """One helper process and the IVF version it holds. ``submit`` returns a ticket that
+    ``result`` redeems: an answer left unread (the batch failed after submitting) is skipped,
+    never handed to the next batch."""
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -40,32 +42,39 @@ class VectorHelper:
         self._process.start()
         theirs.close()
         self._cells_version: int | None = None
+        self._tickets = 0
 
     @property
     def alive(self) -> bool:
         return self._process.is_alive()
 
     def submit(self, ivf: object, version: int, queries: np.ndarray, depth: int,
-               bias: np.ndarray, probes: int) -> None:
+               bias: np.ndarray, probes: int) -> int:
         """Start ranking ``queries`` against ``ivf`` (the index's ``_Ivf``; sent only when
-        ``version`` differs from the one the helper holds)."""
+        ``version`` differs from the one the helper holds); returns the ticket."""
+        self._tickets += 1
         try:
             if version != self._cells_version:
                 self._connection.send(("cells", ivf))
                 self._cells_version = version
-            self._connection.send(("rank", queries, depth, bias, probes))
+            self._connection.send(("rank", self._tickets, queries, depth, bias, probes))
         except (BrokenPipeError, ConnectionResetError, EOFError) as error:
             raise self._gone() from error
+        return self._tickets
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """The submitted batch's best slots and scores, as ``_ivf_top`` returns them."""
-        try:
-            kind, payload = self._connection.recv()
-        except (EOFError, ConnectionResetError) as error:
-            raise self._gone() from error
-        if kind == "error":  # a bug, not the user's doing: raised with the helper's traceback
-            raise RuntimeError(f"the vector helper failed:\n{payload}")
-        return payload
+    def result(self, ticket: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best slots and scores of the batch ``ticket`` names, as ``_ivf_top`` returns
+        them."""
+        while True:
+            try:
+                kind, answered, payload = self._connection.recv()
+            except (EOFError, ConnectionResetError) as error:
+                raise self._gone() from error
+            if answered != ticket:  # an earlier batch's, which failed before reading it
+                continue
+            if kind == "error":  # a bug, not the user's doing: raised with the helper's traceback
+                raise RuntimeError(f"the vector helper failed:\n{payload}")
+            return payload
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -102,8 +111,8 @@ def _serve(connection: Connection) -> None:
         if message[0] == "cells":
             cells = message[1]
             continue
-        _, queries, depth, bias, probes = message
+        _, ticket, queries, depth, bias, probes = message
         try:
-            connection.send(("ok", _ivf_top(cells, queries, depth, bias, probes)))
+            connection.send(("ok", ticket, _ivf_top(cells, queries, depth, bias, probes)))
         except Exception:  # noqa: BLE001 - sent back whole, to be raised where it was asked
-            connection.send(("error", traceback.format_exc()))
+            connection.send(("error", ticket, traceback.format_exc()))

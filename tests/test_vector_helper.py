@@ -1,6 +1,7 @@
 """The vector helper process (``IndexSettings(vector_helper=True)``): the same answers as
 ranking in process, before and after the IVF cells are retrained; only large batches use it;
-closing stops it; a helper that dies is named in the error, and the next batch starts another."""
+closing stops it; an answer left unread never reaches a later batch; a helper that dies is
+named in the error, and the next batch starts another."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def test_a_helper_that_dies_is_named_and_the_next_batch_starts_another(db_url) -
         writer.close()
 
 
-def test_a_helper_ranks_what_it_is_sent_and_its_death_is_a_store_error(db_url) -> None:
+def test_a_helper_answers_each_ticket_and_its_death_is_a_store_error(db_url) -> None:
     writer = Handbook.open(db_url)
     writer.add_many(behaviors(300, seed=0))
     handbook = open_handbook(db_url, helper=False)
@@ -88,16 +89,17 @@ def test_a_helper_ranks_what_it_is_sent_and_its_death_is_a_store_error(db_url) -
     bias = index._mask(NO_FILTERS)
     helper = VectorHelper()
     try:
-        helper.submit(index._ivf, 1, queries, 20, bias, index.settings.probes)
-        slots, scores = helper.result()
-        expected = _ivf_top(index._ivf, queries, 20, bias, index.settings.probes)
+        unread = helper.submit(index._ivf, 1, queries, 20, bias, index.settings.probes)
+        ticket = helper.submit(index._ivf, 1, queries[:10], 20, bias, index.settings.probes)
+        assert ticket != unread
+        slots, scores = helper.result(ticket)  # the unread answer is skipped
+        expected = _ivf_top(index._ivf, queries[:10], 20, bias, index.settings.probes)
         np.testing.assert_array_equal(slots, expected[0])
         np.testing.assert_array_equal(scores, expected[1])
         helper._process.kill()
         helper._process.join()
         with pytest.raises(StoreError, match="vector helper: expected a running helper process"):
-            helper.submit(index._ivf, 1, queries, 20, bias, index.settings.probes)
-            helper.result()
+            helper.result(helper.submit(index._ivf, 1, queries, 20, bias, index.settings.probes))
     finally:
         helper.close()
         handbook.close()
