@@ -42,7 +42,9 @@ class BatchLog:
     returns: np.ndarray  # (B, 2)
     joint_actions: np.ndarray  # (T, B) uint8: 2 * action_0 + action_1
     coplayer: np.ndarray  # (B,) index into the job's seat_1 names
-    beliefs: np.ndarray  # (2, T, B) float32: each seat's belief, NaN where it has none
+    # (2, T, B) float32: each seat's belief, NaN where it has none; None if neither seat's
+    # agent reports beliefs (most scripted co-players), so no batch fills 2 * T * B NaNs.
+    beliefs: np.ndarray | None
 
 
 def jobs(scenario: Scenario) -> list[Job]:
@@ -87,7 +89,7 @@ def play_batch(
     believers = [hasattr(a, "belief") for a in seats]
     rounds = game.max_rounds
     joint_actions = np.empty((rounds, num_games), dtype=np.uint8)
-    beliefs = np.full((2, rounds, num_games), np.nan, dtype=np.float32)
+    beliefs = np.full((2, rounds, num_games), np.nan, dtype=np.float32) if any(believers) else None
     returns = np.zeros((2, num_games))
     actions = np.empty((2, num_games), dtype=np.int64)
     for t in range(rounds):
@@ -204,9 +206,10 @@ def _merge(logs: list[BatchLog]) -> BatchLog:
         returns=np.concatenate([log.returns for log in logs]),
         joint_actions=np.concatenate(padded, axis=1),
         coplayer=np.concatenate([log.coplayer for log in logs]),
-        beliefs=np.concatenate([
-            np.pad(log.beliefs, ((0, 0), (0, rounds - log.beliefs.shape[1]), (0, 0)),
-                   constant_values=np.nan)
+        beliefs=None if all(log.beliefs is None for log in logs) else np.concatenate([
+            np.full((2, rounds, len(log.lengths)), np.nan, dtype=np.float32) if log.beliefs is None
+            else np.pad(log.beliefs, ((0, 0), (0, rounds - log.beliefs.shape[1]), (0, 0)),
+                        constant_values=np.nan)
             for log in logs
         ], axis=2),
     )
@@ -223,8 +226,8 @@ def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) ->
     games_running = np.maximum(running.sum(axis=1), 1)
     by_round = (cooperated.sum(axis=2) / games_running).T  # (T, 2)
     returns = log.returns[games]
-    beliefs = log.beliefs[:, : joint.shape[0], games]  # (2, T, E)
-    has_belief = [not np.isnan(beliefs[seat]).all() for seat in (0, 1)]
+    beliefs = None if log.beliefs is None else log.beliefs[:, : joint.shape[0], games]  # (2, T, E)
+    has_belief = [beliefs is not None and not np.isnan(beliefs[seat]).all() for seat in (0, 1)]
     belief_by_round = None
     if any(has_belief):
         with np.errstate(invalid="ignore"):
