@@ -249,8 +249,7 @@ class RunMemory:
             tally.return_used[behavior_id] += used_sum
             tally.return_unused[behavior_id] += unused_sum
         rows, kinds = np.nonzero(shown[:, 0])
-        by_type = np.stack([used[rows, 0, kinds], used[rows, 1, kinds],
-                            unused[rows, 0, kinds], unused[rows, 1, kinds]], axis=1)
+        by_type = np.hstack([used[rows, :, kinds], unused[rows, :, kinds]])  # (n, sum; n, sum)
         for row, kind, values in zip(rows.tolist(), kinds.tolist(), by_type.tolist()):
             tally.by_type[(ids[row], COPLAYER_TYPES[kind])] += values
 
@@ -389,7 +388,10 @@ class BatchMemory:
         if not listed.any():
             return None
         context, position = np.nonzero(listed)
-        behavior_ids, column = np.unique(self._ids[seat][context, position], return_inverse=True)
+        hinted = self._ids[seat][context, position]
+        # A sorted set rather than np.unique: a few hundred ids, where numpy's own call costs more.
+        behavior_ids = np.array(sorted(set(hinted.tolist())), dtype=hinted.dtype)
+        column = np.searchsorted(behavior_ids, hinted)
         # Per behavior, the OR of the rows of its cells, grouped by behavior for reduceat.
         order = np.argsort(column, kind="stable")
         starts = np.searchsorted(column[order], np.arange(len(behavior_ids)))
