@@ -25,6 +25,7 @@ from memory.extraction import COPLAYER_TYPES, coplayer_type
 from memory.handbook import Handbook
 from memory.index import Filters
 from memory.refs import behavior_ref
+from scenarios.memory_kernels import advance_states, mark_cells
 from scenarios.schema import MemorySection
 
 PHASES = ("opening", "middle", "endgame")
@@ -298,14 +299,12 @@ class BatchMemory:
         # The cells past the contexts' belong to games that have ended: they never count.
         self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
                        if listens else None for listens in listening]
-        self._games = num_games
-        self._mark_offsets = np.arange(num_games) + num_games  # slot 0 is "no hint used"
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
         self._code_tables = code_tables(horizon) if horizon <= TABLED_ROUNDS else None
         # Each seat's state per game: what it has seen its co-player do and the last-round
         # token (``next_state``); in tabled games a round looks it up in one table.
         self._stride = horizon + 1
-        self._states = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]  # replaced each round
+        self._states = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
         self._transitions = ([transition_table(horizon, seat) for seat in (0, 1)]
                              if self._code_tables is not None else None)
         self._active = np.ones(num_games, dtype=bool)
@@ -329,19 +328,18 @@ class BatchMemory:
         return self._catalogue.hints(codes, self._rows[seat])
 
     def record(self, seat: int, hint_used: np.ndarray) -> None:
-        cell = self._codes[seat] * self._slots + hint_used
-        self._marks[seat].ravel()[cell * self._games + self._mark_offsets] = 1
+        mark_cells(self._marks[seat], self._codes[seat], hint_used, self._slots)
 
     def observe(self, joint_actions: np.ndarray, active: np.ndarray) -> None:
         """After a round: ``joint_actions`` (B,), 2 * seat 0's action + seat 1's; ``active``
         the games still running after it."""
         for seat in self._seats:
             if self._transitions is not None:
-                after = self._transitions[seat].take(self._states[seat] * 4 + joint_actions)
+                advance_states(self._states[seat], self._transitions[seat], joint_actions,
+                               self._active)
             else:
                 after = next_state(self._states[seat], joint_actions, self._stride, seat)
-            self._states[seat] = after if self._all_active else np.where(
-                self._active, after, self._states[seat])
+                self._states[seat] = np.where(self._active, after, self._states[seat])
         self._round += 1
         # A fixed horizon hands the same read-only flags every round: nothing to look at.
         if active is not self._active or active.flags.writeable:
