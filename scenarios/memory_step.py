@@ -276,8 +276,9 @@ class RunMemory:
 
 class BatchMemory:
     """One batch of B games: per listening seat, what each game's agent has seen of its
-    co-player, which contexts it met and which hints it used. Every round costs a handful of
-    array operations per listening seat: this is the simulation's hot path.
+    co-player, which contexts it met and which hints it used. Every round costs one table
+    lookup and two compiled loops (``memory_kernels``) per listening seat: this is the
+    simulation's hot path.
 
     Each round a listening seat marks one cell per game in a (cells, B) table: the cell of
     its context and of the hint it used (or of none). At the batch's end those marks become
