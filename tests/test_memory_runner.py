@@ -390,3 +390,16 @@ def test_db_commands_show_and_upgrade_an_old_schema(monkeypatch, capsys, tmp_pat
     code, out, _ = coplay(monkeypatch, capsys, "db", "upgrade", "--db", url)
     assert (code, out.strip()) == (0, "upgraded from revision 0001 to 0002")
     assert coplay(monkeypatch, capsys, "memory", "list", "--db", url)[0] == 0
+
+
+def test_a_hint_position_out_of_range_is_an_error_not_a_stray_write(db_url) -> None:
+    handbook = Handbook.open(db_url)
+    handbook.add(DEFECT_ALWAYS)
+    run_memory = RunMemory(handbook, memory_scenario().memory, scenario="memory-test",
+                           env_id="coplay/ipd-v0")
+    batch = run_memory.batch(("follower", "allc"), (True, False), num_games=4, horizon=12)
+    batch.hints(0)
+    with pytest.raises(IndexError, match="hint_used must be -1"):
+        batch.record(0, np.array([0, 1, 2, 0]))  # k is 2: positions 0 and 1
+    batch.record(0, np.array([-1, 0, 1, 0]))
+    assert batch._marks[0].sum() == 4
