@@ -216,8 +216,6 @@ class RunMemory:
         self.env_id = env_id
         self.filters = Filters(tags=frozenset(section.tags), kinds=frozenset(section.kinds))
         self._tally = _Tally()
-        self._no_table = (np.full((CONTEXTS, section.k), -1, dtype=np.int64),
-                          np.full((CONTEXTS + 1, section.k), -1, dtype=np.int64))
 
     def batch(self, seat_agents: tuple[str, str], listening: tuple[bool, bool], num_games: int,
               horizon: int) -> BatchMemory:
@@ -230,10 +228,9 @@ class RunMemory:
             lambda: HintCatalogue(self.handbook, scenario=self.scenario, env_id=self.env_id,
                                   k=self.section.k, filters=self.filters),
         )
-        tables = [catalogue.table(agent) if listens else self._no_table
+        tables = [catalogue.table(agent) if listens else None
                   for agent, listens in zip(seat_agents, listening)]
-        return BatchMemory(self, catalogue, [ids for ids, _ in tables],
-                           [rows for _, rows in tables], listening, num_games, horizon)
+        return BatchMemory(self, catalogue, tables, self.section.k, num_games, horizon)
 
     def add(self, behavior_ids: np.ndarray, shown: np.ndarray, used: np.ndarray) -> None:
         """Add one seat's batch: per behavior (rows, ``behavior_ids``) and co-player type
@@ -285,21 +282,22 @@ class BatchMemory:
     per-behavior sets of episodes, as bitsets, and only the contexts some game met are
     looked at."""
 
-    def __init__(self, run: RunMemory, catalogue: HintCatalogue, tables: list[np.ndarray],
-                 rows: list[np.ndarray], listening: tuple[bool, bool], num_games: int,
+    def __init__(self, run: RunMemory, catalogue: HintCatalogue,
+                 tables: list[tuple[np.ndarray, np.ndarray] | None], k: int, num_games: int,
                  horizon: int) -> None:
+        """``tables``: per seat, its ``HintCatalogue.table``, or None if it does not listen."""
         self._run = run
         self._catalogue = catalogue
-        self.listening = listening
-        self._seats = [seat for seat in (0, 1) if listening[seat]]
-        self._ids = tables
-        self._rows = rows
+        self.listening = tuple(table is not None for table in tables)
+        self._seats = [seat for seat in (0, 1) if self.listening[seat]]
+        self._ids = [None if table is None else table[0] for table in tables]
+        self._rows = [None if table is None else table[1] for table in tables]
         self._horizon = horizon
         self._round = 0
-        self._slots = tables[0].shape[1] + 1  # per context: no hint used, then each position
+        self._slots = k + 1  # per context: no hint used, then each position
         # The cells past the contexts' belong to games that have ended: they never count.
         self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
-                       if listens else None for listens in listening]
+                       if listens else None for listens in self.listening]
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
         self._code_tables = code_tables(horizon) if horizon <= TABLED_ROUNDS else None
         # Each seat's state per game: what it has seen its co-player do and the last-round
