@@ -95,7 +95,8 @@ class SequenceAgent:
     Actions are sampled with the numpy generator given at reset, so runs are reproducible like
     any other agent's. ``belief`` is the policy's predicted probability, before each round,
     that the co-player cooperates in it. A PPI learner (``planning`` given) acts as it did in
-    training: by planning with its model.
+    training: by planning with its model, for games of its training horizon (rollouts stop at
+    that many rounds, or at one round ahead once a longer game has passed it).
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class SequenceAgent:
         self._generator = torch.Generator()
         self._rng = np.random.default_rng()
         self._state: object = None
+        self._rounds_played = 0
         self._previous_action = torch.zeros(0, dtype=torch.long)
         self._previous_reward = torch.zeros(0)
         self.belief = np.zeros(0)
@@ -121,6 +123,7 @@ class SequenceAgent:
         self._rng = rng
         self._generator.manual_seed(int(rng.integers(2**63)))
         self._state = self.policy.initial_state(num_games)
+        self._rounds_played = 0
         self._previous_action = torch.full((num_games,), NO_ACTION)
         self._previous_reward = torch.zeros(num_games)
         self.belief = np.full(num_games, 0.5)
@@ -142,13 +145,16 @@ class SequenceAgent:
         else:
             actions = (self._rng.random(len(p_cooperate)) >= p_cooperate).astype(np.int64)
         self._previous_action = torch.from_numpy(actions)
+        self._rounds_played += 1
         return actions
 
     def _plan(self, outputs) -> torch.Tensor:
+        horizon = self.planning.get("horizon")  # absent from checkpoints before 2026-11-21
         return ppi.plan(
             self.policy, outputs, self._state, settings=PPISettings(**self.planning["ppi"]),
             gamma=self.planning["gamma"], payoff=torch.tensor(self.planning["payoff"]),
             generator=self._generator,
+            rounds_left=None if horizon is None else max(horizon - self._rounds_played, 1),
         )
 
     def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:

@@ -36,7 +36,8 @@ class PPISettings:
     """Predictive policy improvement (``agents/train/ppi.py``); one update is one phase."""
 
     beta: float = 1.0  # how far the improved policy moves from the prior, per unit of Q
-    depth: int = 10  # rounds simulated in each model rollout
+    # Rounds simulated in each model rollout, never past the episode's end; "end": to the end.
+    depth: int | Literal["end"] = 10
     samples: int = 4  # rollouts per candidate action
     pretrain_episodes: int = 16384  # random memory-one games the model first learns from
     pretrain_steps: int = 200
@@ -46,7 +47,14 @@ class PPISettings:
     bootstrap: bool = False  # rollouts end with the value head's estimate of what follows
 
     def __post_init__(self) -> None:
-        for name in ("depth", "samples", "pretrain_episodes", "minibatch"):
+        if self.depth != "end" and (not isinstance(self.depth, int) or self.depth < 1):
+            raise ConfigError("train.ppi.depth", expected="a positive integer or 'end'", got=repr(self.depth))
+        if self.depth == "end" and self.bootstrap:
+            raise ConfigError(
+                "train.ppi.bootstrap", expected="false with depth 'end' (no rounds follow a rollout)",
+                got="true",
+            )
+        for name in ("samples", "pretrain_episodes", "minibatch"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train.ppi.{name}", expected="a positive integer", got=repr(value))

@@ -154,11 +154,11 @@ class Trainer:
         if self.config.algorithm != "ppi":
             return None
         return {"ppi": asdict(self.config.ppi), "gamma": self.config.gamma,
-                "payoff": self.own_payoffs.tolist()}
+                "payoff": self.own_payoffs.tolist(), "horizon": self.setup.game.horizon}
 
-    def _plan(self, policy: SequencePolicy, outputs, state) -> torch.Tensor:
+    def _plan(self, policy: SequencePolicy, outputs, state, rounds_left: int) -> torch.Tensor:
         return ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
-                        payoff=self.own_payoffs, generator=self.generator)
+                        payoff=self.own_payoffs, generator=self.generator, rounds_left=rounds_left)
 
     def _pretrain_models(self) -> None:
         """PPI's models first learn how random memory-one co-players play."""
