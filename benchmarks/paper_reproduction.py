@@ -14,7 +14,8 @@ store; this script then writes, to --out:
     python benchmarks/paper_reproduction.py --seeds 0 1 2 \
         --minutes 15 ablation_no_tabular=5 ablation_identity=5
 
-Re-running with --report-only rebuilds the report from the store without training; --quick
+Re-running with --report-only rebuilds the report from the store without training (with
+--include, together with the runs of other output directories); --quick
 trains each condition for a few seconds on small batches (a check that the pipeline works).
 The last line is one JSON object of the headline figures.
 """
@@ -73,11 +74,35 @@ def train_all(args: argparse.Namespace, db: str) -> None:
         raise SystemExit(f"some trainings failed: {codes}; see the logs in {args.out}")
 
 
-def summarize(db: str, out: Path, context: str) -> None:
-    store = TrainingStore(db)
-    runs_store = RunStore(engine=store.engine)
+def summarize(dbs: list[str], out: Path, context: str) -> None:
     rows: dict[str, list[dict]] = {}
     curves: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    by_round: dict[str, dict[str, list[np.ndarray]]] = {}
+    for db in dbs:
+        store = TrainingStore(db)
+        _collect(store, rows, curves)
+        _in_episode(RunStore(engine=store.engine), by_round)
+    evaluations = {
+        condition: {name: np.mean(runs, axis=0).round(4).tolist() for name, runs in by.items()}
+        for condition, by in by_round.items()
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"runs": rows, "in_episode": evaluations}, indent=1))
+    (out / "results.md").write_text(context + "\n\n" + _table(rows, evaluations))
+    _plot(curves, evaluations, out)
+    print((out / "results.md").read_text())
+    figures = {}
+    for condition, runs in rows.items():
+        figures[f"{condition}_coop_learners_last10"] = round(float(np.mean([r["coop_learners"] for r in runs])), 4)
+        tabular = [r["coop_tabular"] for r in runs if np.isfinite(r["coop_tabular"])]
+        if tabular:  # conditions without tabular co-players have no such figure
+            figures[f"{condition}_coop_tabular_last10"] = round(float(np.mean(tabular)), 4)
+        figures[f"{condition}_seeds_reaching_goal"] = sum(r["minutes_to_goal"] is not None for r in runs)
+    print(json.dumps(figures))
+
+
+def _collect(store: TrainingStore, rows: dict, curves: dict) -> None:
+    """Each training run's row of the table and its cooperation curve, by condition."""
     for info in sorted(store.list(limit=1000), key=lambda r: r.id):
         points = store.curve(info.id)
         updates = sorted({p.update for p in points})
@@ -101,20 +126,6 @@ def summarize(db: str, out: Path, context: str) -> None:
             "minutes_to_goal": float(seconds[reached[0]] / 60) if len(reached) else None,
         })
         curves.setdefault(info.scenario_name, []).append((np.array(updates), seconds, coop))
-    evaluations = _in_episode(runs_store)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"runs": rows, "in_episode": evaluations}, indent=1))
-    (out / "results.md").write_text(context + "\n\n" + _table(rows, evaluations))
-    _plot(curves, evaluations, out)
-    print((out / "results.md").read_text())
-    figures = {}
-    for condition, runs in rows.items():
-        figures[f"{condition}_coop_learners_last10"] = round(float(np.mean([r["coop_learners"] for r in runs])), 4)
-        tabular = [r["coop_tabular"] for r in runs if np.isfinite(r["coop_tabular"])]
-        if tabular:  # conditions without tabular co-players have no such figure
-            figures[f"{condition}_coop_tabular_last10"] = round(float(np.mean(tabular)), 4)
-        figures[f"{condition}_seeds_reaching_goal"] = sum(r["minutes_to_goal"] is not None for r in runs)
-    print(json.dumps(figures))
 
 
 def _running_mean(values: np.ndarray, window: int = 10) -> np.ndarray:
@@ -123,9 +134,8 @@ def _running_mean(values: np.ndarray, window: int = 10) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def _in_episode(runs: RunStore) -> dict[str, dict[str, list[float]]]:
-    """Per training scenario and co-player: the learners' cooperation by round (mean)."""
-    found: dict[str, dict[str, list[np.ndarray]]] = {}
+def _in_episode(runs: RunStore, found: dict[str, dict[str, list[np.ndarray]]]) -> None:
+    """Adds, per training scenario and co-player, each evaluation's cooperation by round."""
     for info in runs.list(limit=1000):
         if not info.scenario_name.endswith("(evaluation)"):
             continue
@@ -134,10 +144,6 @@ def _in_episode(runs: RunStore) -> dict[str, dict[str, list[float]]]:
             found.setdefault(condition, {}).setdefault(p.agents[1], []).append(
                 np.asarray(p.cooperation_by_round)[:, 0]
             )
-    return {
-        condition: {name: np.mean(curves, axis=0).round(4).tolist() for name, curves in by.items()}
-        for condition, by in found.items()
-    }
 
 
 def _fmt(values: list[float | None]) -> str:
@@ -217,6 +223,9 @@ def main() -> None:
                         help="passed to every `coplay train` (e.g. train.episodes_per_update=1024)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/paper"))
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--include", nargs="+", type=Path, default=[], metavar="DIR",
+                        help="also report the runs stored in DIR/results.db (seeds trained by "
+                             "another invocation, e.g. on another machine)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -240,7 +249,11 @@ def main() -> None:
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )
-    summarize(db, args.out, context)
+    included = [f"sqlite:///{(d / 'results.db').resolve()}" for d in args.include]
+    missing = [str(d) for d in args.include if not (d / "results.db").is_file()]
+    if missing:
+        raise SystemExit(f"--include: no results.db in {missing}")
+    summarize([db, *included], args.out, context)
 
 
 def torch_version() -> str:

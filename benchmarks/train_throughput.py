@@ -8,6 +8,10 @@ warm-up update, and reports the median over updates, split into rollout and upda
     python benchmarks/train_throughput.py                 # GRU and transformer, paper sizes
     python benchmarks/train_throughput.py --threads 1     # as the reproduction runs train
     python benchmarks/train_throughput.py --quick         # a few seconds
+    python benchmarks/train_throughput.py --algorithms ppi --policies gru-64 --episodes 512
+
+PPI (GRU backbones only) counts the planning in its rollout time and the model fitting in its
+update time; its first update, which pretrains the model, is the warm-up.
 
 The last line is one JSON object of the figures, e.g. ``{"gru-128_a2c_agent_steps_per_s": ...}``.
 """
@@ -70,7 +74,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=1024, help="per learner per update")
     parser.add_argument("--updates", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--algorithms", nargs="+", default=["a2c"])
+    parser.add_argument("--algorithms", nargs="+", default=["a2c"], choices=["a2c", "ppo", "ppi"])
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     parser.add_argument("--quick", action="store_true", help="64 episodes, 1 timed update")
     args = parser.parse_args()
@@ -84,6 +88,9 @@ def main() -> None:
           f"{'rollout s':>10} {'update s':>9}")
     for name in args.policies:
         for algorithm in args.algorithms:
+            if algorithm == "ppi" and POLICIES[name].backbone != "gru":
+                print(f"{name:16} {algorithm:9} (plans with GRU models only)")
+                continue
             r = measure(POLICIES[name], algorithm, args.episodes, args.updates)
             figures[f"{name}_{algorithm}_agent_steps_per_s"] = round(r["agent_steps_per_s"])
             figures[f"{name}_{algorithm}_seconds_per_update"] = round(r["seconds_per_update"], 3)

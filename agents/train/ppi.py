@@ -7,7 +7,9 @@ appendix A.3.1), simplified to run on a CPU:
   co-player's; with the game's payoffs that is a model of the whole interaction.
 - Before the first phase, the model learns from games between random memory-one co-players.
 - Acting: for each candidate action, ``samples`` rollouts of ``depth`` rounds inside the
-  model give Q(h, a); the agent plays pi(a | h) ∝ p(a | h) exp(beta * Q(h, a)).
+  model (never past the episode's end; ``depth: end`` rolls out to it) give Q(h, a); the
+  agent plays pi(a | h) ∝ p(a | h) exp(beta * Q(h, a)). Sample j of each candidate action
+  uses the same random numbers, so the two estimates differ by the action, not by noise.
 - With ``bootstrap``, the value head learns the discounted return that follows each
   history in the replay, and a rollout adds the value where it stops: a short rollout then
   also credits what an action does to the rest of the episode, such as a co-player's
