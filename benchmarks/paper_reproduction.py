@@ -236,6 +236,10 @@ def main() -> None:
     given = [m.partition("=") for m in args.minutes]
     args.default_minutes = next((float(m) for m, sep, _ in given if not sep), 15.0)
     args.minutes = {c: float(m) for c, sep, m in given if sep}
+    missing = [str(d) for d in args.include if not (d / "results.db").is_file()]
+    if missing:  # checked before training, not after it
+        raise SystemExit(f"--include: no results.db in {missing}")
+    included = [f"sqlite:///{(d / 'results.db').resolve()}" for d in args.include]
     args.out.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{(args.out / 'results.db').resolve()}"
     if not args.report_only:
@@ -249,10 +253,6 @@ def main() -> None:
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )
-    included = [f"sqlite:///{(d / 'results.db').resolve()}" for d in args.include]
-    missing = [str(d) for d in args.include if not (d / "results.db").is_file()]
-    if missing:
-        raise SystemExit(f"--include: no results.db in {missing}")
     summarize([db, *included], args.out, context)
 
 
