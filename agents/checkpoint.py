@@ -111,6 +111,10 @@ class SequenceAgent:
         self.policy = policy
         self.greedy = greedy
         self.planning = planning
+        if planning is not None:  # read once: the plan runs every round
+            self._settings = PPISettings(**planning["ppi"])
+            self._payoff = torch.tensor(planning["payoff"])
+            self._horizon = planning.get("horizon")  # absent from checkpoints before 2026-11-21
         self._generator = torch.Generator()
         self._rng = np.random.default_rng()
         self._state: object = None
@@ -149,12 +153,10 @@ class SequenceAgent:
         return actions
 
     def _plan(self, outputs) -> torch.Tensor:
-        horizon = self.planning.get("horizon")  # absent from checkpoints before 2026-11-21
         return ppi.plan(
-            self.policy, outputs, self._state, settings=PPISettings(**self.planning["ppi"]),
-            gamma=self.planning["gamma"], payoff=torch.tensor(self.planning["payoff"]),
-            generator=self._generator,
-            rounds_left=None if horizon is None else max(horizon - self._rounds_played, 1),
+            self.policy, outputs, self._state, settings=self._settings,
+            gamma=self.planning["gamma"], payoff=self._payoff, generator=self._generator,
+            rounds_left=None if self._horizon is None else max(self._horizon - self._rounds_played, 1),
         )
 
     def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
