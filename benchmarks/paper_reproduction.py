@@ -135,11 +135,15 @@ def _running_mean(values: np.ndarray, window: int = 10) -> np.ndarray:
 
 
 def _in_episode(runs: RunStore, found: dict[str, dict[str, list[np.ndarray]]]) -> None:
-    """Adds, per training scenario and co-player, each evaluation's cooperation by round."""
+    """Adds, per training scenario and co-player, each seed's cooperation by round in its
+    latest evaluation (a training resumed with --resume is evaluated again when it ends)."""
+    latest = {}
     for info in runs.list(limit=1000):
-        if not info.scenario_name.endswith("(evaluation)"):
-            continue
-        condition = info.scenario_name.removesuffix(" (evaluation)")
+        if info.scenario_name.endswith("(evaluation)"):
+            key = (info.scenario_name.removesuffix(" (evaluation)"), info.seed)
+            if key not in latest or info.id > latest[key].id:
+                latest[key] = info
+    for (condition, _), info in latest.items():
         for p in runs.pairings(info.id):
             found.setdefault(condition, {}).setdefault(p.agents[1], []).append(
                 np.asarray(p.cooperation_by_round)[:, 0]

@@ -153,6 +153,8 @@ def test_config_rejects_inconsistent_settings() -> None:
         PPISettings(depth="forever")
     with pytest.raises(ConfigError, match="train.ppi.bootstrap"):
         PPISettings(depth="end", bootstrap=True)
+    with pytest.raises(ConfigError, match="train.ppi.recent_phases"):
+        PPISettings(replay_phases=2, recent_phases=2)
     with pytest.raises(ConfigError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
@@ -215,6 +217,17 @@ def test_bootstrapped_ppi_learns_its_values_and_the_best_response() -> None:
     assert np.mean([m["value_loss"] for m in late]) < 0.5 * history[0]["value_loss"]
     assert np.mean([m["cooperation_vs_tft"] for m in late]) > 0.75
     assert np.mean([m["cooperation_vs_alld"] for m in late]) < 0.25
+
+
+def test_a_replay_window_keeps_only_the_newest_phases() -> None:
+    window, everything = ppi.Replay(keep_phases=2), ppi.Replay()
+    for phase, episodes in enumerate((8, 3, 4)):  # the pretraining games, then two phases
+        tokens = torch.full((5, episodes), phase)
+        for replay in (window, everything):
+            replay.add(tokens, tokens, tokens, tokens.float())
+    assert window.episodes == 3 + 4
+    assert [int(part["observations"][0, 0]) for part in window.parts] == [1, 2]
+    assert everything.episodes == 8 + 3 + 4
 
 
 def test_model_rounds_compute_what_stepping_the_policy_computes() -> None:

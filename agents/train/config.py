@@ -44,6 +44,9 @@ class PPISettings:
     fit_steps: int = 60  # gradient steps on the replay after each phase
     minibatch: int = 256  # episodes per gradient step
     recent_phases: int = 0  # > 0: half of each minibatch from this many newest phases
+    # > 0: the replay keeps only this many newest phases (the pretraining games count as one),
+    # so the prior follows the latest improved policy; 0: every episode, as the paper.
+    replay_phases: int = 0
     bootstrap: bool = False  # rollouts end with the value head's estimate of what follows
 
     def __post_init__(self) -> None:
@@ -58,10 +61,16 @@ class PPISettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train.ppi.{name}", expected="a positive integer", got=repr(value))
-        for name in ("pretrain_steps", "fit_steps", "recent_phases"):
+        for name in ("pretrain_steps", "fit_steps", "recent_phases", "replay_phases"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"train.ppi.{name}", expected="a non-negative integer", got=repr(value))
+        if self.replay_phases and self.recent_phases >= self.replay_phases:
+            raise ConfigError(
+                "train.ppi.recent_phases",
+                expected=f"fewer than replay_phases ({self.replay_phases}), or 0",
+                got=repr(self.recent_phases),
+            )
         if not isinstance(self.bootstrap, bool):
             raise ConfigError("train.ppi.bootstrap", expected="true or false", got=repr(self.bootstrap))
         if not (math.isfinite(self.beta) and self.beta >= 0):

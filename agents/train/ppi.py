@@ -17,6 +17,8 @@ appendix A.3.1), simplified to run on a CPU:
 - After each phase (one trainer update), the model is fitted on a replay of every episode so
   far, the pretraining games included, so the prior moves toward the improved policy slowly.
   (The paper retrains from scratch on all data each phase; fitting a few steps is cheaper.)
+  With ``replay_phases``, the replay keeps only the newest phases, so the prior follows the
+  latest improved policy and successive improvements compound.
 
 The replay is part of the trainer's state, saved and restored with it. GRU backbones only:
 planning copies the recurrent state once per rollout.
@@ -136,10 +138,11 @@ def plan(
 
 class Replay:
     """Every episode a learner has seen, from its seat: tokens, own and co-player actions,
-    rewards, each (T, E); one part per phase."""
+    rewards, each (T, E); one part per phase. With ``keep_phases``, only the newest parts."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_phases: int = 0) -> None:
         self.parts: list[dict[str, torch.Tensor]] = []
+        self.keep_phases = keep_phases
 
     def add(self, observations, actions, coplayer_actions, rewards) -> None:
         self.parts.append({
@@ -148,6 +151,8 @@ class Replay:
             "coplayer_actions": torch.as_tensor(coplayer_actions).to(torch.int8),
             "rewards": torch.as_tensor(rewards).to(torch.float32),
         })
+        if self.keep_phases:
+            del self.parts[:-self.keep_phases]
 
     def add_rollout(self, rollout: Rollout) -> None:
         self.add(rollout.inputs.observation, rollout.actions, rollout.coplayer_actions, rollout.rewards)

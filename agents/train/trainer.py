@@ -91,8 +91,9 @@ class Trainer:
         )
         self.updates_done = 0
         self.history: list[Metrics] = []
-        # PPI: every episode each learner has seen, and the payoffs its model plans with.
-        self.replays = [ppi.Replay() for _ in self.policies]
+        # PPI: the episodes each learner's model refits on, and the payoffs it plans with.
+        keep_phases = self.config.ppi.replay_phases if self.config.ppi else 0
+        self.replays = [ppi.Replay(keep_phases) for _ in self.policies]
         if self.config.algorithm == "ppi":
             self.own_payoffs = ppi.own_payoffs(setup.game.payoffs)
 
