@@ -44,6 +44,8 @@ PAPER = {  # Weis, Wołczyk et al. (2026), A2C, Figure 1 and section 3
     "mixed_pool_ppi": "PPI converges to cooperation (Figure 1; trained for 30 phases)",
     "ablation_no_tabular": "collapse to defection (cooperation ~0-0.15)",
     "ablation_identity": "collapse to defection (cooperation ~0-0.15)",
+    "ablation_no_tabular_ppi": "collapse to defection (cooperation ~0-0.15)",
+    "ablation_identity_ppi": "collapse to defection (cooperation ~0-0.15)",
 }
 COOPERATION_GOAL = 0.9
 

@@ -230,17 +230,20 @@ def test_a_replay_window_keeps_only_the_newest_phases() -> None:
     assert everything.episodes == 8 + 3 + 4
 
 
-def test_model_rounds_compute_what_stepping_the_policy_computes() -> None:
+@pytest.mark.parametrize("identity_size", [0, IDENTITY_SIZE])
+def test_model_rounds_compute_what_stepping_the_policy_computes(identity_size: int) -> None:
     torch.manual_seed(0)
-    policy = make_policy(SMALL_POLICY)
+    policy = make_policy(replace(SMALL_POLICY, identity_size=identity_size))
     payoff = ppi.own_payoffs(GAME.payoffs)
     own, theirs = torch.randint(0, 2, (50,)), torch.randint(0, 2, (50,))
+    identity = torch.rand(50, identity_size) if identity_size else None
     state = 0.5 * torch.randn(1, 50, SMALL_POLICY.hidden_size)
     with torch.no_grad():
         expected, expected_state = policy.step(
-            StepInputs(1 + 2 * own + theirs, own, payoff[own, theirs]), state
+            StepInputs(1 + 2 * own + theirs, own, payoff[own, theirs], identity), state
         )
-        hidden, p_own, p_theirs, value = ppi.ModelRounds(policy, payoff)(state[0], own, theirs)
+        model = ppi.ModelRounds(policy, payoff, identity)
+        hidden, p_own, p_theirs, value = model(state[0], own, theirs)
     assert torch.allclose(hidden, expected_state[0], atol=1e-6)
     assert torch.allclose(p_own, torch.softmax(expected.logits, -1)[:, 0], atol=1e-6)
     assert torch.allclose(p_theirs, torch.softmax(expected.coplayer_logits, -1)[:, 0], atol=1e-6)
@@ -383,6 +386,31 @@ def test_identity_ablation_and_transformer_learners_train(tmp_path) -> None:
     metrics = trainer.step()
     assert set(metrics[0]) >= {"cooperation_vs_learners", "cooperation_vs_tabular", "policy_loss"}
     assert all(np.isfinite(v) for m in metrics for v in m.values())
+
+
+def test_ppi_in_the_identity_ablation_sees_each_coplayers_table() -> None:
+    config = TrainConfig(
+        algorithm="ppi", updates=1, episodes_per_update=8, policy=SMALL_POLICY,
+        identity_vector=True, ppi=replace(SMALL_PPI, pretrain_episodes=16), seed=0,
+    )
+    setup = TrainingSetup(
+        game=GAME, learners=(LearnerSpec(name="a", policy=config.policy),
+                             LearnerSpec(name="b", policy=config.policy)),
+        pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
+    )
+    tabular = MemoryOneAgent(None, sample_uniform=True)
+    trainer = Trainer(setup, {"tabular": tabular})
+    metrics = trainer.step()
+    assert all(np.isfinite(v) for m in metrics for v in m.values())
+    pretraining, phase = trainer.replays[0].parts
+    assert pretraining["identity"].shape == (1, 16, IDENTITY_SIZE)
+    assert not pretraining["identity"][0, :, 5].any()  # random memory-one co-players, not learners
+    # In the phase, learner a's games against the tabular co-player carry that game's table.
+    identity = phase["identity"][0]
+    against_tabular = identity[:, 5] == 0
+    assert against_tabular.any() and (~against_tabular).any()
+    seen, tables = identity[against_tabular, :5].numpy(), np.asarray(tabular.game_tables)
+    assert all(np.abs(tables - row).max(axis=1).min() < 1e-6 for row in seen)
 
 
 def test_a_ppi_learner_plans_when_seated_as_an_agent(tmp_path) -> None:

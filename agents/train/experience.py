@@ -26,9 +26,10 @@ LEARNERS = "learners"  # the pool entry that stands for the other learning agent
 IDENTITY_SIZE = 6
 
 
-# Action log-probabilities (B, 2) from a policy, its outputs for this step, its state after it
-# and the rounds left to play, this one included.
-Acting = Callable[[SequencePolicy, PolicyOutputs, object, int], torch.Tensor]
+# Action log-probabilities (B, 2) from a policy, its outputs for this step, its state after it,
+# the rounds left to play (this one included) and, in the identity ablation, the co-players'
+# identity vectors (B, IDENTITY_SIZE).
+Acting = Callable[[SequencePolicy, PolicyOutputs, object, int, torch.Tensor | None], torch.Tensor]
 
 
 def coplayer_code(group: int) -> int:
@@ -156,7 +157,7 @@ def collect(
                 outputs, states[i] = policy.step(inputs, states[i])
                 log_probs = (
                     F.log_softmax(outputs.logits, -1) if acting is None
-                    else acting(policy, outputs, states[i], T - t)
+                    else acting(policy, outputs, states[i], T - t, identities[i])
                 )
                 action = torch.multinomial(log_probs.exp(), 1, generator=generator)[:, 0]
                 actions[slot] = action.numpy()

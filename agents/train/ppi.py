@@ -21,10 +21,13 @@ appendix A.3.1), simplified to run on a CPU:
   latest improved policy and successive improvements compound.
 
 The replay is part of the trainer's state, saved and restored with it. GRU backbones only:
-planning copies the recurrent state once per rollout.
+planning copies the recurrent state once per rollout. In the identity ablation the model also
+reads the co-player's identity vector, which stays fixed through a game, so a rollout keeps it.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -34,7 +37,7 @@ import envs
 from agents.coplayers import MemoryOneAgent
 from agents.sequence import NO_ACTION, GRUPolicy, PolicyOutputs, SequencePolicy, StepInputs
 from agents.train.config import PPISettings
-from agents.train.experience import Rollout, apply_gradients
+from agents.train.experience import IDENTITY_SIZE, Rollout, apply_gradients
 from coplay.errors import ConfigError
 
 
@@ -55,13 +58,32 @@ class ModelRounds:
     (token, previous action, reward), so the GRU's input side is four precomputed rows and a
     round costs one hidden-to-hidden product. Planning with it takes about 60% of the time that
     stepping the policy took, with the same numbers (a test checks).
+
+    With ``identity`` (B, IDENTITY_SIZE), the identity ablation's input: its embedding is the
+    last block of the GRU's input, so its share of the input gates is added per rollout.
     """
 
-    def __init__(self, policy: GRUPolicy, payoff: torch.Tensor) -> None:
+    def __init__(self, policy: GRUPolicy, payoff: torch.Tensor, identity: torch.Tensor | None = None) -> None:
         gru = policy.gru
         own, theirs = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1])
-        joint = policy.embed(StepInputs(1 + 2 * own + theirs, own, payoff[own, theirs]))
-        self.input_gates = F.linear(joint, gru.weight_ih_l0, gru.bias_ih_l0)  # (4, 3h)
+        rounds = StepInputs(1 + 2 * own + theirs, own, payoff[own, theirs])
+        if policy.embed_identity is None:
+            self.input_gates = F.linear(policy.embed(rounds), gru.weight_ih_l0, gru.bias_ih_l0)  # (4, 3h)
+            self.identity_gates = None
+        else:
+            if identity is None:
+                raise ConfigError(
+                    "ppi planning", expected="the co-players' identity vectors",
+                    got="none", fix="This policy was trained with the identity ablation.",
+                )
+            # Embed the four rounds with a zero identity, whose share is the identity layer's bias.
+            blank = torch.zeros(4, policy.config.identity_size)
+            joint = policy.embed(rounds._replace(identity=blank))
+            self.input_gates = F.linear(joint, gru.weight_ih_l0, gru.bias_ih_l0)
+            identity_weight = gru.weight_ih_l0[:, -policy.config.embed_size:]
+            self.identity_gates = F.linear(
+                policy.embed_identity(identity) - policy.embed_identity.bias, identity_weight
+            )  # (B, 3h)
         self.weight_hh, self.bias_hh = gru.weight_hh_l0, gru.bias_hh_l0
         # Cooperating is action 0: each head's logit margin for it, then the value.
         self.head_weight = torch.stack([
@@ -79,6 +101,8 @@ class ModelRounds:
         """The hidden state (B, h) after the round (own, theirs), and from it the prior's and
         the co-player head's probabilities of cooperating next, and the value."""
         x = self.input_gates[2 * own + theirs]
+        if self.identity_gates is not None:
+            x = x + self.identity_gates
         h = F.linear(hidden, self.weight_hh, self.bias_hh)
         x_r, x_z, x_n = x.chunk(3, dim=1)
         h_r, h_z, h_n = h.chunk(3, dim=1)
@@ -105,9 +129,10 @@ def rollout_depth(settings: PPISettings, rounds_left: int | None) -> int:
 def plan(
     policy: SequencePolicy, outputs: PolicyOutputs, state: torch.Tensor, *,
     settings: PPISettings, gamma: float, payoff: torch.Tensor, generator: torch.Generator,
-    rounds_left: int | None,
+    rounds_left: int | None, identity: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """log pi(a | h) for B games: the prior re-weighted by model-rollout action values.
+    ``identity``: the co-players' identity vectors (B, IDENTITY_SIZE), identity ablation only.
 
     The rollouts of the two candidate actions share their random numbers (sample j of
     cooperating and sample j of defecting draw the same uniforms), so most of the noise cancels
@@ -115,7 +140,7 @@ def plan(
     n, k = outputs.logits.shape[0], settings.samples
     depth = rollout_depth(settings, rounds_left)
     bootstrap = settings.bootstrap and (rounds_left is None or depth < rounds_left)
-    model = ModelRounds(policy, payoff)
+    model = ModelRounds(policy, payoff, None if identity is None else identity.repeat(2 * k, 1))
     own = torch.arange(2).repeat_interleave(k * n)  # rows: action-major, then sample, game
     hidden = state[0].repeat(2 * k, 1)
     p_theirs = torch.sigmoid(outputs.coplayer_logits[:, 0] - outputs.coplayer_logits[:, 1]).repeat(2 * k)
@@ -138,24 +163,34 @@ def plan(
 
 class Replay:
     """Every episode a learner has seen, from its seat: tokens, own and co-player actions,
-    rewards, each (T, E); one part per phase. With ``keep_phases``, only the newest parts."""
+    rewards, each (T, E); one part per phase. With ``keep_phases``, only the newest parts.
+    In the identity ablation also each episode's co-player identity, (1, E, IDENTITY_SIZE):
+    it is the same every round, and a leading axis of one lets it be drawn like the rest."""
 
     def __init__(self, keep_phases: int = 0) -> None:
         self.parts: list[dict[str, torch.Tensor]] = []
         self.keep_phases = keep_phases
 
-    def add(self, observations, actions, coplayer_actions, rewards) -> None:
-        self.parts.append({
+    def add(self, observations, actions, coplayer_actions, rewards, *, identity=None) -> None:
+        """One phase's episodes, each (T, E); ``identity`` (E, IDENTITY_SIZE) or None."""
+        part = {
             "observations": torch.as_tensor(observations).to(torch.int8),
             "actions": torch.as_tensor(actions).to(torch.int8),
             "coplayer_actions": torch.as_tensor(coplayer_actions).to(torch.int8),
             "rewards": torch.as_tensor(rewards).to(torch.float32),
-        })
+        }
+        if identity is not None:
+            part["identity"] = torch.as_tensor(identity, dtype=torch.float32).unsqueeze(0)
+        if self.parts and self.parts[0].keys() != part.keys():
+            raise ValueError("a replay holds episodes with identity vectors or without, not both")
+        self.parts.append(part)
         if self.keep_phases:
             del self.parts[:-self.keep_phases]
 
     def add_rollout(self, rollout: Rollout) -> None:
-        self.add(rollout.inputs.observation, rollout.actions, rollout.coplayer_actions, rollout.rewards)
+        identity = rollout.inputs.identity
+        self.add(rollout.inputs.observation, rollout.actions, rollout.coplayer_actions,
+                 rollout.rewards, identity=None if identity is None else identity[0])
 
     @property
     def episodes(self) -> int:
@@ -191,8 +226,19 @@ def _join(a: dict, b: dict) -> dict:
     return {key: torch.cat([a[key], b[key]], dim=1) for key in a}
 
 
-def tabular_games(game: envs.MatrixGameConfig, episodes: int, rng: np.random.Generator) -> tuple:
-    """Seat 0's view of ``episodes`` games between two random memory-one co-players."""
+class TabularGames(NamedTuple):
+    """Seat 0's view of games between random memory-one co-players: (T, E) arrays, and the
+    identity vector of each game's seat-1 player (E, IDENTITY_SIZE; its table, learner flag 0)."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    coplayer_actions: np.ndarray
+    rewards: np.ndarray
+    identity: np.ndarray
+
+
+def tabular_games(game: envs.MatrixGameConfig, episodes: int, rng: np.random.Generator) -> TabularGames:
+    """``episodes`` games between two random memory-one co-players, from seat 0."""
     batch = envs.MatrixGameBatch(game, batch_size=episodes)
     observations = batch.reset(rng)
     players = [MemoryOneAgent(None, sample_uniform=True) for _ in range(2)]
@@ -207,7 +253,9 @@ def tabular_games(game: envs.MatrixGameConfig, episodes: int, rng: np.random.Gen
         result = batch.step(actions)
         rewards[t] = result.rewards[0]
         observations = result.observations
-    return tokens, own, theirs, rewards
+    identity = np.zeros((episodes, IDENTITY_SIZE), dtype=np.float32)
+    identity[:, :5] = np.asarray(players[1].game_tables)
+    return TabularGames(tokens, own, theirs, rewards, identity)
 
 
 def fit(
@@ -227,6 +275,7 @@ def fit(
         inputs = StepInputs(
             batch["observations"].long(), previous,
             torch.cat([torch.zeros_like(rewards[:1]), rewards[:-1]]),
+            batch["identity"].expand(actions.shape[0], -1, -1) if "identity" in batch else None,
         )
         outputs, _ = policy(inputs, policy.initial_state(actions.shape[1]))
         log_prior = F.log_softmax(outputs.logits, -1)

@@ -157,16 +157,19 @@ class Trainer:
         return {"ppi": asdict(self.config.ppi), "gamma": self.config.gamma,
                 "payoff": self.own_payoffs.tolist(), "horizon": self.setup.game.horizon}
 
-    def _plan(self, policy: SequencePolicy, outputs, state, rounds_left: int) -> torch.Tensor:
+    def _plan(self, policy: SequencePolicy, outputs, state, rounds_left: int, identity) -> torch.Tensor:
         return ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
-                        payoff=self.own_payoffs, generator=self.generator, rounds_left=rounds_left)
+                        payoff=self.own_payoffs, generator=self.generator, rounds_left=rounds_left,
+                        identity=identity)
 
     def _pretrain_models(self) -> None:
         """PPI's models first learn how random memory-one co-players play."""
         settings = self.config.ppi
         games = ppi.tabular_games(self.setup.game, settings.pretrain_episodes, self.rng)
+        identity = games.identity if self.config.identity_vector else None
         for policy, optimizer, replay in zip(self.policies, self.optimizers, self.replays):
-            replay.add(*(torch.from_numpy(x) for x in games))
+            replay.add(games.observations, games.actions, games.coplayer_actions, games.rewards,
+                       identity=identity)
             policy.train()
             ppi.fit(policy, optimizer, replay, settings.pretrain_steps, settings, self.rng,
                     self.config.max_grad_norm, self.config.gamma)
