@@ -230,6 +230,17 @@ def test_a_replay_window_keeps_only_the_newest_phases() -> None:
     assert everything.episodes == 8 + 3 + 4
 
 
+def test_ppi_without_pretraining_learns_only_from_its_own_phases() -> None:
+    with pytest.raises(ConfigError, match="train.ppi.pretrain_episodes"):
+        PPISettings(pretrain_episodes=-1)
+    trainer = tft_or_alld_trainer(
+        algorithm="ppi", ppi=replace(SMALL_PPI, pretrain_episodes=0), updates=2, episodes_per_update=16,
+    )
+    trainer.step()
+    trainer.step()
+    assert [part["actions"].shape[1] for part in trainer.replays[0].parts] == [16, 16]
+
+
 @pytest.mark.parametrize("identity_size", [0, IDENTITY_SIZE])
 def test_model_rounds_compute_what_stepping_the_policy_computes(identity_size: int) -> None:
     torch.manual_seed(0)

@@ -39,7 +39,9 @@ class PPISettings:
     # Rounds simulated in each model rollout, never past the episode's end; "end": to the end.
     depth: int | Literal["end"] = 10
     samples: int = 4  # rollouts per candidate action
-    pretrain_episodes: int = 16384  # random memory-one games the model first learns from
+    # Random memory-one games the model first learns from; 0: none, the first phase plans with
+    # an untrained model (the strict no-tabular ablation).
+    pretrain_episodes: int = 16384
     pretrain_steps: int = 200
     fit_steps: int = 60  # gradient steps on the replay after each phase
     minibatch: int = 256  # episodes per gradient step
@@ -57,11 +59,11 @@ class PPISettings:
                 "train.ppi.bootstrap", expected="false with depth 'end' (no rounds follow a rollout)",
                 got="true",
             )
-        for name in ("samples", "pretrain_episodes", "minibatch"):
+        for name in ("samples", "minibatch"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"train.ppi.{name}", expected="a positive integer", got=repr(value))
-        for name in ("pretrain_steps", "fit_steps", "recent_phases", "replay_phases"):
+        for name in ("pretrain_episodes", "pretrain_steps", "fit_steps", "recent_phases", "replay_phases"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"train.ppi.{name}", expected="a non-negative integer", got=repr(value))

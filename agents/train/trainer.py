@@ -165,6 +165,8 @@ class Trainer:
     def _pretrain_models(self) -> None:
         """PPI's models first learn how random memory-one co-players play."""
         settings = self.config.ppi
+        if not settings.pretrain_episodes:
+            return
         games = ppi.tabular_games(self.setup.game, settings.pretrain_episodes, self.rng)
         identity = games.identity if self.config.identity_vector else None
         for policy, optimizer, replay in zip(self.policies, self.optimizers, self.replays):
