@@ -5,7 +5,8 @@ appendix A.3.1), simplified to run on a CPU:
 
 - The policy's heads predict the agent's own next action (the prior p(a | h)) and the
   co-player's; with the game's payoffs that is a model of the whole interaction.
-- Before the first phase, the model learns from games between random memory-one co-players.
+- Before the first phase, the model learns from games between random memory-one co-players
+  (unless ``pretrain_episodes`` is 0).
 - Acting: for each candidate action, ``samples`` rollouts of ``depth`` rounds inside the
   model (never past the episode's end; ``depth: end`` rolls out to it) give Q(h, a); the
   agent plays pi(a | h) ∝ p(a | h) exp(beta * Q(h, a)). Sample j of each candidate action

@@ -157,7 +157,9 @@ class Trainer:
         return {"ppi": asdict(self.config.ppi), "gamma": self.config.gamma,
                 "payoff": self.own_payoffs.tolist(), "horizon": self.setup.game.horizon}
 
-    def _plan(self, policy: SequencePolicy, outputs, state, rounds_left: int, identity) -> torch.Tensor:
+    def _plan(
+        self, policy: SequencePolicy, outputs, state, rounds_left: int, identity: torch.Tensor | None,
+    ) -> torch.Tensor:
         return ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
                         payoff=self.own_payoffs, generator=self.generator, rounds_left=rounds_left,
                         identity=identity)
