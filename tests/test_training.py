@@ -383,16 +383,20 @@ def test_learners_start_from_a_checkpoint_when_asked(tmp_path) -> None:
         torch.testing.assert_close(a, b)
 
 
-def test_identity_ablation_and_transformer_learners_train(tmp_path) -> None:
-    config = TrainConfig(
-        updates=2, episodes_per_update=8, policy=BACKBONES[1], identity_vector=True, seed=0,
-    )
+def mixed_pool_trainer(config: TrainConfig, tabular: MemoryOneAgent) -> Trainer:
+    """Learners a and b, half their games against each other, half against ``tabular``."""
     setup = TrainingSetup(
         game=GAME, learners=(LearnerSpec(name="a", policy=config.policy),
                              LearnerSpec(name="b", policy=config.policy)),
         pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
     )
-    trainer = Trainer(setup, {"tabular": MemoryOneAgent(None, sample_uniform=True)})
+    return Trainer(setup, {"tabular": tabular})
+
+
+def test_identity_ablation_and_transformer_learners_train(tmp_path) -> None:
+    trainer = mixed_pool_trainer(TrainConfig(
+        updates=2, episodes_per_update=8, policy=BACKBONES[1], identity_vector=True, seed=0,
+    ), MemoryOneAgent(None, sample_uniform=True))
     assert trainer.policies[0].config.identity_size == IDENTITY_SIZE
     metrics = trainer.step()
     assert set(metrics[0]) >= {"cooperation_vs_learners", "cooperation_vs_tabular", "policy_loss"}
@@ -400,17 +404,11 @@ def test_identity_ablation_and_transformer_learners_train(tmp_path) -> None:
 
 
 def test_ppi_in_the_identity_ablation_sees_each_coplayers_table() -> None:
-    config = TrainConfig(
+    tabular = MemoryOneAgent(None, sample_uniform=True)
+    trainer = mixed_pool_trainer(TrainConfig(
         algorithm="ppi", updates=1, episodes_per_update=8, policy=SMALL_POLICY,
         identity_vector=True, ppi=replace(SMALL_PPI, pretrain_episodes=16), seed=0,
-    )
-    setup = TrainingSetup(
-        game=GAME, learners=(LearnerSpec(name="a", policy=config.policy),
-                             LearnerSpec(name="b", policy=config.policy)),
-        pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
-    )
-    tabular = MemoryOneAgent(None, sample_uniform=True)
-    trainer = Trainer(setup, {"tabular": tabular})
+    ), tabular)
     metrics = trainer.step()
     assert all(np.isfinite(v) for m in metrics for v in m.values())
     pretraining, phase = trainer.replays[0].parts
