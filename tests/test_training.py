@@ -155,6 +155,16 @@ def test_config_rejects_inconsistent_settings() -> None:
         PPISettings(depth="end", bootstrap=True)
     with pytest.raises(ConfigError, match="train.ppi.recent_phases"):
         PPISettings(replay_phases=2, recent_phases=2)
+    with pytest.raises(ConfigError, match="does not know the horizon"):
+        PPISettings(depth="end", knows_horizon=False)
+    with pytest.raises(ConfigError, match="train.ppi.knows_horizon"):
+        PPISettings(knows_horizon="no")
+    with pytest.raises(ConfigError, match="samples 'exact'"):
+        PPISettings(samples="exact", depth=6)
+    with pytest.raises(ConfigError, match="samples 'exact'"):
+        PPISettings(samples="exact", depth="end", bootstrap=False)
+    with pytest.raises(ConfigError, match="train.ppi.samples"):
+        PPISettings(samples="many")
     with pytest.raises(ConfigError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
@@ -261,6 +271,28 @@ def test_model_rounds_compute_what_stepping_the_policy_computes(identity_size: i
     assert torch.allclose(value, expected.value, atol=1e-6)
 
 
+@pytest.mark.parametrize("bootstrap", [False, True])
+@pytest.mark.parametrize("identity_size", [0, IDENTITY_SIZE])
+def test_the_exact_search_is_what_many_sampled_rollouts_converge_to(identity_size: int, bootstrap: bool) -> None:
+    torch.manual_seed(0)
+    policy = make_policy(replace(SMALL_POLICY, identity_size=identity_size))
+    payoff = ppi.own_payoffs(GAME.payoffs)
+    games = 3
+    identity = torch.rand(games, identity_size) if identity_size else None
+    hidden = 0.5 * torch.randn(games, SMALL_POLICY.hidden_size)
+    p_theirs = torch.tensor([0.2, 0.5, 0.9])
+    search = ppi.RolloutSearch(model=ppi.ModelRounds(policy, payoff, identity), payoff=payoff,
+                               gamma=0.9, depth=3, bootstrap=bootstrap)
+    with torch.no_grad():
+        exact = search.exact(hidden, p_theirs)
+        sampled = search.sampled(hidden, p_theirs, 100_000, torch.Generator().manual_seed(0))
+    assert exact.shape == (games, 2)
+    # 100,000 rollouts of 3 rounds: the sampling error is about 0.005.
+    assert torch.allclose(exact, sampled, atol=0.03)
+    # The candidates differ: in the first round alone defecting earns 1 more, whatever the reply.
+    assert not torch.allclose(exact[:, 0], exact[:, 1], atol=0.1)
+
+
 def test_rollouts_stop_at_the_end_of_the_episode() -> None:
     assert ppi.rollout_depth(PPISettings(depth=10), rounds_left=3) == 3
     assert ppi.rollout_depth(PPISettings(depth=10), rounds_left=None) == 10
@@ -269,24 +301,47 @@ def test_rollouts_stop_at_the_end_of_the_episode() -> None:
         ppi.rollout_depth(PPISettings(depth="end"), rounds_left=None)
 
 
+def first_round(games: int):
+    """An untrained small policy, its outputs and state after the first round of ``games`` games."""
+    policy = make_policy(SMALL_POLICY)
+    with torch.no_grad():
+        outputs, state = policy.step(
+            StepInputs(torch.zeros(games, dtype=torch.long), torch.full((games,), 2), torch.zeros(games)),
+            policy.initial_state(games),
+        )
+    return policy, outputs, state
+
+
+def plan_first_round(policy, outputs, state, settings: PPISettings, *, rounds_left: int | None):
+    return ppi.plan(policy, outputs, state, settings=settings, gamma=0.99,
+                    payoff=ppi.own_payoffs(GAME.payoffs), generator=torch.Generator().manual_seed(1),
+                    rounds_left=rounds_left)
+
+
 def test_both_candidate_actions_are_rolled_out_with_the_same_random_numbers() -> None:
     # In the last round of the IPD, defecting earns exactly 1 more than cooperating whatever
     # the co-player does. With shared random numbers every sample sees that difference, so
     # the plan lowers cooperation's log-odds by exactly beta, with no sampling noise.
-    policy = make_policy(SMALL_POLICY)
     n = 64
-    with torch.no_grad():
-        outputs, state = policy.step(
-            StepInputs(torch.zeros(n, dtype=torch.long), torch.full((n,), 2), torch.zeros(n)),
-            policy.initial_state(n),
-        )
-    settings = PPISettings(beta=0.7, samples=3)
-    log_pi = ppi.plan(policy, outputs, state, settings=settings, gamma=0.99,
-                      payoff=ppi.own_payoffs(GAME.payoffs), generator=torch.Generator().manual_seed(1),
-                      rounds_left=1)
+    policy, outputs, state = first_round(n)
+    log_pi = plan_first_round(policy, outputs, state, PPISettings(beta=0.7, samples=3), rounds_left=1)
     prior = torch.log_softmax(outputs.logits, -1)
     shift = (log_pi[:, 0] - log_pi[:, 1]) - (prior[:, 0] - prior[:, 1])
     assert torch.allclose(shift, torch.full((n,), -0.7), atol=1e-5)
+
+
+def test_a_planner_that_does_not_know_the_horizon_imagines_past_the_last_round() -> None:
+    # In the last round, a planner that knows it is the last sees only that defecting earns 1
+    # more; one that does not know plans as it would with rounds to come, whatever the round.
+    policy, outputs, state = first_round(32)
+
+    def log_pi(settings, rounds_left):
+        return plan_first_round(policy, outputs, state, settings, rounds_left=rounds_left)
+
+    blind = PPISettings(depth=4, knows_horizon=False)
+    assert torch.equal(log_pi(blind, rounds_left=1), log_pi(blind, rounds_left=None))
+    assert torch.equal(log_pi(blind, rounds_left=1), log_pi(PPISettings(depth=4), rounds_left=None))
+    assert not torch.allclose(log_pi(blind, rounds_left=1), log_pi(PPISettings(depth=4), rounds_left=1))
 
 
 def test_returns_to_go_discount_each_episode_separately() -> None:

@@ -14,6 +14,7 @@ from agents.sequence import SequencePolicyConfig
 from coplay.errors import ConfigError
 
 Algorithm = Literal["a2c", "ppo", "ppi"]
+MAX_EXACT_DEPTH = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +39,9 @@ class PPISettings:
     beta: float = 1.0  # how far the improved policy moves from the prior, per unit of Q
     # Rounds simulated in each model rollout, never past the episode's end; "end": to the end.
     depth: int | Literal["end"] = 10
-    samples: int = 4  # rollouts per candidate action
+    # Rollouts per candidate action; "exact": the expectation over every joint outcome of
+    # the ``depth`` rounds instead (4^depth leaves, no sampling noise; depth at most 5).
+    samples: int | Literal["exact"] = 4
     # Random memory-one games the model first learns from; 0: none, the first phase plans with
     # an untrained model (the strict no-tabular ablation).
     pretrain_episodes: int = 16384
@@ -50,6 +53,9 @@ class PPISettings:
     # so the prior follows the latest improved policy; 0: every episode, as the paper.
     replay_phases: int = 0
     bootstrap: bool = False  # rollouts end with the value head's estimate of what follows
+    # True: rollouts stop at the episode's end. False: the planner imagines past it, as an agent
+    # whose inputs never tell it the round would, so a known last round cannot unravel play.
+    knows_horizon: bool = True
 
     def __post_init__(self) -> None:
         if self.depth != "end" and (not isinstance(self.depth, int) or self.depth < 1):
@@ -59,10 +65,16 @@ class PPISettings:
                 "train.ppi.bootstrap", expected="false with depth 'end' (no rounds follow a rollout)",
                 got="true",
             )
-        for name in ("samples", "minibatch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"train.ppi.{name}", expected="a positive integer", got=repr(value))
+        if self.samples == "exact":
+            if self.depth == "end" or self.depth > MAX_EXACT_DEPTH:
+                raise ConfigError(
+                    "train.ppi.depth", expected=f"at most {MAX_EXACT_DEPTH} rounds with samples 'exact' "
+                    "(the search grows fourfold per round)", got=repr(self.depth),
+                )
+        elif not isinstance(self.samples, int) or self.samples < 1:
+            raise ConfigError("train.ppi.samples", expected="a positive integer or 'exact'", got=repr(self.samples))
+        if not isinstance(self.minibatch, int) or self.minibatch < 1:
+            raise ConfigError("train.ppi.minibatch", expected="a positive integer", got=repr(self.minibatch))
         for name in ("pretrain_episodes", "pretrain_steps", "fit_steps", "recent_phases", "replay_phases"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -73,8 +85,14 @@ class PPISettings:
                 expected=f"fewer than replay_phases ({self.replay_phases}), or 0",
                 got=repr(self.recent_phases),
             )
-        if not isinstance(self.bootstrap, bool):
-            raise ConfigError("train.ppi.bootstrap", expected="true or false", got=repr(self.bootstrap))
+        for name in ("bootstrap", "knows_horizon"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"train.ppi.{name}", expected="true or false", got=repr(getattr(self, name)))
+        if self.depth == "end" and not self.knows_horizon:
+            raise ConfigError(
+                "train.ppi.depth", expected="a number of rounds when the planner does not know the horizon",
+                got="'end'",
+            )
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError("train.ppi.beta", expected="a non-negative number", got=repr(self.beta))
 

@@ -8,9 +8,17 @@ appendix A.3.1), simplified to run on a CPU:
 - Before the first phase, the model learns from games between random memory-one co-players
   (unless ``pretrain_episodes`` is 0).
 - Acting: for each candidate action, ``samples`` rollouts of ``depth`` rounds inside the
-  model (never past the episode's end; ``depth: end`` rolls out to it) give Q(h, a); the
+  model (never past the episode's end; ``depth: end`` rolls out to it; with
+  ``knows_horizon: false`` the planner is not told where the end is and imagines past it,
+  as the agent's inputs never say the round) give Q(h, a); the
   agent plays pi(a | h) ∝ p(a | h) exp(beta * Q(h, a)). Sample j of each candidate action
   uses the same random numbers, so the two estimates differ by the action, not by noise.
+  Bootstrapped rollouts diverge after the first round and end on different value estimates,
+  each scaled by 1 / (1 - gamma), so a few samples leave Q(h, C) - Q(h, D) mostly noise
+  (``benchmarks/ppi_q_noise.py`` measures it). With ``samples: exact`` a short search takes
+  the expectation over every joint outcome instead, without noise; but the noise is also the
+  learners' only exploration, and planned exactly they soon stop trying cooperation at all
+  (benchmarks/README.md).
 - With ``bootstrap``, the value head learns the discounted return that follows each
   history in the replay, and a rollout adds the value where it stops: a short rollout then
   also credits what an action does to the rest of the episode, such as a co-player's
@@ -60,8 +68,9 @@ class ModelRounds:
     round costs one hidden-to-hidden product. Planning with it takes about 60% of the time that
     stepping the policy took, with the same numbers (a test checks).
 
-    With ``identity`` (B, IDENTITY_SIZE), the identity ablation's input: its embedding is the
-    last block of the GRU's input, so its share of the input gates is added per rollout.
+    With ``identity`` (G, IDENTITY_SIZE), the identity ablation's input for G games: its
+    embedding is the last block of the GRU's input, so its share of the input gates is added
+    to every row. Rows are game-minor: row i belongs to game i mod G.
     """
 
     def __init__(self, policy: GRUPolicy, payoff: torch.Tensor, identity: torch.Tensor | None = None) -> None:
@@ -103,7 +112,8 @@ class ModelRounds:
         the co-player head's probabilities of cooperating next, and the value."""
         x = self.input_gates[2 * own + theirs]
         if self.identity_gates is not None:
-            x = x + self.identity_gates
+            games, width = self.identity_gates.shape
+            x = (x.view(-1, games, width) + self.identity_gates).view(-1, width)
         h = F.linear(hidden, self.weight_hh, self.bias_hh)
         x_r, x_z, x_n = x.chunk(3, dim=1)
         h_r, h_z, h_n = h.chunk(3, dim=1)
@@ -135,31 +145,101 @@ def plan(
     """log pi(a | h) for B games: the prior re-weighted by model-rollout action values.
     ``identity``: the co-players' identity vectors (B, IDENTITY_SIZE), identity ablation only.
 
-    The rollouts of the two candidate actions share their random numbers (sample j of
-    cooperating and sample j of defecting draw the same uniforms), so most of the noise cancels
-    in Q(h, C) - Q(h, D), which is all the improvement uses."""
-    n, k = outputs.logits.shape[0], settings.samples
+    Sampled rollouts of the two candidate actions share their random numbers (sample j of
+    cooperating and sample j of defecting draw the same uniforms), so the noise cancels in
+    Q(h, C) - Q(h, D), which is all the improvement uses, until the two rollouts diverge."""
+    if not settings.knows_horizon:
+        rounds_left = None
     depth = rollout_depth(settings, rounds_left)
-    bootstrap = settings.bootstrap and (rounds_left is None or depth < rounds_left)
-    model = ModelRounds(policy, payoff, None if identity is None else identity.repeat(2 * k, 1))
-    own = torch.arange(2).repeat_interleave(k * n)  # rows: action-major, then sample, game
-    hidden = state[0].repeat(2 * k, 1)
-    p_theirs = torch.sigmoid(outputs.coplayer_logits[:, 0] - outputs.coplayer_logits[:, 1]).repeat(2 * k)
-    value = torch.zeros(2 * k * n)
-    discount = 1.0
-    for round_ in range(depth):
-        uniforms = torch.rand(2, k * n, generator=generator).repeat(1, 2)
-        theirs = (uniforms[0] >= p_theirs).long()
-        value += discount * payoff[own, theirs]
-        discount *= gamma
-        if round_ == depth - 1 and not bootstrap:
-            break
-        hidden, p_own, p_theirs, estimate = model(hidden, own, theirs)
-        own = (uniforms[1] >= p_own).long()
-    if bootstrap:  # the value head predicts (1 - gamma) times the return
-        value += discount * estimate / (1.0 - gamma)
-    q = value.view(2, k, n).mean(dim=1).T  # (n, 2)
+    search = RolloutSearch(
+        model=ModelRounds(policy, payoff, identity), payoff=payoff, gamma=gamma, depth=depth,
+        bootstrap=settings.bootstrap and (rounds_left is None or depth < rounds_left),
+    )
+    p_theirs = torch.sigmoid(outputs.coplayer_logits[:, 0] - outputs.coplayer_logits[:, 1])
+    if settings.samples == "exact":
+        q = search.exact(state[0], p_theirs)
+    else:
+        q = search.sampled(state[0], p_theirs, settings.samples, generator)
     return F.log_softmax(F.log_softmax(outputs.logits, -1) + settings.beta * q, -1)
+
+
+class RolloutSearch(NamedTuple):
+    """Q(h, a) for G games and both candidate actions a, inside a model: ``depth`` rounds in
+    which the co-player plays as its head predicts and the agent as its prior, then (with
+    ``bootstrap``) the value head's estimate of the rest."""
+
+    model: ModelRounds
+    payoff: torch.Tensor
+    gamma: float
+    depth: int
+    bootstrap: bool
+
+    def sampled(self, hidden: torch.Tensor, p_theirs: torch.Tensor, samples: int,
+                generator: torch.Generator) -> torch.Tensor:
+        """Monte Carlo: ``samples`` rollouts per candidate action, (G, 2)."""
+        n, k = hidden.shape[0], samples
+        own = torch.arange(2).repeat_interleave(k * n)  # rows: action-major, then sample, game
+        hidden = hidden.repeat(2 * k, 1)
+        p_theirs = p_theirs.repeat(2 * k)
+        value = torch.zeros(2 * k * n)
+        discount = 1.0
+        for round_ in range(self.depth):
+            uniforms = torch.rand(2, k * n, generator=generator).repeat(1, 2)
+            theirs = (uniforms[0] >= p_theirs).long()
+            value += discount * self.payoff[own, theirs]
+            discount *= self.gamma
+            if round_ == self.depth - 1 and not self.bootstrap:
+                break
+            hidden, p_own, p_theirs, estimate = self.model(hidden, own, theirs)
+            own = (uniforms[1] >= p_own).long()
+        if self.bootstrap:  # the value head predicts (1 - gamma) times the return
+            value += discount * estimate / (1.0 - self.gamma)
+        return value.view(2, k, n).mean(dim=1).T
+
+    def exact(self, hidden: torch.Tensor, p_theirs: torch.Tensor) -> torch.Tensor:
+        """The expectation over every joint outcome of the rounds, (G, 2): no sampling noise,
+        at the price of 4^depth leaves per game.
+
+        Each tensor is (branches, games), the candidate action the outermost branch. Every round
+        splits each branch on the co-player's reply, then (if a round follows) on the agent's
+        own next action, each weighted by its head's probability."""
+        n, size = hidden.shape
+        own = torch.arange(2)[:, None].expand(2, n)
+        weight, value = torch.ones(2, n), torch.zeros(2, n)
+        hidden, p_theirs = hidden.expand(2, n, size), p_theirs.expand(2, n)
+        discount = 1.0
+        for round_ in range(self.depth):
+            theirs = _choices(own.shape[0])
+            weight = _split(weight, p_theirs)
+            own, value, hidden = (x.repeat_interleave(2, dim=0) for x in (own, value, hidden))
+            value = value + discount * self.payoff[own, theirs]
+            discount *= self.gamma
+            if round_ == self.depth - 1 and not self.bootstrap:
+                break
+            branches = own.shape[0]
+            hidden, p_own, p_theirs, estimate = self.model(
+                hidden.reshape(-1, size), own.reshape(-1), theirs.expand(branches, n).reshape(-1)
+            )
+            hidden, p_own, p_theirs, estimate = (
+                x.view(branches, n, *x.shape[1:]) for x in (hidden, p_own, p_theirs, estimate)
+            )
+            if round_ == self.depth - 1:
+                break
+            own, weight = _choices(branches).expand(2 * branches, n), _split(weight, p_own)
+            value, hidden, p_theirs = (x.repeat_interleave(2, dim=0) for x in (value, hidden, p_theirs))
+        if self.bootstrap:
+            value = value + discount * estimate / (1.0 - self.gamma)
+        return (weight * value).view(2, -1, n).sum(dim=1).T
+
+
+def _choices(branches: int) -> torch.Tensor:
+    """(2 * branches, 1): the action of each new branch, cooperate then defect, per old branch."""
+    return torch.arange(2).repeat(branches)[:, None]
+
+
+def _split(weight: torch.Tensor, p_cooperate: torch.Tensor) -> torch.Tensor:
+    """(B, G) -> (2B, G): each branch's weight, split by the chance of cooperating or not."""
+    return torch.stack([weight * p_cooperate, weight * (1.0 - p_cooperate)], dim=1).flatten(0, 1)
 
 
 class Replay:
