@@ -40,7 +40,7 @@ def q_difference(policy, outputs, state, settings, planning, generator, rounds_l
     """The planner's Q(h, C) - Q(h, D) per game: plan() with beta 1 shifts the prior's
     log-odds by exactly that."""
     log_pi = ppi.plan(policy, outputs, state, settings=replace(settings, beta=1.0),
-                      gamma=planning["gamma"], payoff=torch.tensor(planning["payoff"]),
+                      gamma=planning["gamma"], payoff=planning["payoff"],
                       generator=generator, rounds_left=rounds_left)
     prior = torch.log_softmax(outputs.logits, -1)
     return (log_pi[:, 0] - log_pi[:, 1]) - (prior[:, 0] - prior[:, 1])
@@ -53,6 +53,8 @@ def measure(checkpoint: str, learners: list[str], games: int, rounds: list[int],
     for name, (_, planning) in zip(learners, loaded):
         if planning is None:
             raise SystemExit(f"{name} in {checkpoint} is not a PPI learner: it does not plan")
+        planning["payoff"] = torch.tensor(planning["payoff"])
+    settings_of = [PPISettings(**planning["ppi"]) for _, planning in loaded]
     horizon = loaded[0][1]["horizon"]
     game = envs.make_config("coplay/ipd-v0", horizon=horizon)
     batch = envs.MatrixGameBatch(game, batch_size=games)
@@ -66,7 +68,7 @@ def measure(checkpoint: str, learners: list[str], games: int, rounds: list[int],
     for t in range(horizon):
         actions = []
         for seat, (policy, planning) in enumerate(loaded):
-            settings = PPISettings(**planning["ppi"])
+            settings = settings_of[seat]
             outputs, states[seat] = policy.step(
                 StepInputs(torch.from_numpy(observations[seat].astype(np.int64)), previous[seat], rewards[seat]),
                 states[seat],
@@ -92,9 +94,9 @@ def measure(checkpoint: str, learners: list[str], games: int, rounds: list[int],
                     row[f"exact{depth}_sign_agrees"] = ((exact > 0) == (reference > 0)).float().mean().item()
                 report.append(row)
             log_pi = ppi.plan(policy, outputs, states[seat], settings=settings, gamma=planning["gamma"],
-                              payoff=torch.tensor(planning["payoff"]), generator=generator,
+                              payoff=planning["payoff"], generator=generator,
                               rounds_left=rounds_left)
-            actions.append(torch.multinomial(log_pi.exp(), 1).squeeze(1))
+            actions.append(torch.multinomial(log_pi.exp(), 1, generator=generator).squeeze(1))
         joint = torch.stack(actions).numpy()
         result = batch.step(joint)
         observations = result.observations
