@@ -22,6 +22,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,77 +31,84 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402
 from agents.checkpoint import CheckpointRef, load_learner  # noqa: E402
-from agents.sequence import NO_ACTION, StepInputs  # noqa: E402
+from agents.sequence import NO_ACTION, SequencePolicy, StepInputs  # noqa: E402
 from agents.train import ppi  # noqa: E402
 from agents.train.config import PPISettings  # noqa: E402
 from coplay.errors import CoplayError  # noqa: E402
 
 
-def q_difference(policy, outputs, state, settings, planning, generator, rounds_left) -> torch.Tensor:
-    """The planner's Q(h, C) - Q(h, D) per game: plan() with beta 1 shifts the prior's
-    log-odds by exactly that."""
-    log_pi = ppi.plan(policy, outputs, state, settings=replace(settings, beta=1.0),
-                      gamma=planning["gamma"], payoff=planning["payoff"],
-                      generator=generator, rounds_left=rounds_left)
-    prior = torch.log_softmax(outputs.logits, -1)
-    return (log_pi[:, 0] - log_pi[:, 1]) - (prior[:, 0] - prior[:, 1])
+class Planner(NamedTuple):
+    """One PPI learner of the checkpoint, planning as it did in training."""
+
+    policy: SequencePolicy
+    settings: PPISettings
+    gamma: float
+    payoff: torch.Tensor
+    generator: torch.Generator
+
+    def log_pi(self, outputs, state, rounds_left: int, settings: PPISettings | None = None) -> torch.Tensor:
+        return ppi.plan(self.policy, outputs, state, settings=settings or self.settings, gamma=self.gamma,
+                        payoff=self.payoff, generator=self.generator, rounds_left=rounds_left)
+
+    def q_difference(self, outputs, state, rounds_left: int, settings: PPISettings) -> torch.Tensor:
+        """Q(h, C) - Q(h, D) per game: with beta 1 the plan shifts the prior's log-odds by exactly that."""
+        log_pi = self.log_pi(outputs, state, rounds_left, replace(settings, beta=1.0))
+        prior = torch.log_softmax(outputs.logits, -1)
+        return (log_pi[:, 0] - log_pi[:, 1]) - (prior[:, 0] - prior[:, 1])
+
+
+def noise_row(planner: Planner, outputs, state, rounds_left: int, repeats: int, reference_samples: int) -> dict:
+    """The planner's estimates at one round, against a many-rollout reference and the exact search."""
+    settings = planner.settings
+    reference = planner.q_difference(outputs, state, rounds_left, replace(settings, samples=reference_samples))
+    estimates = torch.stack([planner.q_difference(outputs, state, rounds_left, settings) for _ in range(repeats)])
+    row = {
+        "prior_cooperation": torch.softmax(outputs.logits, -1)[:, 0].mean().item(),
+        "signal_mean": reference.mean().item(), "signal_sd": reference.std().item(),
+        "noise_sd": (estimates - reference).std().item(),
+        "sign_wrong": ((estimates > 0) != (reference > 0)).float().mean().item(),
+    }
+    for depth in (1, 2, 3):
+        exact = planner.q_difference(outputs, state, rounds_left, replace(settings, samples="exact", depth=depth))
+        row[f"exact{depth}_mean"] = exact.mean().item()
+        row[f"exact{depth}_sign_agrees"] = ((exact > 0) == (reference > 0)).float().mean().item()
+    return row
 
 
 @torch.no_grad()
 def measure(checkpoint: str, learners: list[str], games: int, rounds: list[int], repeats: int,
             reference_samples: int, seed: int) -> list[dict]:
-    loaded = [load_learner(CheckpointRef(path=checkpoint, learner=name), where="checkpoint") for name in learners]
-    for name, (_, planning) in zip(learners, loaded):
+    generator = torch.Generator().manual_seed(seed)
+    planners = []
+    for name in learners:
+        policy, planning = load_learner(CheckpointRef(path=checkpoint, learner=name), where="checkpoint")
         if planning is None:
             raise SystemExit(f"{name} in {checkpoint} is not a PPI learner: it does not plan")
-        planning["payoff"] = torch.tensor(planning["payoff"])
-    settings_of = [PPISettings(**planning["ppi"]) for _, planning in loaded]
-    horizon = loaded[0][1]["horizon"]
-    game = envs.make_config("coplay/ipd-v0", horizon=horizon)
-    batch = envs.MatrixGameBatch(game, batch_size=games)
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    observations = batch.reset(rng)
-    states = [policy.initial_state(games) for policy, _ in loaded]
-    previous = [torch.full((games,), NO_ACTION) for _ in loaded]
-    rewards = [torch.zeros(games) for _ in loaded]
+        planners.append(Planner(policy, PPISettings(**planning["ppi"]), planning["gamma"],
+                                torch.tensor(planning["payoff"]), generator))
+        horizon = planning["horizon"]
+    batch = envs.MatrixGameBatch(envs.make_config("coplay/ipd-v0", horizon=horizon), batch_size=games)
+    observations = batch.reset(np.random.default_rng(seed))
+    states = [planner.policy.initial_state(games) for planner in planners]
+    previous = [torch.full((games,), NO_ACTION) for _ in planners]
+    rewards = [torch.zeros(games) for _ in planners]
     report = []
     for t in range(horizon):
         actions = []
-        for seat, (policy, planning) in enumerate(loaded):
-            settings = settings_of[seat]
-            outputs, states[seat] = policy.step(
+        for seat, planner in enumerate(planners):
+            outputs, states[seat] = planner.policy.step(
                 StepInputs(torch.from_numpy(observations[seat].astype(np.int64)), previous[seat], rewards[seat]),
                 states[seat],
             )
-            rounds_left = horizon - t
             if seat == 0 and t + 1 in rounds:
-                args = (policy, outputs, states[seat])
-                reference = q_difference(*args, replace(settings, samples=reference_samples), planning,
-                                         generator, rounds_left)
-                estimates = torch.stack([q_difference(*args, settings, planning, generator, rounds_left)
-                                         for _ in range(repeats)])
-                row = {
-                    "round": t + 1,
-                    "prior_cooperation": torch.softmax(outputs.logits, -1)[:, 0].mean().item(),
-                    "signal_mean": reference.mean().item(), "signal_sd": reference.std().item(),
-                    "noise_sd": (estimates - reference).std().item(),
-                    "sign_wrong": ((estimates > 0) != (reference > 0)).float().mean().item(),
-                }
-                for depth in (1, 2, 3):
-                    exact = q_difference(*args, replace(settings, samples="exact", depth=depth), planning,
-                                         generator, rounds_left)
-                    row[f"exact{depth}_mean"] = exact.mean().item()
-                    row[f"exact{depth}_sign_agrees"] = ((exact > 0) == (reference > 0)).float().mean().item()
-                report.append(row)
-            log_pi = ppi.plan(policy, outputs, states[seat], settings=settings, gamma=planning["gamma"],
-                              payoff=planning["payoff"], generator=generator,
-                              rounds_left=rounds_left)
+                row = noise_row(planner, outputs, states[seat], horizon - t, repeats, reference_samples)
+                report.append({"round": t + 1, **row})
+            log_pi = planner.log_pi(outputs, states[seat], horizon - t)
             actions.append(torch.multinomial(log_pi.exp(), 1, generator=generator).squeeze(1))
         joint = torch.stack(actions).numpy()
         result = batch.step(joint)
         observations = result.observations
-        for seat in range(len(loaded)):
+        for seat in range(len(planners)):
             previous[seat] = torch.from_numpy(joint[seat])
             rewards[seat] = torch.from_numpy(np.asarray(result.rewards[seat], dtype=np.float32))
     return report
