@@ -1,7 +1,8 @@
 """Reproduce the in-context co-player inference experiment: conditions x seeds, then a table.
 
 Each (condition, seed) is one `coplay train` of a bundled scenario with a wall-clock budget,
-two at a time (one CPU thread each). The learning curves and evaluations land in one SQLite
+two at a time with one CPU thread each (or, with ``--parallel 1 --threads 2``, one at a time
+with both cores). The learning curves and evaluations land in one SQLite
 store; this script then writes, to --out:
 
 - ``results.md``: per condition, mean ± std over seeds of learner-vs-learner cooperation in the
@@ -54,7 +55,8 @@ def train_all(args: argparse.Namespace, db: str) -> None:
     budget = {c: args.default_minutes for c in args.conditions} | args.minutes
     # Longest first, so the two workers finish close together.
     jobs = sorted(((c, seed) for c in args.conditions for seed in args.seeds), key=lambda j: -budget[j[0]])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    threads = str(args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
     def one(job: tuple[str, int]) -> int:
         condition, seed = job
@@ -224,7 +226,9 @@ def main() -> None:
                         help="wall-clock budget per run: a number for all conditions, and/or "
                              "CONDITION=MINUTES for one")
     parser.add_argument("--max-updates", type=int, default=100_000)
-    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=2, help="runs at a time")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads per run (two learners act and update side by side on two)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to every `coplay train` (e.g. train.episodes_per_update=1024)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/paper"))
@@ -255,7 +259,7 @@ def main() -> None:
         f"Measured {datetime.date.today()} on {machine}; torch {torch_version()}. Each run: one "
         "`coplay train` of the bundled scenario with its own settings"
         + (f" overridden by {args.set}" if args.set else "")
-        + f", one CPU thread, {args.parallel} runs at a time. Budgets (minutes): "
+        + f", {args.threads} CPU thread(s) per run, {args.parallel} run(s) at a time. Budgets (minutes): "
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )

@@ -9,9 +9,11 @@ warm-up update, and reports the median over updates, split into rollout and upda
     python benchmarks/train_throughput.py --threads 1     # as the reproduction runs train
     python benchmarks/train_throughput.py --quick         # a few seconds
     python benchmarks/train_throughput.py --algorithms ppi --policies gru-64 --episodes 512
+    python benchmarks/train_throughput.py --threads 1 2   # side by side, with the speed-up
 
 PPI (GRU backbones only) counts the planning in its rollout time and the model fitting in its
-update time; its first update, which pretrains the model, is the warm-up.
+update time; its first update, which pretrains the model, is the warm-up. With two or more
+threads the two learners act and update side by side (``agents.train.experience.LearnerThreads``).
 
 The last line is one JSON object of the figures, e.g. ``{"gru-128_a2c_agent_steps_per_s": ...}``.
 """
@@ -73,30 +75,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=1024, help="per learner per update")
     parser.add_argument("--updates", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
+                        help="torch threads; several counts are measured one after another")
     parser.add_argument("--algorithms", nargs="+", default=["a2c"], choices=["a2c", "ppo", "ppi"])
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     parser.add_argument("--quick", action="store_true", help="64 episodes, 1 timed update")
     args = parser.parse_args()
     if args.quick:
         args.episodes, args.updates = 64, 1
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.episodes} episodes per "
-          "learner per update, 2 learners, 100 rounds")
+    print(f"torch {torch.__version__}, {args.episodes} episodes per learner per update, "
+          "2 learners, 100 rounds")
     figures = {}
-    print(f"{'policy':16} {'algorithm':9} {'agent-steps/s':>14} {'s/update':>9} "
+    print(f"{'policy':16} {'algorithm':9} {'threads':>7} {'agent-steps/s':>14} {'s/update':>9} "
           f"{'rollout s':>10} {'update s':>9}")
     for name in args.policies:
         for algorithm in args.algorithms:
             if algorithm == "ppi" and POLICIES[name].backbone != "gru":
                 print(f"{name:16} {algorithm:9} (plans with GRU models only)")
                 continue
-            r = measure(POLICIES[name], algorithm, args.episodes, args.updates)
-            figures[f"{name}_{algorithm}_agent_steps_per_s"] = round(r["agent_steps_per_s"])
-            figures[f"{name}_{algorithm}_seconds_per_update"] = round(r["seconds_per_update"], 3)
-            print(f"{name:16} {algorithm:9} {r['agent_steps_per_s']:14,.0f} "
-                  f"{r['seconds_per_update']:9.2f} {r['rollout_s']:10.2f} {r['update_s']:9.2f}",
-                  flush=True)
+            rates = {}
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                r = measure(POLICIES[name], algorithm, args.episodes, args.updates)
+                rates[threads] = r["agent_steps_per_s"]
+                key = f"{name}_{algorithm}" + (f"_{threads}t" if len(args.threads) > 1 else "")
+                figures[f"{key}_agent_steps_per_s"] = round(r["agent_steps_per_s"])
+                figures[f"{key}_seconds_per_update"] = round(r["seconds_per_update"], 3)
+                print(f"{name:16} {algorithm:9} {threads:7d} {r['agent_steps_per_s']:14,.0f} "
+                      f"{r['seconds_per_update']:9.2f} {r['rollout_s']:10.2f} {r['update_s']:9.2f}",
+                      flush=True)
+            if len(rates) > 1:
+                most, fewest = max(rates), min(rates)
+                figures[f"{name}_{algorithm}_speedup_{most}t_vs_{fewest}t"] = round(rates[most] / rates[fewest], 3)
     print(json.dumps(figures))
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 import agents
 import envs
@@ -165,6 +166,10 @@ def test_config_rejects_inconsistent_settings() -> None:
         PPISettings(samples="exact", depth="end", bootstrap=False)
     with pytest.raises(ConfigError, match="train.ppi.samples"):
         PPISettings(samples="many")
+    with pytest.raises(ConfigError, match="train.ppi.prior_target"):
+        PPISettings(prior_target="logits")
+    with pytest.raises(ConfigError, match="train.ppi.log_odds_limit"):
+        PPISettings(log_odds_limit=0)
     with pytest.raises(ConfigError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
@@ -227,6 +232,48 @@ def test_bootstrapped_ppi_learns_its_values_and_the_best_response() -> None:
     assert np.mean([m["value_loss"] for m in late]) < 0.5 * history[0]["value_loss"]
     assert np.mean([m["cooperation_vs_tft"] for m in late]) > 0.75
     assert np.mean([m["cooperation_vs_alld"] for m in late]) < 0.25
+
+
+def test_ppi_with_log_odds_targets_learns_the_best_response() -> None:
+    trainer = tft_or_alld_trainer(
+        algorithm="ppi", ppi=replace(SMALL_PPI, prior_target="log_odds"), updates=30,
+    )
+    history = [trainer.step()[0] for _ in range(30)]
+    late = history[-5:]
+    assert np.mean([m["cooperation_vs_tft"] for m in late]) > 0.75
+    assert np.mean([m["cooperation_vs_alld"] for m in late]) < 0.25
+    # The pretraining games carry no log-odds; the phases played carry the planner's.
+    parts = trainer.replays[0].parts
+    assert torch.isnan(parts[0]["log_odds"]).all() and torch.isfinite(parts[-1]["log_odds"]).all()
+
+
+def test_fitting_log_odds_averages_noisy_targets_where_fitting_actions_shrinks_them() -> None:
+    # One history, many noisy estimates of the improved log-odds (mean 2, spread 4, as a few
+    # rollouts give): fitted to the actions sampled from them, the prior's log-odds shrink
+    # toward 0; fitted to the log-odds themselves, they land on the mean.
+    g = torch.Generator().manual_seed(0)
+    targets = 2.0 + 4.0 * torch.randn(20000, generator=g)
+    actions = (torch.rand(20000, generator=g) >= torch.sigmoid(targets)).long()  # 0: cooperate
+    fitted = {}
+    for name in ("actions", "log_odds"):
+        log_odds = torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.Adam([log_odds], lr=0.05)
+        for _ in range(400):
+            log_prior = F.log_softmax(torch.stack([log_odds, -log_odds], -1) / 2, -1).expand(20000, 2)
+            if name == "log_odds":
+                loss = ppi.log_odds_loss(log_prior, actions, targets, limit=100.0)
+            else:
+                loss = F.nll_loss(log_prior, actions)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        fitted[name] = log_odds.item()
+    assert fitted["log_odds"] == pytest.approx(targets.mean().item(), abs=0.05)
+    assert fitted["actions"] < 0.6 * fitted["log_odds"]
+    # Where no target is known (NaN), the loss is the action's negative log-likelihood.
+    log_prior = F.log_softmax(torch.tensor([[1.0, 0.0]]), -1)
+    nll = ppi.log_odds_loss(log_prior, torch.tensor([1]), torch.tensor([float("nan")]), limit=4.0)
+    assert nll.item() == pytest.approx(-log_prior[0, 1].item())
 
 
 def test_a_replay_window_keeps_only_the_newest_phases() -> None:
@@ -446,6 +493,27 @@ def mixed_pool_trainer(config: TrainConfig, tabular: MemoryOneAgent) -> Trainer:
         pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
     )
     return Trainer(setup, {"tabular": tabular})
+
+
+@pytest.mark.parametrize("algorithm", list(SHORT_RUNS))
+def test_learners_updating_on_two_threads_learn_what_they_learn_on_one(algorithm) -> None:
+    config = TrainConfig(algorithm=algorithm, updates=2, episodes_per_update=16, policy=SMALL_POLICY,
+                         seed=3, **{k: v for k, v in SHORT_RUNS[algorithm].items() if k != "updates"})
+    cores = torch.get_num_threads()
+    weights = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            trainer = mixed_pool_trainer(config, MemoryOneAgent(None, sample_uniform=True))
+            trainer.step()
+            trainer.step()
+            assert torch.get_num_threads() == threads  # restored after the parallel updates
+            weights.append([p.state_dict() for p in trainer.policies])
+    finally:
+        torch.set_num_threads(cores)
+    for one, two in zip(*weights):
+        assert one.keys() == two.keys()
+        assert all(torch.equal(one[k], two[k]) for k in one)
 
 
 def test_identity_ablation_and_transformer_learners_train(tmp_path) -> None:

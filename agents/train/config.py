@@ -56,6 +56,14 @@ class PPISettings:
     # True: rollouts stop at the episode's end. False: the planner imagines past it, as an agent
     # whose inputs never tell it the round would, so a known last round cannot unravel play.
     knows_horizon: bool = True
+    # What the own-action prior is fitted to. "actions": the actions played, as the paper.
+    # Planning noise then shrinks each phase's improvement toward 0.5 (the average of a
+    # sigmoid over noisy log-odds is flatter than the sigmoid of their mean), which caps how
+    # sure a learner can become. "log_odds": the improved policy's log-odds of cooperating at
+    # each step played, which the fit averages without that shrinkage; each phase then moves
+    # the prior by beta times the mean Q difference, within +-log_odds_limit.
+    prior_target: Literal["actions", "log_odds"] = "actions"
+    log_odds_limit: float = 4.0  # keeps every action's prior above sigmoid(-limit): exploration
 
     def __post_init__(self) -> None:
         if self.depth != "end" and (not isinstance(self.depth, int) or self.depth < 1):
@@ -92,6 +100,15 @@ class PPISettings:
             raise ConfigError(
                 "train.ppi.depth", expected="a number of rounds when the planner does not know the horizon",
                 got="'end'",
+            )
+        if self.prior_target not in ("actions", "log_odds"):
+            raise ConfigError(
+                "train.ppi.prior_target", expected="'actions' or 'log_odds'", got=repr(self.prior_target),
+            )
+        if not (isinstance(self.log_odds_limit, (int, float)) and math.isfinite(self.log_odds_limit)
+                and self.log_odds_limit > 0):
+            raise ConfigError(
+                "train.ppi.log_odds_limit", expected="a positive number", got=repr(self.log_odds_limit),
             )
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError("train.ppi.beta", expected="a non-negative number", got=repr(self.beta))

@@ -28,6 +28,13 @@ appendix A.3.1), simplified to run on a CPU:
   (The paper retrains from scratch on all data each phase; fitting a few steps is cheaper.)
   With ``replay_phases``, the replay keeps only the newest phases, so the prior follows the
   latest improved policy and successive improvements compound.
+- The prior is fitted to the actions played (``prior_target: actions``), or to the improved
+  policy's log-odds of cooperating at each step played (``log_odds``). Fitted to actions, noise
+  in Q(h, C) - Q(h, D) flattens each phase's improvement (the mean of a sigmoid over noisy
+  log-odds lies nearer 1/2 than the sigmoid of their mean), and a learner's log-odds settle at
+  about beta * signal / (shrinkage - 1): with the noise measured here, never far from 1/2.
+  Fitted to log-odds, the squared error averages the noise out, and the prior moves by beta
+  times the mean Q difference per phase, within ``log_odds_limit``.
 
 The replay is part of the trainer's state, saved and restored with it. GRU backbones only:
 planning copies the recurrent state once per rollout. In the identity ablation the model also
@@ -246,20 +253,29 @@ class Replay:
     """Every episode a learner has seen, from its seat: tokens, own and co-player actions,
     rewards, each (T, E); one part per phase. With ``keep_phases``, only the newest parts.
     In the identity ablation also each episode's co-player identity, (1, E, IDENTITY_SIZE):
-    it is the same every round, and a leading axis of one lets it be drawn like the rest."""
+    it is the same every round, and a leading axis of one lets it be drawn like the rest.
+    With ``log_odds``, also the acting policy's log-odds of cooperating at every step
+    (NaN where the agent did not plan, as in the pretraining games)."""
 
-    def __init__(self, keep_phases: int = 0) -> None:
+    def __init__(self, keep_phases: int = 0, *, log_odds: bool = False) -> None:
         self.parts: list[dict[str, torch.Tensor]] = []
         self.keep_phases = keep_phases
+        self.keeps_log_odds = log_odds
 
-    def add(self, observations, actions, coplayer_actions, rewards, *, identity=None) -> None:
-        """One phase's episodes, each (T, E); ``identity`` (E, IDENTITY_SIZE) or None."""
+    def add(self, observations, actions, coplayer_actions, rewards, *, identity=None, log_odds=None) -> None:
+        """One phase's episodes, each (T, E); ``identity`` (E, IDENTITY_SIZE) or None;
+        ``log_odds`` (T, E) or None (kept only by a replay made with ``log_odds``)."""
         part = {
             "observations": torch.as_tensor(observations).to(torch.int8),
             "actions": torch.as_tensor(actions).to(torch.int8),
             "coplayer_actions": torch.as_tensor(coplayer_actions).to(torch.int8),
             "rewards": torch.as_tensor(rewards).to(torch.float32),
         }
+        if self.keeps_log_odds:
+            part["log_odds"] = (
+                torch.full(part["rewards"].shape, float("nan")) if log_odds is None
+                else torch.as_tensor(log_odds, dtype=torch.float32)
+            )
         if identity is not None:
             part["identity"] = torch.as_tensor(identity, dtype=torch.float32).unsqueeze(0)
         if self.parts and self.parts[0].keys() != part.keys():
@@ -271,7 +287,8 @@ class Replay:
     def add_rollout(self, rollout: Rollout) -> None:
         identity = rollout.inputs.identity
         self.add(rollout.inputs.observation, rollout.actions, rollout.coplayer_actions,
-                 rollout.rewards, identity=None if identity is None else identity[0])
+                 rollout.rewards, identity=None if identity is None else identity[0],
+                 log_odds=rollout.log_odds)
 
     @property
     def episodes(self) -> int:
@@ -300,7 +317,14 @@ class Replay:
         return self.parts
 
     def load_state_dict(self, parts: list[dict[str, torch.Tensor]]) -> None:
-        self.parts = list(parts)
+        """A run resumed with another prior target keeps its episodes: those saved without
+        log-odds get NaN ones (fitted to their actions), and unused log-odds are dropped."""
+        self.parts = []
+        for part in parts:
+            part = {key: value for key, value in part.items() if key != "log_odds" or self.keeps_log_odds}
+            if self.keeps_log_odds and "log_odds" not in part:
+                part["log_odds"] = torch.full(part["rewards"].shape, float("nan"))
+            self.parts.append(part)
 
 
 def _join(a: dict, b: dict) -> dict:
@@ -360,7 +384,10 @@ def fit(
         )
         outputs, _ = policy(inputs, policy.initial_state(actions.shape[1]))
         log_prior = F.log_softmax(outputs.logits, -1)
-        prior_loss = F.nll_loss(log_prior.reshape(-1, 2), actions.reshape(-1))
+        if settings.prior_target == "log_odds":
+            prior_loss = log_odds_loss(log_prior, actions, batch["log_odds"], settings.log_odds_limit)
+        else:
+            prior_loss = F.nll_loss(log_prior.reshape(-1, 2), actions.reshape(-1))
         coplayer_loss = F.cross_entropy(
             outputs.coplayer_logits.reshape(-1, 2), batch["coplayer_actions"].long().reshape(-1)
         )
@@ -376,6 +403,23 @@ def fit(
         totals["coplayer_loss"] += coplayer_loss.item()
         totals["entropy"] += -(log_prior.exp() * log_prior).sum(-1).mean().item()
     return {name: value / max(steps, 1) for name, value in totals.items()}
+
+
+# The prior's log-odds are regressed with this spread, about that of a few rollouts' Q
+# difference, so that the loss's gradients are of the size of a cross-entropy's.
+LOG_ODDS_SCALE = 3.0
+
+
+def log_odds_loss(log_prior: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
+                  limit: float) -> torch.Tensor:
+    """The prior's loss where the improved policy's log-odds of cooperating are known (targets,
+    clipped to +-limit): squared error on the log-odds, whose minimiser over noisy targets is
+    their mean; elsewhere (NaN targets) the negative log-likelihood of the action played."""
+    known = torch.isfinite(targets)
+    log_odds = log_prior[..., 0] - log_prior[..., 1]
+    squared = 0.5 * ((log_odds - targets.nan_to_num().clamp(-limit, limit)) / LOG_ODDS_SCALE).pow(2)
+    played = -log_prior.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return torch.where(known, squared, played).mean()
 
 
 def returns_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Decentralized training of several sequence-model learners side by side.
 
 Each update: play one batch of episodes (every learner against its pool), then update each
-learner on its own experience with A2C, PPO or PPI. A ``Trainer`` owns the learners, their
+learner on its own experience with A2C, PPO or PPI, several learners at once where torch may use
+several threads. A ``Trainer`` owns the learners, their
 optimizers and every random stream, and saves all of it in one checkpoint, so a run resumed
 from a checkpoint continues exactly as if it had never stopped. The same file names the
 learners' policies, so a scenario can seat a trained learner as an agent.
@@ -26,6 +27,8 @@ from agents.train.config import TrainConfig
 from agents.train.experience import (
     IDENTITY_SIZE,
     LEARNERS,
+    LearnerThreads,
+    Rollout,
     collect,
     episode_metrics,
     seating,
@@ -76,7 +79,6 @@ class Trainer:
         self.groups = [name for name in setup.pool if name != LEARNERS]
         self.coplayers = [coplayers[name] for name in self.groups]
         self.rng = np.random.default_rng(self.config.seed)
-        self.generator = torch.Generator().manual_seed(self.config.seed)
         # Initial weights come from torch's global generator; fork it so that building a
         # trainer neither depends on nor changes the caller's random state.
         with torch.random.fork_rng():
@@ -93,7 +95,8 @@ class Trainer:
         self.history: list[Metrics] = []
         # PPI: the episodes each learner's model refits on, and the payoffs it plans with.
         keep_phases = self.config.ppi.replay_phases if self.config.ppi else 0
-        self.replays = [ppi.Replay(keep_phases) for _ in self.policies]
+        log_odds = self.config.ppi is not None and self.config.ppi.prior_target == "log_odds"
+        self.replays = [ppi.Replay(keep_phases, log_odds=log_odds) for _ in self.policies]
         if self.config.algorithm == "ppi":
             self.own_payoffs = ppi.own_payoffs(setup.game.payoffs)
 
@@ -122,33 +125,40 @@ class Trainer:
             self._pretrain_models()
         for policy in self.policies:
             policy.eval()
-        data = collect(
-            self.setup.game, self.policies, self.owner, self.coplayers, self.rng, self.generator,
-            identity=self.config.identity_vector,
-            acting=self._plan if self.config.algorithm == "ppi" else None,
-        )
-        rollout_seconds = time.perf_counter() - start
-        metrics = []
-        for policy, optimizer, rollout, replay in zip(
-            self.policies, self.optimizers, data, self.replays
-        ):
-            policy.train()
-            if self.config.algorithm == "ppo":
-                losses = ppo.update(self.config, policy, optimizer, rollout, self.generator)
-            elif self.config.algorithm == "ppi":
-                replay.add_rollout(rollout)
-                losses = ppi.fit(policy, optimizer, replay, self.config.ppi.fit_steps,
-                                 self.config.ppi, self.rng, self.config.max_grad_norm,
-                                 self.config.gamma)
-            else:
-                losses = a2c.update(self.config, policy, optimizer, rollout)
-            metrics.append({**episode_metrics(rollout, self.groups), **losses})
+        # Each learner acts and updates with its own random streams, seeded here in order, so
+        # that the result does not depend on how many learners run at once.
+        acting_seeds, update_seeds = self.rng.integers(2**63, size=(2, len(self.policies)))
+        with LearnerThreads(len(self.policies)) as threads:
+            data = collect(
+                self.setup.game, self.policies, self.owner, self.coplayers, self.rng,
+                [torch.Generator().manual_seed(int(seed)) for seed in acting_seeds],
+                identity=self.config.identity_vector,
+                acting=self._plan if self.config.algorithm == "ppi" else None, threads=threads,
+            )
+            rollout_seconds = time.perf_counter() - start
+            metrics = threads.map(lambda i: self._update(i, data[i], int(update_seeds[i])))
         seconds = time.perf_counter() - start
         for m in metrics:
             m.update(rollout_seconds=rollout_seconds, seconds=seconds)
         self.updates_done += 1
         self.history.append(metrics)
         return metrics
+
+    def _update(self, i: int, rollout: Rollout, seed: int) -> dict[str, float]:
+        """Learner i's update on its experience; returns its metrics."""
+        policy, optimizer = self.policies[i], self.optimizers[i]
+        policy.train()
+        if self.config.algorithm == "ppo":
+            generator = torch.Generator().manual_seed(seed)
+            losses = ppo.update(self.config, policy, optimizer, rollout, generator)
+        elif self.config.algorithm == "ppi":
+            self.replays[i].add_rollout(rollout)
+            losses = ppi.fit(policy, optimizer, self.replays[i], self.config.ppi.fit_steps,
+                             self.config.ppi, np.random.default_rng(seed),
+                             self.config.max_grad_norm, self.config.gamma)
+        else:
+            losses = a2c.update(self.config, policy, optimizer, rollout)
+        return {**episode_metrics(rollout, self.groups), **losses}
 
     def _planning(self) -> dict | None:
         """How a PPI learner acts (saved with it, so a frozen copy acts the same way)."""
@@ -159,9 +169,10 @@ class Trainer:
 
     def _plan(
         self, policy: SequencePolicy, outputs, state, rounds_left: int, identity: torch.Tensor | None,
+        generator: torch.Generator,
     ) -> torch.Tensor:
         return ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
-                        payoff=self.own_payoffs, generator=self.generator, rounds_left=rounds_left,
+                        payoff=self.own_payoffs, generator=generator, rounds_left=rounds_left,
                         identity=identity)
 
     def _pretrain_models(self) -> None:
@@ -171,12 +182,18 @@ class Trainer:
             return
         games = ppi.tabular_games(self.setup.game, settings.pretrain_episodes, self.rng)
         identity = games.identity if self.config.identity_vector else None
-        for policy, optimizer, replay in zip(self.policies, self.optimizers, self.replays):
-            replay.add(games.observations, games.actions, games.coplayer_actions, games.rewards,
-                       identity=identity)
-            policy.train()
-            ppi.fit(policy, optimizer, replay, settings.pretrain_steps, settings, self.rng,
-                    self.config.max_grad_norm, self.config.gamma)
+        seeds = self.rng.integers(2**63, size=len(self.policies))
+
+        def pretrain(i: int) -> None:
+            self.replays[i].add(games.observations, games.actions, games.coplayer_actions,
+                                games.rewards, identity=identity)
+            self.policies[i].train()
+            ppi.fit(self.policies[i], self.optimizers[i], self.replays[i], settings.pretrain_steps,
+                    settings, np.random.default_rng(seeds[i]), self.config.max_grad_norm,
+                    self.config.gamma)
+
+        with LearnerThreads(len(self.policies)) as threads:
+            threads.map(pretrain)
 
     def finished(self) -> bool:
         return self.updates_done >= self.config.updates
@@ -192,7 +209,6 @@ class Trainer:
             "updates_done": self.updates_done,
             "history": self.history,
             "rng": self.rng.bit_generator.state,
-            "generator": self.generator.get_state(),
             "replays": [replay.state_dict() for replay in self.replays],
             **(extra or {}),
         })
@@ -217,7 +233,6 @@ class Trainer:
         self.updates_done = saved["updates_done"]
         self.history = saved["history"]
         self.rng.bit_generator.state = saved["rng"]
-        self.generator.set_state(saved["generator"])
         for replay, parts in zip(self.replays, saved.get("replays", [[] for _ in self.replays])):
             replay.load_state_dict(parts)
         return saved
