@@ -78,7 +78,7 @@ def train_all(args: argparse.Namespace, db: str) -> None:
         raise SystemExit(f"some trainings failed: {codes}; see the logs in {args.out}")
 
 
-def summarize(dbs: list[str], out: Path, context: str) -> None:
+def summarize(dbs: list[str], out: Path, context: str, threads: int) -> None:
     rows: dict[str, list[dict]] = {}
     curves: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     by_round: dict[str, dict[str, list[np.ndarray]]] = {}
@@ -93,7 +93,7 @@ def summarize(dbs: list[str], out: Path, context: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"runs": rows, "in_episode": evaluations}, indent=1))
     (out / "results.md").write_text(context + "\n\n" + _table(rows, evaluations))
-    _plot(curves, evaluations, out)
+    _plot(curves, evaluations, out, threads)
     print((out / "results.md").read_text())
     figures = {}
     for condition, runs in rows.items():
@@ -184,7 +184,7 @@ def _table(rows: dict[str, list[dict]], evaluations: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(curves: dict, evaluations: dict, out: Path) -> None:
+def _plot(curves: dict, evaluations: dict, out: Path, threads: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,7 +196,7 @@ def _plot(curves: dict, evaluations: dict, out: Path) -> None:
             ax.plot(seconds / 60, coop, alpha=0.8, linewidth=1,
                     color=f"C{list(curves).index(condition)}", label=condition if k == 0 else None)
     ax.axhline(COOPERATION_GOAL, color="0.5", linestyle=":", linewidth=1)
-    ax.set_xlabel("wall-clock minutes (one CPU thread per run)")
+    ax.set_xlabel(f"wall-clock minutes ({threads} CPU thread{'s' if threads > 1 else ''} per run)")
     ax.set_ylabel("learner-vs-learner cooperation")
     ax.set_ylim(-0.03, 1.03)
     ax.legend()
@@ -263,7 +263,7 @@ def main() -> None:
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )
-    summarize([db, *included], args.out, context)
+    summarize([db, *included], args.out, context, args.threads)
 
 
 def torch_version() -> str:

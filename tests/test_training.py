@@ -170,6 +170,10 @@ def test_config_rejects_inconsistent_settings() -> None:
         PPISettings(prior_target="logits")
     with pytest.raises(ConfigError, match="train.ppi.log_odds_limit"):
         PPISettings(log_odds_limit=0)
+    with pytest.raises(ConfigError, match="train.ppi.log_odds_after"):
+        PPISettings(log_odds_after=5)  # prior_target: actions
+    switching = PPISettings(prior_target="log_odds", log_odds_after=2)
+    assert [switching.fits_log_odds(phase) for phase in range(5)] == [False, False, False, True, True]
     with pytest.raises(ConfigError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()

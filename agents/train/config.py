@@ -64,6 +64,9 @@ class PPISettings:
     # the prior by beta times the mean Q difference, within +-log_odds_limit.
     prior_target: Literal["actions", "log_odds"] = "actions"
     log_odds_limit: float = 4.0  # keeps every action's prior above sigmoid(-limit): exploration
+    # With log_odds: the prior is fitted to actions for this many phases first. The flattening
+    # is then the learners' exploration, which is what lets them first find each other.
+    log_odds_after: int = 0
 
     def __post_init__(self) -> None:
         if self.depth != "end" and (not isinstance(self.depth, int) or self.depth < 1):
@@ -83,7 +86,8 @@ class PPISettings:
             raise ConfigError("train.ppi.samples", expected="a positive integer or 'exact'", got=repr(self.samples))
         if not isinstance(self.minibatch, int) or self.minibatch < 1:
             raise ConfigError("train.ppi.minibatch", expected="a positive integer", got=repr(self.minibatch))
-        for name in ("pretrain_episodes", "pretrain_steps", "fit_steps", "recent_phases", "replay_phases"):
+        for name in ("pretrain_episodes", "pretrain_steps", "fit_steps", "recent_phases", "replay_phases",
+                     "log_odds_after"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"train.ppi.{name}", expected="a non-negative integer", got=repr(value))
@@ -110,8 +114,18 @@ class PPISettings:
             raise ConfigError(
                 "train.ppi.log_odds_limit", expected="a positive number", got=repr(self.log_odds_limit),
             )
+        if self.log_odds_after and self.prior_target != "log_odds":
+            raise ConfigError(
+                "train.ppi.log_odds_after", expected="0 unless prior_target is 'log_odds'",
+                got=repr(self.log_odds_after),
+            )
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError("train.ppi.beta", expected="a non-negative number", got=repr(self.beta))
+
+
+    def fits_log_odds(self, phase: int) -> bool:
+        """Whether the fit after ``phase`` phases (0: pretraining) targets log-odds."""
+        return self.prior_target == "log_odds" and phase > self.log_odds_after
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -365,10 +365,12 @@ def tabular_games(game: envs.MatrixGameConfig, episodes: int, rng: np.random.Gen
 
 def fit(
     policy: SequencePolicy, optimizer: torch.optim.Optimizer, replay: Replay, steps: int,
-    settings: PPISettings, rng: np.random.Generator, max_grad_norm: float, gamma: float,
+    settings: PPISettings, rng: np.random.Generator, max_grad_norm: float, gamma: float, *,
+    phase: int,
 ) -> dict[str, float]:
     """Fit the model (own-action prior and co-player head; with ``settings.bootstrap``, the
-    value head too) on minibatches from the replay."""
+    value head too) on minibatches from the replay, after ``phase`` phases (0: pretraining)."""
+    log_odds = settings.fits_log_odds(phase)
     totals = {"prior_loss": 0.0, "coplayer_loss": 0.0, "entropy": 0.0}
     if settings.bootstrap:
         totals["value_loss"] = 0.0
@@ -384,7 +386,7 @@ def fit(
         )
         outputs, _ = policy(inputs, policy.initial_state(actions.shape[1]))
         log_prior = F.log_softmax(outputs.logits, -1)
-        if settings.prior_target == "log_odds":
+        if log_odds:
             prior_loss = log_odds_loss(log_prior, actions, batch["log_odds"], settings.log_odds_limit)
         else:
             prior_loss = F.nll_loss(log_prior.reshape(-1, 2), actions.reshape(-1))

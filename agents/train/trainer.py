@@ -155,7 +155,8 @@ class Trainer:
             self.replays[i].add_rollout(rollout)
             losses = ppi.fit(policy, optimizer, self.replays[i], self.config.ppi.fit_steps,
                              self.config.ppi, np.random.default_rng(seed),
-                             self.config.max_grad_norm, self.config.gamma)
+                             self.config.max_grad_norm, self.config.gamma,
+                             phase=self.updates_done + 1)
         else:
             losses = a2c.update(self.config, policy, optimizer, rollout)
         return {**episode_metrics(rollout, self.groups), **losses}
@@ -190,7 +191,7 @@ class Trainer:
             self.policies[i].train()
             ppi.fit(self.policies[i], self.optimizers[i], self.replays[i], settings.pretrain_steps,
                     settings, np.random.default_rng(seeds[i]), self.config.max_grad_norm,
-                    self.config.gamma)
+                    self.config.gamma, phase=0)
 
         with LearnerThreads(len(self.policies)) as threads:
             threads.map(pretrain)
