@@ -280,6 +280,19 @@ def test_fitting_log_odds_averages_noisy_targets_where_fitting_actions_shrinks_t
     assert nll.item() == pytest.approx(-log_prior[0, 1].item())
 
 
+def test_a_replay_restored_with_the_other_prior_target_keeps_its_episodes() -> None:
+    tokens = torch.zeros((5, 3), dtype=torch.long)
+    with_log_odds = ppi.Replay(log_odds=True)
+    with_log_odds.add(tokens, tokens, tokens, tokens.float(), log_odds=torch.ones(5, 3))
+    without = ppi.Replay()
+    without.load_state_dict(with_log_odds.state_dict())
+    assert "log_odds" not in without.parts[0] and without.episodes == 3
+    again = ppi.Replay(log_odds=True)
+    again.load_state_dict(without.state_dict())
+    assert torch.isnan(again.parts[0]["log_odds"]).all()  # fitted to the actions played
+    assert again.sample(2, np.random.default_rng(0))["log_odds"].shape == (5, 2)
+
+
 def test_a_replay_window_keeps_only_the_newest_phases() -> None:
     window, everything = ppi.Replay(keep_phases=2), ppi.Replay()
     for phase, episodes in enumerate((8, 3, 4)):  # the pretraining games, then two phases

@@ -122,7 +122,6 @@ class PPISettings:
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError("train.ppi.beta", expected="a non-negative number", got=repr(self.beta))
 
-
     def fits_log_odds(self, phase: int) -> bool:
         """Whether the fit after ``phase`` phases (0: pretraining) targets log-odds."""
         return self.prior_target == "log_odds" and phase > self.log_odds_after
