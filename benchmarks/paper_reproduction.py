@@ -225,7 +225,9 @@ def main() -> None:
     parser.add_argument("--minutes", nargs="+", default=["15"], metavar="[CONDITION=]MINUTES",
                         help="wall-clock budget per run: a number for all conditions, and/or "
                              "CONDITION=MINUTES for one")
-    parser.add_argument("--max-updates", type=int, default=100_000)
+    parser.add_argument("--max-updates", type=int, default=100_000,
+                        help="also stop each run after this many updates (runs sharing the cores "
+                             "can then be matched, phase for phase, to runs that had them alone)")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads per run (two learners act and update side by side on two)")
@@ -261,6 +263,8 @@ def main() -> None:
         + (f" overridden by {args.set}" if args.set else "")
         + f", {args.threads} CPU thread(s) per run, {args.parallel} run(s) at a time. Budgets (minutes): "
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
+        + (f", or {args.max_updates} updates, whichever comes first"
+           if args.max_updates != parser.get_default("max_updates") else "")
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )
     summarize([db, *included], args.out, context, args.threads)
