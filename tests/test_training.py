@@ -3,6 +3,7 @@ sequences, advantages, seating, config checks, short runs that learn, checkpoint
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -14,7 +15,7 @@ import agents
 import envs
 from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
 from agents.coplayers import MemoryOneAgent
-from agents.sequence import SequencePolicyConfig, StepInputs, make_policy
+from agents.sequence import NO_ACTION, SequencePolicyConfig, StepInputs, make_policy
 from agents.train import ppi
 from agents.train.config import PPISettings, PPOSettings, TrainConfig
 from agents.train.experience import (
@@ -174,6 +175,12 @@ def test_config_rejects_inconsistent_settings() -> None:
         PPISettings(log_odds_after=5)  # prior_target: actions
     switching = PPISettings(prior_target="log_odds", log_odds_after=2)
     assert [switching.fits_log_odds(phase) for phase in range(5)] == [False, False, False, True, True]
+    with pytest.raises(ConfigError, match="train.ppi.acting_beta"):
+        PPISettings(acting_beta=0.5)  # prior_target: actions
+    with pytest.raises(ConfigError, match="train.ppi.acting_beta"):
+        PPISettings(prior_target="log_odds", acting_beta=-1.0)
+    calmer = PPISettings(prior_target="log_odds", log_odds_after=2, beta=2.0, acting_beta=0.5)
+    assert [calmer.acting_share(phase) for phase in (1, 2, 3, None)] == [1.0, 1.0, 0.25, 0.25]
     with pytest.raises(ConfigError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
@@ -392,6 +399,51 @@ def test_both_candidate_actions_are_rolled_out_with_the_same_random_numbers() ->
     prior = torch.log_softmax(outputs.logits, -1)
     shift = (log_pi[:, 0] - log_pi[:, 1]) - (prior[:, 0] - prior[:, 1])
     assert torch.allclose(shift, torch.full((n,), -0.7), atol=1e-5)
+
+
+def test_acting_part_way_to_the_prior_is_planning_with_a_smaller_beta() -> None:
+    # Same rollouts (same random stream), beta 2 moved a quarter of the way: beta 0.5.
+    policy, outputs, state = first_round(64)
+    improved = plan_first_round(policy, outputs, state, PPISettings(beta=2.0), rounds_left=None)
+    smaller = plan_first_round(policy, outputs, state, PPISettings(beta=0.5), rounds_left=None)
+    assert torch.allclose(ppi.toward_prior(improved, outputs.logits, 0.25), smaller, atol=1e-5)
+    assert torch.allclose(ppi.toward_prior(improved, outputs.logits, 0.0), torch.log_softmax(outputs.logits, -1))
+
+
+def test_ppi_acting_beta_plays_the_prior_from_the_switch_on() -> None:
+    settings = replace(SMALL_PPI, prior_target="log_odds", log_odds_after=1, acting_beta=0.0)
+    trainer = tft_or_alld_trainer(algorithm="ppi", ppi=settings, updates=3)
+    policy, outputs, state = first_round(64)
+
+    def plan_in(phase: int):
+        trainer.updates_done = phase - 1
+        return trainer._plan(policy, outputs, state, 100, None, torch.Generator().manual_seed(0))
+
+    acting, improved = plan_in(phase=1)  # fitted to actions: the acted policy is the target
+    assert torch.equal(acting, improved)
+    acting, improved = plan_in(phase=2)
+    assert torch.allclose(acting, torch.log_softmax(outputs.logits, -1))
+    assert (improved - acting).abs().max() > 1e-2
+
+
+def test_ppi_replay_logs_the_improved_policy_not_the_one_played() -> None:
+    # With acting_beta 0 the learner plays its prior; had the rollout logged the policy played,
+    # the log-odds would be the prior's own, and fitting them would teach nothing.
+    settings = replace(SMALL_PPI, prior_target="log_odds", acting_beta=0.0)
+    trainer = tft_or_alld_trainer(algorithm="ppi", ppi=settings, updates=1)
+    trainer._pretrain_models()
+    acted_with = copy.deepcopy(trainer.policies[0])
+    trainer.step()
+    part = trainer.replays[0].parts[-1]
+    actions, rewards = part["actions"].long(), part["rewards"]
+    inputs = StepInputs(
+        part["observations"].long(), torch.cat([torch.full_like(actions[:1], NO_ACTION), actions[:-1]]),
+        torch.cat([torch.zeros_like(rewards[:1]), rewards[:-1]]),
+    )
+    with torch.no_grad():
+        outputs, _ = acted_with(inputs, acted_with.initial_state(actions.shape[1]))
+    prior_log_odds = outputs.logits[..., 0] - outputs.logits[..., 1]
+    assert (part["log_odds"] - prior_log_odds).abs().mean() > 0.1
 
 
 def test_a_planner_that_does_not_know_the_horizon_imagines_past_the_last_round() -> None:

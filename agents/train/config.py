@@ -67,6 +67,12 @@ class PPISettings:
     # With log_odds: the prior is fitted to actions for this many phases first. The flattening
     # is then the learners' exploration, which is what lets them first find each other.
     log_odds_after: int = 0
+    # With log_odds, from the switch on: the learners act by p(a | h) exp(acting_beta * Q(h, a))
+    # while the prior is still fitted to the log-odds of the improved policy (beta). Below beta,
+    # play carries less planning noise and each phase's improvement stays what it was (measured
+    # in benchmarks/README.md: a gain smaller than the spread between seeds). None: act by the
+    # improved policy.
+    acting_beta: float | None = None
 
     def __post_init__(self) -> None:
         if self.depth != "end" and (not isinstance(self.depth, int) or self.depth < 1):
@@ -121,10 +127,30 @@ class PPISettings:
             )
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ConfigError("train.ppi.beta", expected="a non-negative number", got=repr(self.beta))
+        if self.acting_beta is not None:
+            if self.prior_target != "log_odds":
+                raise ConfigError(
+                    "train.ppi.acting_beta", expected="null unless prior_target is 'log_odds' (fitted to "
+                    "actions, the prior follows the policy acted by, so acting_beta would just be beta)",
+                    got=repr(self.acting_beta),
+                )
+            if not (isinstance(self.acting_beta, (int, float)) and math.isfinite(self.acting_beta)
+                    and 0 <= self.acting_beta and self.beta > 0):
+                raise ConfigError(
+                    "train.ppi.acting_beta", expected="a non-negative number, with beta positive",
+                    got=f"acting_beta {self.acting_beta!r}, beta {self.beta!r}",
+                )
 
     def fits_log_odds(self, phase: int) -> bool:
         """Whether the fit after ``phase`` phases (0: pretraining) targets log-odds."""
         return self.prior_target == "log_odds" and phase > self.log_odds_after
+
+    def acting_share(self, phase: int | None) -> float:
+        """How far toward the improved policy a learner acts in ``phase`` (None: after training),
+        as acting_beta / beta: 1 acts by the improved policy, 0 by the prior."""
+        if self.acting_beta is None or (phase is not None and not self.fits_log_odds(phase)):
+            return 1.0
+        return self.acting_beta / self.beta
 
 
 @dataclass(frozen=True, kw_only=True)

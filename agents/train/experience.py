@@ -27,11 +27,13 @@ LEARNERS = "learners"  # the pool entry that stands for the other learning agent
 IDENTITY_SIZE = 6
 
 
-# Action log-probabilities (B, 2) from a policy, its outputs for this step, its state after it,
-# the rounds left to play (this one included), in the identity ablation the co-players'
-# identity vectors (B, IDENTITY_SIZE), and the learner's random stream.
+# From a policy, its outputs for this step, its state after it, the rounds left to play (this
+# one included), in the identity ablation the co-players' identity vectors (B, IDENTITY_SIZE),
+# and the learner's random stream: the action log-probabilities (B, 2) to play by, and those of
+# the improved policy whose log-odds are logged (PPI's prior target; often the same tensor).
 Acting = Callable[
-    [SequencePolicy, PolicyOutputs, object, int, torch.Tensor | None, torch.Generator], torch.Tensor
+    [SequencePolicy, PolicyOutputs, object, int, torch.Tensor | None, torch.Generator],
+    tuple[torch.Tensor, torch.Tensor],
 ]
 
 
@@ -109,7 +111,8 @@ class Rollout:
     rewards: torch.Tensor
     coplayer_actions: torch.Tensor
     coplayer: np.ndarray  # (S,) the owner code of each episode's co-player
-    # (T, S) log pi(cooperate) - log pi(defect) under the acting policy (PPI's prior target).
+    # (T, S) log pi(cooperate) - log pi(defect) under the improved policy (PPI's prior target),
+    # which is the acting policy unless PPI's acting_beta says otherwise.
     log_odds: torch.Tensor
 
     @property
@@ -199,16 +202,16 @@ def collect(
         policy, slot, log = policies[i], learner_slots[i], logs[i]
         inputs = StepInputs(torch.from_numpy(observations[slot]), *previous[i], identities[i])
         outputs, states[i] = policy.step(inputs, states[i])
-        log_probs = (
-            F.log_softmax(outputs.logits, -1) if acting is None
-            else acting(policy, outputs, states[i], T - t, identities[i], generators[i])
-        )
+        if acting is None:
+            log_probs = improved = F.log_softmax(outputs.logits, -1)
+        else:
+            log_probs, improved = acting(policy, outputs, states[i], T - t, identities[i], generators[i])
         action = torch.multinomial(log_probs.exp(), 1, generator=generators[i])[:, 0]
         actions[slot] = action.numpy()
         log["obs"][t], log["prev_action"][t] = inputs.observation, inputs.previous_action
         log["prev_reward"][t], log["action"][t] = inputs.previous_reward, action
         log["log_prob"][t] = log_probs.gather(-1, action[:, None])[:, 0]
-        log["log_odds"][t] = log_probs[:, 0] - log_probs[:, 1]
+        log["log_odds"][t] = improved[:, 0] - improved[:, 1]
 
     for t in range(T):
         threads.map(act)

@@ -35,6 +35,10 @@ appendix A.3.1), simplified to run on a CPU:
   about beta * signal / (shrinkage - 1): with the noise measured here, never far from 1/2.
   Fitted to log-odds, the squared error averages the noise out, and the prior moves by beta
   times the mean Q difference per phase, within ``log_odds_limit``.
+- Fitted to log-odds, the prior no longer needs the acted policy to be the improved one:
+  with ``acting_beta`` below ``beta`` the learners play p(a | h) exp(acting_beta * Q(h, a))
+  (``toward_prior``), with less of the planning noise, while the prior still moves by beta
+  times the mean Q difference.
 
 The replay is part of the trainer's state, saved and restored with it. GRU backbones only:
 planning copies the recurrent state once per rollout. In the identity ablation the model also
@@ -168,6 +172,16 @@ def plan(
     else:
         q = search.sampled(state[0], p_theirs, settings.samples, generator)
     return F.log_softmax(F.log_softmax(outputs.logits, -1) + settings.beta * q, -1)
+
+
+def toward_prior(improved: torch.Tensor, prior_logits: torch.Tensor, share: float) -> torch.Tensor:
+    """log pi_act (B, 2) between the prior (share 0) and the improved policy (share 1): since
+    log pi = log p + beta * Q + const, p^(1 - share) pi^share is p exp(share * beta * Q), the
+    policy a smaller beta would give, from the same rollouts."""
+    if share == 1.0:
+        return improved
+    log_prior = F.log_softmax(prior_logits, -1)
+    return F.log_softmax(torch.lerp(log_prior, improved, share), -1)
 
 
 class RolloutSearch(NamedTuple):

@@ -171,10 +171,12 @@ class Trainer:
     def _plan(
         self, policy: SequencePolicy, outputs, state, rounds_left: int, identity: torch.Tensor | None,
         generator: torch.Generator,
-    ) -> torch.Tensor:
-        return ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
-                        payoff=self.own_payoffs, generator=generator, rounds_left=rounds_left,
-                        identity=identity)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        improved = ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
+                            payoff=self.own_payoffs, generator=generator, rounds_left=rounds_left,
+                            identity=identity)
+        share = self.config.ppi.acting_share(self.updates_done + 1)
+        return ppi.toward_prior(improved, outputs.logits, share), improved
 
     def _pretrain_models(self) -> None:
         """PPI's models first learn how random memory-one co-players play."""
