@@ -15,7 +15,7 @@ import agents
 import envs
 from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
 from agents.coplayers import MemoryOneAgent
-from agents.sequence import NO_ACTION, SequencePolicyConfig, StepInputs, make_policy
+from agents.sequence import SequencePolicyConfig, StepInputs, make_policy
 from agents.train import ppi
 from agents.train.config import PPISettings, PPOSettings, TrainConfig
 from agents.train.experience import (
@@ -435,13 +435,8 @@ def test_ppi_replay_logs_the_improved_policy_not_the_one_played() -> None:
     acted_with = copy.deepcopy(trainer.policies[0])
     trainer.step()
     part = trainer.replays[0].parts[-1]
-    actions, rewards = part["actions"].long(), part["rewards"]
-    inputs = StepInputs(
-        part["observations"].long(), torch.cat([torch.full_like(actions[:1], NO_ACTION), actions[:-1]]),
-        torch.cat([torch.zeros_like(rewards[:1]), rewards[:-1]]),
-    )
     with torch.no_grad():
-        outputs, _ = acted_with(inputs, acted_with.initial_state(actions.shape[1]))
+        outputs, _ = acted_with(ppi.replay_inputs(part), acted_with.initial_state(part["actions"].shape[1]))
     prior_log_odds = outputs.logits[..., 0] - outputs.logits[..., 1]
     assert (part["log_odds"] - prior_log_odds).abs().mean() > 0.1
 

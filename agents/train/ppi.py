@@ -377,6 +377,19 @@ def tabular_games(game: envs.MatrixGameConfig, episodes: int, rng: np.random.Gen
     return TabularGames(tokens, own, theirs, rewards, identity)
 
 
+def replay_inputs(episodes: dict[str, torch.Tensor]) -> StepInputs:
+    """The policy's inputs (T, E) for replayed episodes (a minibatch or a whole part): each
+    step's token, and the agent's action and reward of the step before."""
+    actions, rewards = episodes["actions"].long(), episodes["rewards"]
+    identity = episodes.get("identity")
+    return StepInputs(
+        episodes["observations"].long(),
+        torch.cat([torch.full_like(actions[:1], NO_ACTION), actions[:-1]]),
+        torch.cat([torch.zeros_like(rewards[:1]), rewards[:-1]]),
+        None if identity is None else identity.expand(actions.shape[0], -1, -1),
+    )
+
+
 def fit(
     policy: SequencePolicy, optimizer: torch.optim.Optimizer, replay: Replay, steps: int,
     settings: PPISettings, rng: np.random.Generator, max_grad_norm: float, gamma: float, *,
@@ -390,15 +403,8 @@ def fit(
         totals["value_loss"] = 0.0
     for _ in range(steps):
         batch = replay.sample(settings.minibatch, rng, recent_parts=settings.recent_phases)
-        actions = batch["actions"].long()
-        previous = torch.cat([torch.full_like(actions[:1], NO_ACTION), actions[:-1]])
-        rewards = batch["rewards"]
-        inputs = StepInputs(
-            batch["observations"].long(), previous,
-            torch.cat([torch.zeros_like(rewards[:1]), rewards[:-1]]),
-            batch["identity"].expand(actions.shape[0], -1, -1) if "identity" in batch else None,
-        )
-        outputs, _ = policy(inputs, policy.initial_state(actions.shape[1]))
+        actions, rewards = batch["actions"].long(), batch["rewards"]
+        outputs, _ = policy(replay_inputs(batch), policy.initial_state(actions.shape[1]))
         log_prior = F.log_softmax(outputs.logits, -1)
         if log_odds:
             prior_loss = log_odds_loss(log_prior, actions, batch["log_odds"], settings.log_odds_limit)
