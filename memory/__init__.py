@@ -3,6 +3,7 @@ the behavior handbook and its knowledge graph."""
 
 from memory.db import DEFAULT_URL, URL_ENV_VAR, default_url, open_engine
 from memory.runs import (
+    OUTCOMES,
     EpisodeArrays,
     EpisodeRecord,
     NewRun,
@@ -29,6 +30,7 @@ from memory.training import (
 )
 
 __all__ = [
+    "OUTCOMES",
     "DEFAULT_URL",
     "URL_ENV_VAR",
     "EpisodeArrays",

@@ -22,11 +22,16 @@ from memory.schema import (
     AgentResultRow,
     EpisodeRow,
     PairingBeliefRow,
+    PairingResponseRow,
     PairingRow,
     RunRow,
     TrajectoryBeliefRow,
     TrajectoryRow,
 )
+
+
+# A round's joint outcome seen from one seat, its own action first (C: cooperate, D: defect).
+OUTCOMES = ("CC", "CD", "DC", "DD")
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,24 @@ class PairingStats:
     # Per round, each seat's mean belief that its co-player cooperates (None for a seat whose
     # agent has no belief); None when neither has one.
     belief_by_round: list[list[float | None]] | None = field(default=None, repr=False)
+    # [seat][outcome] = [rounds after a round with that joint outcome (seen from the seat, in
+    # the order of OUTCOMES), of which the seat cooperated in]; None for runs stored without.
+    responses: list[list[list[int]]] | None = field(default=None, repr=False)
 
     def return_per_step(self, seat: int) -> float:
         return self.returns[seat] / self.steps if self.steps else 0.0
 
     def cooperation_rate(self, seat: int) -> float:
         return self.cooperations[seat] / self.steps if self.steps else 0.0
+
+    def cooperation_after(self, seat: int, outcome: str) -> float | None:
+        """How often ``seat`` cooperated in the round after one whose joint outcome, seen from
+        it, was ``outcome`` ("CD": it cooperated, its co-player defected); None if unknown or
+        no round followed one."""
+        if self.responses is None:
+            return None
+        followed, cooperated = self.responses[seat][OUTCOMES.index(outcome)]
+        return cooperated / followed if followed else None
 
 
 @dataclass(frozen=True)
@@ -155,6 +172,8 @@ def save_run(session: Session, run: NewRun) -> int:
             ])
         if stats.belief_by_round is not None:
             session.add(PairingBeliefRow(pairing_id=pairing_row.id, belief_by_round=stats.belief_by_round))
+        if stats.responses is not None:
+            session.add(PairingResponseRow(pairing_id=pairing_row.id, counts=stats.responses))
         if arrays.joint_actions is not None and arrays.beliefs is not None:
             quantized = np.rint(np.nan_to_num(arrays.beliefs, nan=0.0) * 255).astype(np.uint8)
             seats = [seat for seat in (0, 1) if not np.isnan(arrays.beliefs[:, seat]).all()]
@@ -198,8 +217,9 @@ def get_scenario(session: Session, run_id: int) -> dict[str, Any]:
 def get_pairings(session: Session, run_id: int) -> list[PairingStats]:
     get_run(session, run_id)
     rows = session.execute(
-        select(PairingRow, PairingBeliefRow.belief_by_round)
+        select(PairingRow, PairingBeliefRow.belief_by_round, PairingResponseRow.counts)
         .outerjoin(PairingBeliefRow, PairingBeliefRow.pairing_id == PairingRow.id)
+        .outerjoin(PairingResponseRow, PairingResponseRow.pairing_id == PairingRow.id)
         .where(PairingRow.run_id == run_id).order_by(PairingRow.position)
     ).all()
     return [
@@ -208,8 +228,9 @@ def get_pairings(session: Session, run_id: int) -> list[PairingStats]:
             steps=r.steps, returns=(r.return_0, r.return_1),
             cooperations=(r.cooperations_0, r.cooperations_1),
             cooperation_by_round=r.cooperation_by_round, belief_by_round=beliefs,
+            responses=responses,
         )
-        for r, beliefs in rows
+        for r, beliefs, responses in rows
     ]
 
 

@@ -103,6 +103,21 @@ class PairingBeliefRow(Base):
     belief_by_round: Mapped[list[list[float | None]]] = mapped_column(JSON)
 
 
+class PairingResponseRow(Base):
+    """How each seat answered the round before: for each joint outcome of a round, seen from
+    that seat (own action first: CC, CD, DC, DD), how often it was followed by another round
+    and how often the seat cooperated in it. Counts, so they add up across pairings; the
+    seat's cooperation rates after each outcome are its memory-one (reactive) strategy."""
+
+    __tablename__ = "pairing_responses"
+
+    pairing_id: Mapped[int] = mapped_column(
+        ForeignKey("pairings.id", ondelete="CASCADE"), primary_key=True
+    )
+    # [seat][outcome] = [rounds that followed it, of which the seat cooperated in]
+    counts: Mapped[list[list[list[int]]]] = mapped_column(JSON)
+
+
 class TrajectoryBeliefRow(Base):
     """One seat's belief at every round of an episode, one byte a round: round(255 * p)."""
 

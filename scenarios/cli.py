@@ -24,7 +24,7 @@ from rich.table import Table
 import agents
 import envs
 from coplay.errors import ConfigError, CoplayError
-from memory import URL_ENV_VAR, RunStore, TrainingStore, default_url
+from memory import URL_ENV_VAR, PairingStats, RunStore, TrainingStore, default_url
 from scenarios import report, schema
 from scenarios.memory_cli import EmbedderOption, db_app, memory_app, open_handbook
 from scenarios.runner import run as run_scenario
@@ -202,7 +202,7 @@ def train_command(
     runs = RunStore(engine=store.engine)
     run_id = training_loop.evaluate(scenario, outcome.checkpoint, runs)
     if run_id is not None:
-        console.print(report.pairing_table(runs.pairings(run_id), title=f"evaluation (run {run_id})"))
+        print_pairings(runs.pairings(run_id), title=f"evaluation (run {run_id})")
     if plots:
         from scenarios.plots import learning_curves, plot_run
 
@@ -241,6 +241,14 @@ def yaml_dump(data: dict) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
+def print_pairings(pairings: list[PairingStats], *, title: str) -> None:
+    """The cross-play table, then how each player answered its co-player's moves."""
+    console.print(report.pairing_table(pairings, title=title))
+    responses = report.response_table(pairings)
+    if responses is not None:
+        console.print(responses)
+
+
 @app.command("eval")
 def eval_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `coplay train`.")],
@@ -274,7 +282,7 @@ def eval_command(
         result = run_scenario(scenario, on_episodes=lambda n: progress.advance(task, n))
     run_id = store.save(result)
     pairings = store.pairings(run_id)
-    console.print(report.pairing_table(pairings, title=f"run {run_id}: {scenario.description}"))
+    print_pairings(pairings, title=f"run {run_id}: {scenario.description}")
     if plots:
         from scenarios.plots import plot_run
 
@@ -426,7 +434,7 @@ def runs_show(
         }))
         return
     console.print(report.runs_table([info]))
-    console.print(report.pairing_table(pairings, title=f"run {run_id}: {info.scenario_name}"))
+    print_pairings(pairings, title=f"run {run_id}: {info.scenario_name}")
     console.print(report.role_table(pairings))
     if plots is not None:
         from scenarios.plots import plot_run

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from memory import LearningPoint, PairingStats
+from memory import OUTCOMES, LearningPoint, PairingStats
 
 # Beyond this many pairings one line each is unreadable; lines are pooled per agent instead.
 MAX_LINES = 12
@@ -125,6 +125,40 @@ def beliefs_by_round(pairings: list[PairingStats], path: Path, *, title: str) ->
     return path
 
 
+def responses(pairings: list[PairingStats], path: Path, *, title: str) -> Path:
+    """Per pairing, each player's memory-one strategy: how often it cooperated in round 1 and
+    after each joint outcome of the round before (own action first); "n/a" marks an outcome
+    that never happened. Tit-for-tat shows as 1, 1, 0, 1, 0; exploiting a forgiving co-player shows as
+    its defecting after CC while the co-player cooperates after CD."""
+    shown = [p for p in pairings if p.responses is not None][:MAX_LINES]
+    columns = min(4, len(shown))
+    rows = -(-len(shown) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, constrained_layout=True
+    )
+    for ax in axes.flat[len(shown):]:
+        ax.set_visible(False)
+    labels = ["round 1", *(f"after {o}" for o in OUTCOMES)]
+    x = np.arange(len(labels))
+    for ax, p in zip(axes.flat, shown):
+        for seat, offset, color in ((0, -0.2, "tab:green"), (1, 0.2, "0.5")):
+            rates = [p.cooperation_by_round[0][seat] if p.cooperation_by_round else None,
+                     *(p.cooperation_after(seat, o) for o in OUTCOMES)]
+            heights = np.array([np.nan if r is None else r for r in rates], dtype=float)
+            ax.bar(x + offset, heights, width=0.4, color=color, label=p.agents[seat])
+            for position in (x + offset)[np.isnan(heights)]:  # tell "never happened" from 0
+                ax.text(position, 0.02, "n/a", ha="center", fontsize=5, rotation=90, color=color)
+        ax.set_xticks(x, labels, fontsize=6, rotation=30)
+        ax.set_ylim(0, 1.03)
+        ax.set_title(f"{p.agents[0]} vs {p.agents[1]}", fontsize=8)
+        ax.legend(fontsize=6)
+    axes.flat[0].set_ylabel("cooperation rate")
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def plot_run(pairings: list[PairingStats], out_dir: Path, *, title: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
@@ -133,6 +167,8 @@ def plot_run(pairings: list[PairingStats], out_dir: Path, *, title: str) -> list
     ]
     if any(p.belief_by_round is not None for p in pairings):
         written.append(beliefs_by_round(pairings, out_dir / "beliefs_by_round.png", title=title))
+    if any(p.responses is not None for p in pairings):
+        written.append(responses(pairings, out_dir / "responses.png", title=title))
     return written
 
 

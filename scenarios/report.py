@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from rich import box
 from rich.table import Table
 
-from memory import LearningPoint, PairingStats, RunInfo, TrainingRunInfo
+from memory import OUTCOMES, LearningPoint, PairingStats, RunInfo, TrainingRunInfo
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,30 @@ def pairing_table(pairings: list[PairingStats], *, title: str) -> Table:
             f"{p.return_per_step(0):.3f} / {p.return_per_step(1):.3f}",
             f"{p.cooperation_rate(0):.3f} / {p.cooperation_rate(1):.3f}",
         )
+    return table
+
+
+def response_table(pairings: list[PairingStats], *, title: str = "responses") -> Table | None:
+    """Each player's play in each pairing as a memory-one strategy: its cooperation in round 1,
+    then after each joint outcome of the round before, seen from it (own move first). None if
+    no pairing has responses stored (runs stored before they were)."""
+    shown = [p for p in pairings if p.responses is not None]
+    if not shown:
+        return None
+    table = Table(title=title, box=box.SIMPLE_HEAD,
+                  caption="cooperation in round 1, then after each joint outcome of the round "
+                          "before, own move first (CD: the player cooperated, its co-player "
+                          "defected); - never happened")
+    for header in ("player", "against"):
+        table.add_column(header, overflow="fold")  # names wrap in a narrow terminal, never hide
+    for header in ("round 1", *OUTCOMES):
+        table.add_column(header, justify="right", no_wrap=True, min_width=4)
+    for p in shown:
+        for seat in (0, 1):
+            rates = [p.cooperation_by_round[0][seat] if p.cooperation_by_round else None,
+                     *(p.cooperation_after(seat, o) for o in OUTCOMES)]
+            table.add_row(p.agents[seat], p.agents[1 - seat],
+                          *("-" if r is None else f"{r:.2f}" for r in rates))
     return table
 
 

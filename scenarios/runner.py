@@ -215,6 +215,22 @@ def _merge(logs: list[BatchLog]) -> BatchLog:
     )
 
 
+def responses(joint: np.ndarray, running: np.ndarray) -> list[list[list[int]]]:
+    """Each seat's answers to the round before, as ``PairingStats.responses`` counts them, from
+    joint actions (T, E) and which games were running at each round (T, E)."""
+    followed = running[1:]  # a game running at round t + 1 was running at round t
+    before, after = joint[:-1][followed], joint[1:][followed]
+    counts = []
+    for seat in (0, 1):
+        own, theirs = (before // 2, before % 2) if seat == 0 else (before % 2, before // 2)
+        outcome = 2 * own + theirs  # the index in OUTCOMES: CC, CD, DC, DD
+        cooperated = after < 2 if seat == 0 else after % 2 == 0
+        totals = np.bincount(outcome, minlength=4)
+        cooperations = np.bincount(outcome, weights=cooperated, minlength=4)
+        counts.append([[int(n), int(c)] for n, c in zip(totals, cooperations, strict=True)])
+    return counts
+
+
 def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) -> PairingOutcome:
     games = np.flatnonzero(log.coplayer == coplayer)
     lengths = log.lengths[games]
@@ -245,6 +261,7 @@ def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) ->
         cooperations=(int(per_episode[:, 0].sum()), int(per_episode[:, 1].sum())),
         cooperation_by_round=np.round(by_round, 6).tolist(),
         belief_by_round=belief_by_round,
+        responses=responses(joint, running),
     )
     arrays = EpisodeArrays(
         lengths=lengths, returns=returns, cooperations=per_episode,

@@ -66,11 +66,16 @@ def test_runs_list_and_show(monkeypatch, capsys, tmp_path, db_url) -> None:
     by_agents = {tuple(p["agents"]): p for p in shown["pairings"]}
     assert by_agents[("tft", "alld")]["return_per_step"] == pytest.approx([-0.1, 0.2])
     assert [r["role"] for r in shown["roles"]] == ["focal"]
+    tft_responses = by_agents[("tft", "alld")]["responses"][0]  # CC, CD, DC, DD: [after, cooperated]
+    assert tft_responses[1][0] > 0 and tft_responses[1][1] == 0 and tft_responses[0] == [0, 0]
     plots = tmp_path / "again"
     code, stdout, _ = coplay(monkeypatch, capsys, "runs", "show", "2", "--db", db_url,
                              "--plots", str(plots))
     assert code == 0 and "run 2: tiny" in stdout
-    assert (plots / "heatmap.png").exists()
+    rows = [line.split() for line in stdout[stdout.index("responses"):].splitlines()]
+    # round 1, then after CC, CD, DC, DD: tit for tat opens with C, meets only D, answers it in kind
+    assert ["tft", "alld", "1.00", "-", "0.00", "-", "0.00"] in rows
+    assert (plots / "heatmap.png").exists() and (plots / "responses.png").exists()
 
 
 def test_scenarios_list_and_validate(monkeypatch, capsys) -> None:

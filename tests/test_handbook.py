@@ -325,10 +325,10 @@ def test_an_older_schema_is_refused_until_upgraded(backend_url, tmp_path) -> Non
     engine = create_engine(backend_url)
     migrations.upgrade(engine, "0001")  # a database as coplay left it before the handbook
     engine.dispose()
-    with pytest.raises(StoreError, match=r"schema revision 0002, got revision 0001\. .*coplay db upgrade"):
+    with pytest.raises(StoreError, match=r"schema revision 0003, got revision 0001\. .*coplay db upgrade"):
         open_engine(backend_url)
     before, after = migrations.upgrade(open_engine(backend_url, check_schema=False))
-    assert (before, after) == ("0001", "0002")
+    assert (before, after) == ("0001", "0003")
     with Handbook.open(backend_url) as handbook:
         handbook.add(FORGIVE)
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
@@ -345,5 +345,5 @@ def test_a_database_written_before_migrations_can_be_upgraded(tmp_path) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="none \\(written before coplay used migrations\\)"):
         open_engine(url)
-    assert migrations.upgrade(open_engine(url, check_schema=False)) == (None, "0002")
+    assert migrations.upgrade(open_engine(url, check_schema=False)) == (None, "0003")
     open_engine(url).dispose()

@@ -64,6 +64,32 @@ def test_known_outcomes_of_deterministic_strategies(tiny_scenario) -> None:
     assert tft_vs_alld.cooperation_rate(1) == 0.0
     by_round = np.asarray(tft_vs_alld.cooperation_by_round)
     assert by_round[:, 0].tolist() == [1.0] + [0.0] * 9
+    # Seen from tit for tat, round 1 ends CD and rounds 2-9 end DD, each followed by a
+    # defection; seen from always-defect, DC then DD.
+    assert tft_vs_alld.responses == [
+        [[0, 0], [7, 0], [0, 0], [56, 0]],
+        [[0, 0], [0, 0], [7, 0], [56, 0]],
+    ]
+    assert tft_vs_alld.cooperation_after(0, "CD") == 0.0
+    assert tft_vs_alld.cooperation_after(0, "CC") is None
+
+
+def test_responses_count_each_seats_next_move_after_each_joint_outcome(tiny_scenario) -> None:
+    recorded = tiny_scenario.model_copy(update={
+        "run": tiny_scenario.run.model_copy(update={"record_trajectories": True})})
+    result = scenarios.run(recorded)
+    outcome = next(o for o in result.pairings if o.stats.agents == ("tft", "tabular"))
+    expected = [[[0, 0] for _ in range(4)] for _ in range(2)]
+    for episode, length in zip(outcome.episodes.joint_actions, outcome.episodes.lengths, strict=True):
+        moves = [(int(j) // 2, int(j) % 2) for j in episode[:length]]
+        for (a0, a1), (n0, n1) in zip(moves, moves[1:]):
+            for seat, own, theirs, cooperates in ((0, a0, a1, n0 == 0), (1, a1, a0, n1 == 0)):
+                counts = expected[seat][2 * own + theirs]
+                counts[0] += 1
+                counts[1] += cooperates
+    assert outcome.stats.responses == expected
+    # Tit for tat cooperates exactly after rounds its co-player cooperated in.
+    assert [outcome.stats.cooperation_after(0, o) for o in ("CC", "CD", "DC", "DD")] == [1, 0, 1, 0]
 
 
 def test_tit_for_tat_mirrors_its_co_player_one_round_later(tiny_scenario) -> None:

@@ -7,13 +7,21 @@ import dataclasses
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 import scenarios
 from coplay.errors import StoreError
 from memory import RunStore
-from memory.schema import AgentResultRow, EpisodeRow, PairingRow, RunRow, TrajectoryRow
+from memory.schema import (
+    AgentResultRow,
+    EpisodeRow,
+    PairingResponseRow,
+    PairingRow,
+    RunRow,
+    TrajectoryRow,
+)
+from scenarios import report
 
 
 def _row_counts(store: RunStore) -> dict[str, int]:
@@ -22,6 +30,18 @@ def _row_counts(store: RunStore) -> dict[str, int]:
             model.__tablename__: session.scalar(select(func.count()).select_from(model))
             for model in (RunRow, PairingRow, EpisodeRow, AgentResultRow, TrajectoryRow)
         }
+
+
+def test_a_run_stored_without_responses_reads_back_without_them(tiny_scenario, db_url) -> None:
+    store = RunStore(db_url)
+    run_id = store.save(scenarios.run(tiny_scenario))
+    assert report.response_table(store.pairings(run_id)) is not None
+    with Session(store.engine) as session, session.begin():
+        session.execute(delete(PairingResponseRow))  # as a run stored before revision 0003
+    pairings = store.pairings(run_id)
+    assert [p.responses for p in pairings] == [None] * 3
+    assert pairings[0].cooperation_after(0, "CC") is None
+    assert report.response_table(pairings) is None
 
 
 def test_saved_run_reads_back_equal(tiny_scenario, db_url) -> None:
