@@ -128,6 +128,12 @@ def _collect(store: TrainingStore, rows: dict, curves: dict) -> None:
             "coop_tabular": mean_of("cooperation_vs_tabular", tail),
             "reward_tabular": mean_of("reward_vs_tabular", tail),
             "minutes_to_goal": float(seconds[reached[0]] / 60) if len(reached) else None,
+            # Each learner's reward per step with the others: apart when one exploits another.
+            "reward_learners": {
+                learner: float(np.mean(values)) for learner in sorted({q.learner for q in points})
+                if (values := [q.metrics["reward_vs_learners"] for q in points if q.learner == learner
+                               and q.update in tail and "reward_vs_learners" in q.metrics])
+            },
         })
         curves.setdefault(info.scenario_name, []).append((np.array(updates), seconds, coop))
 
@@ -176,6 +182,15 @@ def _table(rows: dict[str, list[dict]], evaluations: dict) -> str:
             f"| {_fmt([r['reward_tabular'] for r in runs])} "
             f"| {len(reached)}/{len(runs)} ({_fmt(reached)}) | {PAPER.get(condition, '')} |"
         )
+    lines += ["", "Per seed, over the last 10% of training (each learner's reward per step with the "
+              "others: far apart when one learner exploits another):", "",
+              "| condition | seed | updates | learner-vs-learner coop | reward/step with each other "
+              "| coop vs tabular |", "|---|---|---|---|---|---|"]
+    for condition, runs in rows.items():
+        for r in runs:
+            rewards = " / ".join(f"{name} {value:.2f}" for name, value in r["reward_learners"].items())
+            lines.append(f"| {condition} | {r['seed']} | {r['updates']} | {r['coop_learners']:.3f} "
+                         f"| {rewards or '-'} | {r['coop_tabular']:.3f} |")
     lines += ["", "In-episode cooperation of the trained learners (rounds 1-10 / 51-100):", ""]
     for condition, by in evaluations.items():
         for name, curve in by.items():
