@@ -272,16 +272,25 @@ def main() -> None:
     if not args.report_only:
         train_all(args, db)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}"
-    context = (
-        f"Measured {datetime.date.today()} on {machine}; torch {torch_version()}. Each run: one "
-        "`coplay train` of the bundled scenario with its own settings"
-        + (f" overridden by {args.set}" if args.set else "")
-        + f", {args.threads} CPU thread(s) per run, {args.parallel} run(s) at a time. Budgets (minutes): "
+    budgets = (
+        "Budgets (minutes): "
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
         + (f", or {args.max_updates} updates, whichever comes first"
            if args.max_updates != parser.get_default("max_updates") else "")
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )
+    if args.report_only:  # this invocation trained nothing, so it cannot vouch for how the runs were made
+        context = (
+            f"Reported {datetime.date.today()} on {machine}; torch {torch_version()}, from the stored "
+            "runs given with --include (how they were trained is written beside this report). " + budgets
+        )
+    else:
+        context = (
+            f"Measured {datetime.date.today()} on {machine}; torch {torch_version()}. Each run: one "
+            "`coplay train` of the bundled scenario with its own settings"
+            + (f" overridden by {args.set}" if args.set else "")
+            + f", {args.threads} CPU thread(s) per run, {args.parallel} run(s) at a time. " + budgets
+        )
     summarize([db, *included], args.out, context, args.threads)
 
 

@@ -67,6 +67,12 @@ class PairingStats:
         followed, cooperated = self.responses[seat][OUTCOMES.index(outcome)]
         return cooperated / followed if followed else None
 
+    def memory_one(self, seat: int) -> list[float | None]:
+        """``seat``'s play as a memory-one strategy: its cooperation in round 1, then after each
+        joint outcome in the order of OUTCOMES (None where unknown or never happened)."""
+        first_round = self.cooperation_by_round[0][seat] if self.cooperation_by_round else None
+        return [first_round, *(self.cooperation_after(seat, o) for o in OUTCOMES)]
+
 
 @dataclass(frozen=True)
 class EpisodeArrays:

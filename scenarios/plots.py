@@ -142,9 +142,7 @@ def responses(pairings: list[PairingStats], path: Path, *, title: str) -> Path:
     x = np.arange(len(labels))
     for ax, p in zip(axes.flat, shown):
         for seat, offset, color in ((0, -0.2, "tab:green"), (1, 0.2, "0.5")):
-            rates = [p.cooperation_by_round[0][seat] if p.cooperation_by_round else None,
-                     *(p.cooperation_after(seat, o) for o in OUTCOMES)]
-            heights = np.array([np.nan if r is None else r for r in rates], dtype=float)
+            heights = np.array([np.nan if r is None else r for r in p.memory_one(seat)], dtype=float)
             ax.bar(x + offset, heights, width=0.4, color=color, label=p.agents[seat])
             for position in (x + offset)[np.isnan(heights)]:  # tell "never happened" from 0
                 ax.text(position, 0.02, "n/a", ha="center", fontsize=5, rotation=90, color=color)

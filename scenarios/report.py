@@ -78,10 +78,8 @@ def response_table(pairings: list[PairingStats], *, title: str = "responses") ->
         table.add_column(header, justify="right", no_wrap=True, min_width=4)
     for p in shown:
         for seat in (0, 1):
-            rates = [p.cooperation_by_round[0][seat] if p.cooperation_by_round else None,
-                     *(p.cooperation_after(seat, o) for o in OUTCOMES)]
             table.add_row(p.agents[seat], p.agents[1 - seat],
-                          *("-" if r is None else f"{r:.2f}" for r in rates))
+                          *("-" if r is None else f"{r:.2f}" for r in p.memory_one(seat)))
     return table
 
 

@@ -88,8 +88,9 @@ def test_responses_count_each_seats_next_move_after_each_joint_outcome(tiny_scen
                 counts[0] += 1
                 counts[1] += cooperates
     assert outcome.stats.responses == expected
-    # Tit for tat cooperates exactly after rounds its co-player cooperated in.
-    assert [outcome.stats.cooperation_after(0, o) for o in ("CC", "CD", "DC", "DD")] == [1, 0, 1, 0]
+    # Tit for tat opens by cooperating, then cooperates exactly after rounds its co-player
+    # cooperated in.
+    assert outcome.stats.memory_one(0) == [1, 1, 0, 1, 0]
 
 
 def test_tit_for_tat_mirrors_its_co_player_one_round_later(tiny_scenario) -> None:
