@@ -92,6 +92,18 @@ def cooperation_by_round(pairings: list[PairingStats], path: Path, *, title: str
     return path
 
 
+def _panel_grid(panels: int) -> tuple[plt.Figure, np.ndarray]:
+    """A figure with one small panel per pairing, four to a row, the spare cells hidden."""
+    columns = min(4, panels)
+    rows = -(-panels // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, constrained_layout=True
+    )
+    for ax in axes.flat[panels:]:
+        ax.set_visible(False)
+    return figure, axes
+
+
 def beliefs_by_round(pairings: list[PairingStats], path: Path, *, title: str) -> Path:
     """Per pairing: seat 0's belief that its co-player cooperates, beside how often it did.
 
@@ -99,13 +111,7 @@ def beliefs_by_round(pairings: list[PairingStats], path: Path, *, title: str) ->
     co-player predicts it well within a few rounds.
     """
     shown = [p for p in pairings if p.belief_by_round is not None][:MAX_LINES]
-    columns = min(4, len(shown))
-    rows = -(-len(shown) // columns)
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, constrained_layout=True
-    )
-    for ax in axes.flat[len(shown):]:
-        ax.set_visible(False)
+    figure, axes = _panel_grid(len(shown))
     for ax, p in zip(axes.flat, shown):
         rounds = np.arange(1, len(p.cooperation_by_round) + 1)
         seat = 0 if p.belief_by_round[0][0] is not None else 1
@@ -131,13 +137,7 @@ def responses(pairings: list[PairingStats], path: Path, *, title: str) -> Path:
     that never happened. Tit-for-tat shows as 1, 1, 0, 1, 0; exploiting a forgiving co-player shows as
     its defecting after CC while the co-player cooperates after CD."""
     shown = [p for p in pairings if p.responses is not None][:MAX_LINES]
-    columns = min(4, len(shown))
-    rows = -(-len(shown) // columns)
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, constrained_layout=True
-    )
-    for ax in axes.flat[len(shown):]:
-        ax.set_visible(False)
+    figure, axes = _panel_grid(len(shown))
     labels = ["round 1", *(f"after {o}" for o in OUTCOMES)]
     x = np.arange(len(labels))
     for ax, p in zip(axes.flat, shown):
