@@ -167,6 +167,11 @@ def _fmt(values: list[float | None]) -> str:
     return f"{np.mean(present):.3f} ± {np.std(present):.3f}"
 
 
+def _one(value: float | None) -> str:
+    """One seed's figure; "-" where it does not exist (no tabular co-players, say)."""
+    return "-" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
 def _table(rows: dict[str, list[dict]], evaluations: dict) -> str:
     lines = [
         "| condition | seeds | updates | minutes | learner-vs-learner coop (last 10%) | "
@@ -189,8 +194,8 @@ def _table(rows: dict[str, list[dict]], evaluations: dict) -> str:
     for condition, runs in rows.items():
         for r in runs:
             rewards = " / ".join(f"{name} {value:.2f}" for name, value in r["reward_learners"].items())
-            lines.append(f"| {condition} | {r['seed']} | {r['updates']} | {r['coop_learners']:.3f} "
-                         f"| {rewards or '-'} | {r['coop_tabular']:.3f} |")
+            lines.append(f"| {condition} | {r['seed']} | {r['updates']} | {_one(r['coop_learners'])} "
+                         f"| {rewards or '-'} | {_one(r['coop_tabular'])} |")
     lines += ["", "In-episode cooperation of the trained learners (rounds 1-10 / 51-100):", ""]
     for condition, by in evaluations.items():
         for name, curve in by.items():
