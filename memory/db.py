@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
@@ -74,12 +76,14 @@ def _prepare(engine: Engine, url: str, check_schema: bool) -> None:
 
 
 def _create(engine: Engine, attempts: int = 3) -> None:
-    """Create every table and stamp the newest revision. Two processes opening a new
-    database at once can both find it empty; the loser's errors are harmless, so look again."""
+    """Create every table and stamp the newest revision, in one transaction so that no other
+    process sees the tables unstamped (and takes the database for an old one). Two processes
+    opening a new database at once can both find it empty; the loser's errors are harmless,
+    so look again."""
     for attempt in range(attempts):
         try:
-            Base.metadata.create_all(engine)
             with engine.begin() as connection:
+                Base.metadata.create_all(connection)
                 if migrations.revision_of(connection) is None:
                     migrations.stamp(connection)
             return
@@ -90,15 +94,29 @@ def _create(engine: Engine, attempts: int = 3) -> None:
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:
-    # WAL lets readers run beside a writer; the busy timeout makes concurrent writers wait
-    # for each other instead of failing with "database is locked".
+    # The busy timeout makes concurrent writers wait for each other instead of failing with
+    # "database is locked"; WAL lets readers run beside a writer.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
     # Transactions are begun by ``_begin_immediate`` instead of the driver.
     dbapi_connection.isolation_level = None
+
+
+def _switch_to_wal(cursor, attempts: int = 50) -> None:
+    # Switching to WAL does not wait out the busy timeout: when processes open a new database
+    # at once, all but one can get "database is locked" straight away. The switch is brief and
+    # made once per database, so trying again shortly after is enough.
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (1 + attempt % 4))
 
 
 def _begin_immediate(connection) -> None:

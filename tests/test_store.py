@@ -4,6 +4,7 @@ same scenario and seed store identical results."""
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 import scenarios
 from coplay.errors import StoreError
 from memory import RunStore
+from memory.db import open_engine
 from memory.schema import (
     AgentResultRow,
     EpisodeRow,
@@ -128,3 +130,29 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path) -> None:
     with pytest.raises(StoreError, match="got file is not a database"):
         RunStore(f"sqlite:///{path}")
     assert path.read_text() == "these are not tables\n" * 100
+
+
+def _open_each_when_all_are_ready(urls: list[str], barrier) -> None:
+    for url in urls:
+        barrier.wait(timeout=60)
+        open_engine(url).dispose()
+
+
+def test_processes_opening_a_new_sqlite_database_at_once_all_succeed(tmp_path) -> None:
+    # Parallel training runs (paper_reproduction --parallel) start against one new store. Two
+    # races once failed here: switching to WAL ("database is locked"), and a process finding
+    # the tables before their revision was stamped (taken for an old store). Each failed
+    # several of these twelve starts of four processes.
+    urls = [f"sqlite:///{tmp_path / f'shared{i}.db'}" for i in range(12)]
+    workers = 4
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(workers)
+    processes = [context.Process(target=_open_each_when_all_are_ready, args=(urls, barrier))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0] * workers
+    for url in urls:
+        assert RunStore(url).list() == []
