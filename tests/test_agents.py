@@ -11,7 +11,7 @@ import pytest
 
 import agents
 import envs
-from agents import AgentContext, Hints, Member, Population
+from agents import AgentContext, Hints, Member, Population, coplayers, memory_one_play
 from coplay.errors import ConfigError, PluginError
 from envs import Payoffs
 
@@ -548,3 +548,75 @@ def test_registering_an_existing_kind_again_is_a_config_error():
 def test_population_non_numeric_weight_is_a_config_error():
     with pytest.raises(ConfigError):
         Population([Member("a", Recorder(0), "heavy")])
+
+
+PAPER_GAME = Payoffs.symmetric(R=1, S=-1, T=2, P=0)
+TIT_FOR_TAT, ALWAYS_C, ALWAYS_D = [1, 1, 0, 1, 0], [1] * 5, [0] * 5
+
+
+@pytest.mark.parametrize(("first", "second", "expected"), [
+    (TIT_FOR_TAT, TIT_FOR_TAT, (1.0, 1.0)),
+    (ALWAYS_D, ALWAYS_C, (2.0, -1.0)),
+    (TIT_FOR_TAT, ALWAYS_D, (-0.01, 0.02)),  # one sucker's payoff, then 99 rounds of P = 0
+    ([1, 0, 0, 0, 0], [1, 0, 0, 0, 0], (1 / 100, 1 / 100)),  # cooperate once, then never
+])
+def test_memory_one_rewards_are_computed_exactly(first, second, expected) -> None:
+    assert memory_one_play.rewards_per_step(first, second, PAPER_GAME, rounds=100) == pytest.approx(expected)
+
+
+def test_memory_one_rewards_match_sampled_play() -> None:
+    # Two mixed strategies played out with MemoryOneAgent: the exact figure within sampling error.
+    first, second = [0.3, 0.9, 0.2, 0.7, 0.4], [0.6, 0.8, 0.5, 0.1, 0.3]
+    games, rounds = 4000, 20
+    rng = np.random.default_rng(0)
+    players = [coplayers.MemoryOneAgent(np.array(t)) for t in (first, second)]
+    for player in players:
+        player.reset(games, rng)
+    tokens = [np.full(games, START), np.full(games, START)]
+    totals = np.zeros(2)
+    for _ in range(rounds):
+        a, b = (player.act(token) for player, token in zip(players, tokens))
+        totals += PAPER_GAME.table[a, b].sum(axis=0)
+        tokens = [1 + 2 * a + b, 1 + 2 * b + a]
+    sampled = totals / (games * rounds)
+    exact = memory_one_play.rewards_per_step(first, second, PAPER_GAME, rounds=rounds)
+    assert sampled == pytest.approx(exact, abs=0.02)
+
+
+@pytest.mark.parametrize(("coplayer", "gamma", "cooperates"), [
+    (ALWAYS_D, 0.97, [False] * 4),
+    (ALWAYS_C, 0.97, [False] * 4),
+    (TIT_FOR_TAT, 0.97, [True] * 4),  # patient enough: never provoke it
+    (TIT_FOR_TAT, 0.1, [False] * 4),  # myopic: take the temptation
+    # One that forgives three defections in four is exploited from mutual cooperation (after DC
+    # the two moves are nearly worth the same, so that entry is not checked).
+    ([1, 1, 0.75, 1, 0.2], 0.97, [False, False, None, True]),
+    # One that defects from mutual cooperation now and then and answers every retaliation in
+    # turn is best forgiven: retaliating starts an echo of temptations and sucker's payoffs.
+    ([1, 0.85, 0, 1, 0.1], 0.97, [True] * 4),
+])
+def test_best_reply_to_a_memory_one_coplayer(coplayer, gamma, cooperates) -> None:
+    margins = memory_one_play.best_reply_margins(coplayer, PAPER_GAME, gamma=gamma)
+    assert margins.shape == (4,)
+    checked = [i for i, c in enumerate(cooperates) if c is not None]
+    assert [bool(margins[i] > 0) for i in checked] == [cooperates[i] for i in checked]
+
+
+def test_best_reply_margin_is_the_value_difference_of_one_step_lookahead() -> None:
+    # Against tit-for-tat with gamma g, after any outcome: cooperating forever earns R / (1 - g);
+    # defecting once then cooperating forever earns T + g * (S + g * R / (1 - g)).
+    g = 0.9
+    margin = memory_one_play.best_reply_margins(TIT_FOR_TAT, PAPER_GAME, gamma=g)
+    # Tit-for-tat cooperates after CC and DC (our move C) and defects after CD and DD (our D).
+    cooperate_forever = 1 / (1 - g)
+    defect_then_cooperate = 2 + g * (-1 + g / (1 - g))
+    assert margin[0] == pytest.approx(cooperate_forever - defect_then_cooperate)
+
+
+def test_memory_one_play_rejects_bad_input() -> None:
+    with pytest.raises(ConfigError, match="gamma"):
+        memory_one_play.best_reply_margins(TIT_FOR_TAT, PAPER_GAME, gamma=1.0)
+    with pytest.raises(ConfigError, match="5 probabilities"):
+        memory_one_play.best_reply_margins([1, 0, 1], PAPER_GAME, gamma=0.9)
+    with pytest.raises(ConfigError, match="rounds"):
+        memory_one_play.rewards_per_step(TIT_FOR_TAT, TIT_FOR_TAT, PAPER_GAME, rounds=0)
