@@ -22,11 +22,15 @@ from envs import Payoffs
 AFTER = TABLE_ENTRIES[1:]  # the four joint outcomes, own move first: CC, CD, DC, DD
 
 
+def _coplayer_after_our_outcomes(coplayer: np.ndarray) -> np.ndarray:
+    """The co-player's chance of cooperating after each of our outcomes CC, CD, DC, DD: it sees
+    each with the moves swapped (our CD is its DC)."""
+    return coplayer[1:][[0, 2, 1, 3]]
+
+
 def _after_each_outcome(own: np.ndarray, coplayer: np.ndarray) -> np.ndarray:
-    """(4, 4) transition matrix over joint outcomes (own move first, of the player of
-    ``own``): the co-player sees each outcome with the moves swapped (CD is its DC)."""
-    swap = [0, 2, 1, 3]
-    p_own, p_theirs = own[1:], coplayer[1:][swap]
+    """(4, 4) transition matrix over joint outcomes, own move first, of the player of ``own``."""
+    p_own, p_theirs = own[1:], _coplayer_after_our_outcomes(coplayer)
     transitions = np.empty((4, 4))
     for outcome in range(4):
         mine = np.array([p_own[outcome], 1.0 - p_own[outcome]])
@@ -62,7 +66,7 @@ def best_reply_margins(coplayer: Sequence[float], payoffs: Payoffs, *, gamma: fl
     if not 0.0 <= gamma < 1.0:
         raise ConfigError("gamma", expected="a discount in [0, 1)", got=repr(gamma))
     coplayer = _probability_table(coplayer, "coplayer")
-    p_theirs = coplayer[1:][[0, 2, 1, 3]]  # its chance to cooperate after each of our outcomes
+    p_theirs = _coplayer_after_our_outcomes(coplayer)
     own_reward = payoffs.table[..., 0]  # [own move, their move]
     values = np.zeros(4)
     while True:
