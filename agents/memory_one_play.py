@@ -15,11 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.coplayers import TABLE_ENTRIES, _probability_table
+from agents.coplayers import _probability_table
 from coplay.errors import ConfigError
 from envs import Payoffs
-
-AFTER = TABLE_ENTRIES[1:]  # the four joint outcomes, own move first: CC, CD, DC, DD
 
 
 def _coplayer_after_our_outcomes(coplayer: np.ndarray) -> np.ndarray:
@@ -82,4 +80,4 @@ def best_reply_margins(coplayer: Sequence[float], payoffs: Payoffs, *, gamma: fl
         values = updated
 
 
-__all__ = ["AFTER", "best_reply_margins", "rewards_per_step"]
+__all__ = ["best_reply_margins", "rewards_per_step"]
