@@ -66,12 +66,12 @@ def best_reply_margins(coplayer: Sequence[float], payoffs: Payoffs, *, gamma: fl
     coplayer = _probability_table(coplayer, "coplayer")
     p_theirs = _coplayer_after_our_outcomes(coplayer)
     own_reward = payoffs.table[..., 0]  # [own move, their move]
+    cooperates, defects = p_theirs, 1.0 - p_theirs
     values = np.zeros(4)
     while True:
         # q[outcome, move]: reward now, then the value of the outcome this round makes.
         q = np.empty((4, 2))
         for move in (0, 1):
-            cooperates, defects = p_theirs, 1.0 - p_theirs
             q[:, move] = (cooperates * (own_reward[move, 0] + gamma * values[2 * move])
                           + defects * (own_reward[move, 1] + gamma * values[2 * move + 1]))
         updated = q.max(axis=1)
