@@ -34,7 +34,7 @@ class MemoryOneAgent:
                 "MemoryOneAgent", expected="either a table or sample_uniform=True",
                 got=f"table={table!r}, sample_uniform={sample_uniform}",
             )
-        self.table = None if table is None else _probability_table(table, "MemoryOneAgent")
+        self.table = None if table is None else probability_table(table, "MemoryOneAgent")
         self.sample_uniform = sample_uniform
         self.game_tables: np.ndarray = np.empty((0, 5))
         self._rng = np.random.default_rng()
@@ -91,7 +91,8 @@ class TitForTwoTats:
         return action
 
 
-def _probability_table(values: object, where: str) -> np.ndarray:
+def probability_table(values: object, where: str) -> np.ndarray:
+    """``values`` as a checked memory-one table; a ConfigError naming ``where`` if it is not one."""
     try:
         table = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -149,7 +150,7 @@ def extortionate_zd_table(
         phi * ((T - P) - chi * (S - P)),
         0.0,
     ]
-    return _probability_table([start_cooperation, *after], "start_cooperation")
+    return probability_table([start_cooperation, *after], "start_cooperation")
 
 
 def _fixed(table: Sequence[float]) -> MemoryOneAgent:
@@ -161,7 +162,7 @@ def _fixed(table: Sequence[float]) -> MemoryOneAgent:
 def build_memory_one(context: AgentContext, *, table: list[float] | str) -> MemoryOneAgent:
     if table == "uniform":
         return MemoryOneAgent(None, sample_uniform=True)
-    return MemoryOneAgent(_probability_table(table, "table"))
+    return MemoryOneAgent(probability_table(table, "table"))
 
 
 @register_kind("always_cooperate", "Always cooperates.")
@@ -176,7 +177,7 @@ def build_always_defect(context: AgentContext) -> MemoryOneAgent:
 
 @register_kind("random", "Cooperates with a fixed probability every round (default 0.5).")
 def build_random(context: AgentContext, *, p_cooperate: float = 0.5) -> MemoryOneAgent:
-    return MemoryOneAgent(_probability_table([p_cooperate] * 5, "p_cooperate"))
+    return MemoryOneAgent(probability_table([p_cooperate] * 5, "p_cooperate"))
 
 
 @register_kind("tit_for_tat", "Cooperates first, then copies the co-player's last action.")
@@ -193,7 +194,7 @@ def build_generous_tit_for_tat(
         g = _symmetric_payoffs(context.payoffs, "generous_tit_for_tat")
         R, S, T, P = g["R"], g["S"], g["T"], g["P"]
         generosity = float(np.clip(min(1 - (T - R) / (R - S), (R - P) / (T - P)), 0.0, 1.0))
-    table = _probability_table([1, 1, generosity, 1, generosity], "generosity")
+    table = probability_table([1, 1, generosity, 1, generosity], "generosity")
     return MemoryOneAgent(table)
 
 
@@ -234,4 +235,5 @@ __all__ = [
     "TitForTwoTats",
     "coplayer_defected",
     "extortionate_zd_table",
+    "probability_table",
 ]

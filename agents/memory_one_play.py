@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.coplayers import _probability_table
+from agents.coplayers import probability_table
 from coplay.errors import ConfigError
 from envs import Payoffs
 
@@ -43,8 +43,8 @@ def rewards_per_step(first: Sequence[float], second: Sequence[float], payoffs: P
     in seat 0."""
     if rounds < 1:
         raise ConfigError("rounds", expected="a positive number of rounds", got=repr(rounds))
-    first = _probability_table(first, "first")
-    second = _probability_table(second, "second")
+    first = probability_table(first, "first")
+    second = probability_table(second, "second")
     rewards = payoffs.table.reshape(4, 2)  # outcome CC, CD, DC, DD (seat 0's move first)
     outcome = np.outer([first[0], 1 - first[0]], [second[0], 1 - second[0]]).ravel()
     transitions = _after_each_outcome(first, second)
@@ -63,7 +63,7 @@ def best_reply_margins(coplayer: Sequence[float], payoffs: Payoffs, *, gamma: fl
     cooperates there. Found by value iteration over the four outcomes."""
     if not 0.0 <= gamma < 1.0:
         raise ConfigError("gamma", expected="a discount in [0, 1)", got=repr(gamma))
-    coplayer = _probability_table(coplayer, "coplayer")
+    coplayer = probability_table(coplayer, "coplayer")
     p_theirs = _coplayer_after_our_outcomes(coplayer)
     own_reward = payoffs.table[..., 0]  # [own move, their move]
     cooperates, defects = p_theirs, 1.0 - p_theirs
