@@ -153,13 +153,14 @@ class SequenceAgent:
         return actions
 
     def _plan(self, outputs) -> torch.Tensor:
-        """The trained learner acts as at the end of its training (``acting_beta`` included)."""
+        """The trained learner acts as at the end of its training (``acting_beta`` and
+        ``acting_temperature`` included)."""
         improved = ppi.plan(
             self.policy, outputs, self._state, settings=self._settings,
             gamma=self.planning["gamma"], payoff=self._payoff, generator=self._generator,
             rounds_left=None if self._horizon is None else max(self._horizon - self._rounds_played, 1),
         )
-        return ppi.toward_prior(improved, outputs.logits, self._settings.acting_share(None))
+        return ppi.acting_policy(improved, outputs.logits, self._settings, None)
 
     def observe(self, rewards: np.ndarray, active: np.ndarray) -> None:
         self._previous_reward = torch.from_numpy(np.asarray(rewards, dtype=np.float32))

@@ -181,6 +181,13 @@ def test_config_rejects_inconsistent_settings() -> None:
         PPISettings(prior_target="log_odds", acting_beta=-1.0)
     calmer = PPISettings(prior_target="log_odds", log_odds_after=2, beta=2.0, acting_beta=0.5)
     assert [calmer.acting_share(phase) for phase in (1, 2, 3, None)] == [1.0, 1.0, 0.25, 0.25]
+    with pytest.raises(ConfigError, match="train.ppi.acting_temperature"):
+        PPISettings(acting_temperature=0.5)  # prior_target: actions
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ConfigError, match="train.ppi.acting_temperature"):
+            PPISettings(prior_target="log_odds", acting_temperature=bad)
+    surer = PPISettings(prior_target="log_odds", log_odds_after=2, acting_temperature=0.5)
+    assert [surer.acting_temperature_in(phase) for phase in (1, 2, 3, None)] == [1.0, 1.0, 0.5, 0.5]
     with pytest.raises(ConfigError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
@@ -408,6 +415,19 @@ def test_acting_part_way_to_the_prior_is_planning_with_a_smaller_beta() -> None:
     smaller = plan_first_round(policy, outputs, state, PPISettings(beta=0.5), rounds_left=None)
     assert torch.allclose(ppi.toward_prior(improved, outputs.logits, 0.25), smaller, atol=1e-5)
     assert torch.allclose(ppi.toward_prior(improved, outputs.logits, 0.0), torch.log_softmax(outputs.logits, -1))
+
+
+def test_acting_temperature_scales_the_acted_log_odds_from_the_switch_on() -> None:
+    policy, outputs, state = first_round(64)
+    settings = PPISettings(beta=2.0, prior_target="log_odds", log_odds_after=1, acting_beta=0.5,
+                           acting_temperature=0.5)
+    improved = plan_first_round(policy, outputs, state, settings, rounds_left=None)
+    calmer = ppi.toward_prior(improved, outputs.logits, 0.25)
+    surer = ppi.acting_policy(improved, outputs.logits, settings, phase=2)
+    log_odds = lambda log_pi: log_pi[:, 0] - log_pi[:, 1]  # noqa: E731
+    assert torch.allclose(log_odds(surer), 2 * log_odds(calmer), atol=1e-5)
+    assert torch.allclose(surer.exp().sum(-1), torch.ones(64), atol=1e-6)
+    assert torch.equal(ppi.acting_policy(improved, outputs.logits, settings, phase=1), improved)
 
 
 def test_ppi_acting_beta_plays_the_prior_from_the_switch_on() -> None:

@@ -8,8 +8,13 @@ import textwrap
 
 import pytest
 
+import numpy as np
+
+import envs
 from memory import RunStore, TrainingStore
-from scenarios import training
+from scenarios import evaluation, training
+from scenarios.runner import play_batch
+from scenarios.schema import AgentSection, EnvSection, build_agent
 from tests.conftest import write
 from tests.test_cli import coplay
 
@@ -127,6 +132,17 @@ def test_eval_against_kinds_populations_and_plugins(monkeypatch, capsys, tmp_pat
     assert all(e.beliefs[1] is None for e in episodes)
     assert (tmp_path / "eval" / "beliefs_by_round.png").read_bytes()[:8] == PNG
     assert "stored run 2" in stdout
+
+
+@pytest.mark.parametrize("path", evaluation.bundled_populations(), ids=lambda path: path.stem)
+def test_every_bundled_population_loads_and_plays_against_a_defector(path):
+    env = EnvSection(id="coplay/ipd-v0")
+    config = envs.make_config(env.id, **env.settings())
+    defector = build_agent(env, AgentSection(kind="always_defect"), "defector")
+    for name, section in evaluation.population_agents(path.stem).items():
+        log = play_batch(config, build_agent(env, section, name), defector, 4, np.random.default_rng(0))
+        assert (log.lengths == config.horizon).all(), name
+        assert log.returns.shape == (4, 2) and np.isfinite(log.returns).all(), name
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -38,7 +38,8 @@ appendix A.3.1), simplified to run on a CPU:
 - Fitted to log-odds, the prior no longer needs the acted policy to be the improved one:
   with ``acting_beta`` below ``beta`` the learners play p(a | h) exp(acting_beta * Q(h, a))
   (``toward_prior``), with less of the planning noise, while the prior still moves by beta
-  times the mean Q difference.
+  times the mean Q difference; with ``acting_temperature`` below 1 they play their likelier
+  action more surely.
 
 The replay is part of the trainer's state, saved and restored with it. GRU backbones only:
 planning copies the recurrent state once per rollout. In the identity ablation the model also
@@ -172,6 +173,16 @@ def plan(
     else:
         q = search.sampled(state[0], p_theirs, settings.samples, generator)
     return F.log_softmax(F.log_softmax(outputs.logits, -1) + settings.beta * q, -1)
+
+
+def acting_policy(
+    improved: torch.Tensor, prior_logits: torch.Tensor, settings: PPISettings, phase: int | None,
+) -> torch.Tensor:
+    """log pi (B, 2) a learner plays by in ``phase`` (None: after training): the improved
+    policy moved toward the prior by ``acting_beta``, then sharpened by ``acting_temperature``."""
+    acted = toward_prior(improved, prior_logits, settings.acting_share(phase))
+    temperature = settings.acting_temperature_in(phase)
+    return acted if temperature == 1.0 else F.log_softmax(acted / temperature, -1)
 
 
 def toward_prior(improved: torch.Tensor, prior_logits: torch.Tensor, share: float) -> torch.Tensor:

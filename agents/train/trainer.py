@@ -175,8 +175,8 @@ class Trainer:
         improved = ppi.plan(policy, outputs, state, settings=self.config.ppi, gamma=self.config.gamma,
                             payoff=self.own_payoffs, generator=generator, rounds_left=rounds_left,
                             identity=identity)
-        share = self.config.ppi.acting_share(self.updates_done + 1)
-        return ppi.toward_prior(improved, outputs.logits, share), improved
+        acting = ppi.acting_policy(improved, outputs.logits, self.config.ppi, self.updates_done + 1)
+        return acting, improved
 
     def _pretrain_models(self) -> None:
         """PPI's models first learn how random memory-one co-players play."""
