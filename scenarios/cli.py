@@ -264,6 +264,9 @@ def eval_command(
         help="Folder for the plots [default: coplay-runs/run-<id>].")] = None,
     record_trajectories: Annotated[bool, typer.Option(
         "--record-trajectories", help="Also store every episode's actions and beliefs.")] = False,
+    greedy: Annotated[bool, typer.Option(
+        "--greedy", help="The learners take their likelier action instead of sampling one. "
+        "Checkpoints named in --against populations say so themselves (greedy: true).")] = False,
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
 ) -> None:
     """Play trained learners against a population: print, store and plot the cross-play table."""
@@ -271,7 +274,7 @@ def eval_command(
 
     scenario = evaluation_scenario(
         checkpoint, learners=learner, against=against or [], episodes=episodes, seed=seed,
-        record_trajectories=record_trajectories,
+        record_trajectories=record_trajectories, greedy=greedy,
     )
     store = RunStore(db)
     with Progress(

@@ -63,7 +63,7 @@ def population_agents(spec: str) -> dict[str, AgentSection]:
 
 def evaluation_scenario(
     checkpoint: Path, *, learners: list[str] | None, against: list[str], episodes: int, seed: int,
-    record_trajectories: bool = False,
+    record_trajectories: bool = False, greedy: bool = False,
 ) -> Scenario:
     saved = load_checkpoint(checkpoint, where="CHECKPOINT")
     names = learners or list(saved["learners"])
@@ -81,11 +81,13 @@ def evaluation_scenario(
         raise ScenarioError("--against", expected="co-player names other than the learners'", got=str(clashes))
     check_agents(env, coplayers, source="--against")
     focal = {
-        name: AgentSection(kind="checkpoint", path=str(checkpoint), learner=name) for name in names
+        name: AgentSection(kind="checkpoint", path=str(checkpoint), learner=name, greedy=greedy)
+        for name in names
     }
     return Scenario(
         name=f"eval {checkpoint}",
-        description=f"{', '.join(names)} from {checkpoint} against {', '.join(coplayers)}.",
+        description=f"{', '.join(names)} from {checkpoint}{' (greedy)' if greedy else ''} "
+                    f"against {', '.join(coplayers)}.",
         env=env,
         agents={**focal, **coplayers},
         matchups=CrossPlay(mode="cross_play", focal=names, against=list(coplayers)),

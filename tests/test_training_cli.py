@@ -134,6 +134,23 @@ def test_eval_against_kinds_populations_and_plugins(monkeypatch, capsys, tmp_pat
     assert "stored run 2" in stdout
 
 
+def test_eval_greedy_learners_play_the_same_game_every_time(monkeypatch, capsys, tmp_path, db_url, trained):
+    # Tit-for-tat and a learner taking its likelier action are both deterministic; sampled,
+    # the barely trained learner's games differ.
+    runs = []
+    for greedy in (True, False):
+        code, stdout, stderr = coplay(
+            monkeypatch, capsys, "eval", str(trained), "--learner", "a", "--against", "tit_for_tat",
+            "--episodes", "6", "--db", db_url, "--no-plots", "--record-trajectories",
+            *(["--greedy"] if greedy else []))
+        assert code == 0, stderr
+        assert ("(greedy)" in stdout) == greedy
+        runs.append(int(stdout.rpartition("stored run ")[2].split()[0]))
+    store = RunStore(db_url)
+    greedy_games, sampled_games = ({e.joint_actions for e in store.episodes(run)} for run in runs)
+    assert len(greedy_games) == 1 and len(sampled_games) > 1
+
+
 @pytest.mark.parametrize("path", evaluation.bundled_populations(), ids=lambda path: path.stem)
 def test_every_bundled_population_loads_and_plays_against_a_defector(path):
     env = EnvSection(id="coplay/ipd-v0")
