@@ -78,7 +78,7 @@ def train_all(args: argparse.Namespace, db: str) -> None:
         raise SystemExit(f"some trainings failed: {codes}; see the logs in {args.out}")
 
 
-def summarize(dbs: list[str], out: Path, context: str, threads: int) -> None:
+def summarize(dbs: list[str], out: Path, context: str, threads: int | None) -> None:
     rows: dict[str, list[dict]] = {}
     curves: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     by_round: dict[str, dict[str, list[np.ndarray]]] = {}
@@ -204,7 +204,7 @@ def _table(rows: dict[str, list[dict]], evaluations: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(curves: dict, evaluations: dict, out: Path, threads: int) -> None:
+def _plot(curves: dict, evaluations: dict, out: Path, threads: int | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,7 +216,9 @@ def _plot(curves: dict, evaluations: dict, out: Path, threads: int) -> None:
             ax.plot(seconds / 60, coop, alpha=0.8, linewidth=1,
                     color=f"C{list(curves).index(condition)}", label=condition if k == 0 else None)
     ax.axhline(COOPERATION_GOAL, color="0.5", linestyle=":", linewidth=1)
-    ax.set_xlabel(f"wall-clock minutes ({threads} CPU thread{'s' if threads > 1 else ''} per run)")
+    # Runs given with --include were made elsewhere: their thread counts are not known here.
+    ax.set_xlabel("wall-clock minutes" if threads is None
+                  else f"wall-clock minutes ({threads} CPU thread{'s' if threads > 1 else ''} per run)")
     ax.set_ylabel("learner-vs-learner cooperation")
     ax.set_ylim(-0.03, 1.03)
     ax.legend()
@@ -296,7 +298,7 @@ def main() -> None:
             + (f" overridden by {args.set}" if args.set else "")
             + f", {args.threads} CPU thread(s) per run, {args.parallel} run(s) at a time. " + budgets
         )
-    summarize([db, *included], args.out, context, args.threads)
+    summarize([db, *included], args.out, context, None if args.report_only else args.threads)
 
 
 def torch_version() -> str:
