@@ -6,9 +6,8 @@ from __future__ import annotations
 import sys
 import textwrap
 
-import pytest
-
 import numpy as np
+import pytest
 
 import envs
 from memory import RunStore, TrainingStore

@@ -163,18 +163,21 @@ class PPISettings:
         """Whether the fit after ``phase`` phases (0: pretraining) targets log-odds."""
         return self.prior_target == "log_odds" and phase > self.log_odds_after
 
+    def adjusts_acting(self, phase: int | None) -> bool:
+        """Whether ``acting_beta`` and ``acting_temperature`` apply in ``phase`` (None: after
+        training): from the switch to log-odds on, as before it the prior learns the play."""
+        return phase is None or self.fits_log_odds(phase)
+
     def acting_share(self, phase: int | None) -> float:
         """How far toward the improved policy a learner acts in ``phase`` (None: after training),
         as acting_beta / beta: 1 acts by the improved policy, 0 by the prior."""
-        if self.acting_beta is None or (phase is not None and not self.fits_log_odds(phase)):
+        if self.acting_beta is None or not self.adjusts_acting(phase):
             return 1.0
         return self.acting_beta / self.beta
 
     def acting_temperature_in(self, phase: int | None) -> float:
         """The temperature a learner acts with in ``phase`` (None: after training)."""
-        if phase is not None and not self.fits_log_odds(phase):
-            return 1.0
-        return self.acting_temperature
+        return self.acting_temperature if self.adjusts_acting(phase) else 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
