@@ -63,7 +63,8 @@ def train_all(args: argparse.Namespace, db: str) -> None:
         command = [
             sys.executable, "-m", "scenarios.cli", "train", condition, "--seed", str(seed),
             "--out", str(args.out / f"{condition}-seed{seed}"), "--db", db,
-            "--minutes", str(budget[condition]), "--updates", str(args.max_updates), "--no-plots",
+            "--minutes", str(budget[condition]), "--no-plots",
+            *(["--updates", str(args.max_updates)] if args.max_updates is not None else []),
             *[f"--set={s}" for s in args.set],
         ]
         log = (args.out / f"{condition}-seed{seed}.log").open("w")
@@ -247,9 +248,10 @@ def main() -> None:
     parser.add_argument("--minutes", nargs="+", default=["15"], metavar="[CONDITION=]MINUTES",
                         help="wall-clock budget per run: a number for all conditions, and/or "
                              "CONDITION=MINUTES for one")
-    parser.add_argument("--max-updates", type=int, default=100_000,
-                        help="also stop each run after this many updates (runs sharing the cores "
-                             "can then be matched, phase for phase, to runs that had them alone)")
+    parser.add_argument("--max-updates", type=int, default=None,
+                        help="stop each run after this many updates instead of its scenario's own "
+                             "train.updates (runs sharing the cores can then be matched, phase for "
+                             "phase, to runs that had them alone)")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads per run (two learners act and update side by side on two)")
@@ -262,6 +264,8 @@ def main() -> None:
                              "another invocation, e.g. on another machine)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.max_updates is not None and args.max_updates < 1:
+        parser.error(f"--max-updates: expected a positive number of updates, got {args.max_updates}")
     if args.quick:
         args.minutes, args.seeds = ["0.05"], args.seeds[:1]
         args.set += ["train.episodes_per_update=64", "evaluate.episodes=16"]
@@ -282,8 +286,8 @@ def main() -> None:
     budgets = (
         "Budgets (minutes): "
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
-        + (f", or {args.max_updates} updates, whichever comes first"
-           if args.max_updates != parser.get_default("max_updates") else "")
+        + ", or " + (f"{args.max_updates} updates" if args.max_updates is not None else "the scenario's train.updates")
+        + ", whichever comes first"
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )
     if args.report_only:  # this invocation trained nothing, so it cannot vouch for how the runs were made
