@@ -286,7 +286,8 @@ def main() -> None:
     budgets = (
         "Budgets (minutes): "
         + ", ".join(f"{c} {args.minutes.get(c, args.default_minutes):g}" for c in args.conditions)
-        + ", or " + (f"{args.max_updates} updates" if args.max_updates is not None else "the scenario's train.updates")
+        + ", or " + (f"{args.max_updates} updates" if args.max_updates is not None
+                     else "the scenario's train.updates")
         + ", whichever comes first"
         + ". Learner-vs-learner cooperation reaching 0.9 is judged on a 10-update running mean."
     )
