@@ -1,7 +1,7 @@
 """The study of global and episodic bonuses (Henaff, Jiang, Raileanu 2023) at CPU scale.
 
 For each task x context count x method x seed, train the bundled exploration scenario
-``scenarios/explore/<task>_<contexts>_<method>.yaml`` for ``--frames`` frames, and report the
+``scenarios/data/explore/<task>_<contexts>_<method>.yaml`` for ``--frames`` frames, and report the
 success rate (and task return) over the last 10% of its frames. Methods:
 
     none        no bonus
@@ -137,7 +137,7 @@ def run_study(args: argparse.Namespace) -> None:
 
 
 def summarize(args: argparse.Namespace, records: dict) -> None:
-    from scenarios.plots import method_curves
+    from cli.plots import method_curves
 
     summary = {}
     rows = [(t, c, over) for t in args.tasks for c in args.contexts for over in args.count_over]

@@ -61,7 +61,7 @@ def train_all(args: argparse.Namespace, db: str) -> None:
     def one(job: tuple[str, int]) -> int:
         condition, seed = job
         command = [
-            sys.executable, "-m", "scenarios.cli", "train", condition, "--seed", str(seed),
+            sys.executable, "-m", "cli", "train", condition, "--seed", str(seed),
             "--out", str(args.out / f"{condition}-seed{seed}"), "--db", db,
             "--minutes", str(budget[condition]), "--no-plots",
             *(["--updates", str(args.max_updates)] if args.max_updates is not None else []),

@@ -1,7 +1,7 @@
 """`coplay eval`: trained learners against any population, as a cross-play scenario.
 
 ``--against`` takes, each time it is given: a population file (YAML with an ``agents``
-mapping, or the name of one bundled in ``scenarios/populations/``), an agent kind that needs
+mapping, or the name of one bundled in ``scenarios/data/populations/``), an agent kind that needs
 no parameters (``tit_for_tat``), or a plug-in factory named by import path (``pkg.mod:make``).
 """
 
@@ -27,7 +27,7 @@ from scenarios.schema import (
     validation_error,
 )
 
-POPULATIONS_DIR = Path(__file__).parent / "populations"
+POPULATIONS_DIR = Path(__file__).parent / "data" / "populations"
 DEFAULT_POPULATION = "classics"
 
 

@@ -6,14 +6,14 @@
     train: {frames: 300000, envs: 16}
 
 ``bonus`` marks the file as an exploration scenario (``bonus: {}`` trains without one).
-The bundled ones, one per task x context count x bonus, live in ``scenarios/explore/``;
+The bundled ones, one per task x context count x bonus, live in ``scenarios/data/explore/``;
 ``coplay train NAME`` finds them by name, and ``benchmarks/exploration_study.py`` runs them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -23,7 +23,7 @@ from coplay.errors import CoplayError, ScenarioError
 from scenarios import schema
 from scenarios.schema import Strict, read_text, read_yaml, validation_error
 
-EXPLORE_DIR = Path(__file__).parent / "explore"
+EXPLORE_DIR = Path(__file__).parent / "data" / "explore"
 # The bundled grid: ``explore/<task>_<contexts>_<method>.yaml`` for each of these.
 TASKS = ("deadends", "multiroom", "keydoor")
 CONTEXTS = ("1", "unlimited")
@@ -48,6 +48,7 @@ class GridEnvSection(Strict):
 
 
 class ExplorationScenario(Strict):
+    kind: Literal["exploration"] = "exploration"
     name: str = Field(min_length=1)
     description: str = ""
     env: GridEnvSection

@@ -16,7 +16,7 @@ import agents
 import envs
 from coplay.errors import CoplayError, ScenarioError
 
-BUNDLED_DIR = Path(__file__).parent
+BUNDLED_DIR = Path(__file__).parent / "data"
 
 
 class Strict(BaseModel):
@@ -100,6 +100,7 @@ class MemorySection(Strict):
 
 
 class Scenario(Strict):
+    kind: Literal["simulation"] = "simulation"
     name: str = Field(min_length=1)
     description: str = ""
     env: EnvSection

@@ -7,12 +7,13 @@ A training scenario is data like a simulation scenario (same ``env`` and ``agent
     train: {algorithm: a2c, updates: 600, policy: {hidden_size: 64}, ...}
     evaluate: {against: [tit_for_tat, always_defect], episodes: 256}
 
-The bundled ones live in ``scenarios/train/``; ``coplay train NAME`` finds them by name.
+The bundled ones live in ``scenarios/data/train/``; ``coplay train NAME`` finds them by name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -38,7 +39,7 @@ from scenarios.schema import (
     validation_error,
 )
 
-TRAINING_DIR = Path(__file__).parent / "train"
+TRAINING_DIR = Path(__file__).parent / "data" / "train"
 
 
 class InitSection(Strict):
@@ -56,6 +57,7 @@ class EvaluateSection(Strict):
 
 
 class TrainingScenario(Strict):
+    kind: Literal["training"] = "training"
     name: str = Field(min_length=1)
     description: str = ""
     env: EnvSection

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from memory import RunStore
-from scenarios import cli
+from cli import app as cli
 from tests.conftest import TINY_SCENARIO, write
 
 
@@ -84,7 +84,7 @@ def test_scenarios_list_and_validate(monkeypatch, capsys) -> None:
     for name in ("round_robin", "focal_vs_mixed", "classic_tournament"):
         assert name in stdout
     code, stdout, _ = coplay(monkeypatch, capsys, "scenarios", "validate", "round_robin",
-                             "scenarios/chicken.yaml")
+                             "scenarios/data/chicken.yaml")
     assert code == 0
     assert stdout.count("ok ") == 2
 

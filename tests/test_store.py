@@ -23,7 +23,7 @@ from memory.schema import (
     RunRow,
     TrajectoryRow,
 )
-from scenarios import report
+from cli import report
 
 
 def _row_counts(store: RunStore) -> dict[str, int]:

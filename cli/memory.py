@@ -1,0 +1,405 @@
+"""`coplay memory ...` and `coplay db ...`: inspect and edit the behavior handbook and its
+knowledge graph, and upgrade a database's schema. Every listing has ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coplay.errors import ConfigError
+from memory import URL_ENV_VAR, default_url, migrations, open_engine
+from memory.behaviors import Behavior, NewBehavior, Provenance
+from memory.embedding import make_embedder
+from memory.extraction import extract_run
+from memory.graph import graph_records
+from memory.handbook import Handbook, Hit
+from memory.index import Filters
+from memory.refs import parse_ref
+
+console = Console()
+memory_app = typer.Typer(
+    help="The behavior handbook and knowledge graph: list, search, edit, export, prune.",
+    no_args_is_help=True,
+)
+db_app = typer.Typer(help="The database's schema: show its revision, upgrade it.",
+                     no_args_is_help=True)
+
+DbOption = Annotated[str, typer.Option(
+    "--db", envvar=URL_ENV_VAR, show_envvar=True,
+    help="SQLAlchemy URL of the store, e.g. sqlite:///coplay.db or postgresql+psycopg://...",
+)]
+EMBEDDER_ENV_VAR = "COPLAY_EMBEDDER"
+EmbedderOption = Annotated[str, typer.Option(
+    "--embedder", envvar=EMBEDDER_ENV_VAR, show_envvar=True,
+    help="'hashing' (built in, no model), 'hashing:DIM', or a local sentence-transformers "
+         "model directory.",
+)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+TagOption = Annotated[list[str] | None, typer.Option("--tag", help="Require this tag (repeatable).")]
+KindOption = Annotated[list[str] | None, typer.Option(
+    "--kind", help="Only this kind: text, response_rule, action_macro (repeatable).")]
+
+
+def open_handbook(db: str, embedder: str = "hashing") -> Handbook:
+    return Handbook.open(db, embedder=make_embedder(embedder))
+
+
+def _record(behavior: Behavior) -> dict[str, Any]:
+    data = asdict(behavior)
+    data["stats"].update(mean_return_used=behavior.stats.mean_return_used,
+                         mean_return_unused=behavior.stats.mean_return_unused,
+                         effect=behavior.stats.effect)
+    return data
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=1, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _behavior_table(behaviors: list[Behavior], *, title: str, scores: list[float] | None = None) -> Table:
+    table = Table(title=title)
+    columns = ["id", "v", "name", "kind", "tags", "shown", "used", "effect", "valid"]
+    if scores is not None:
+        columns.insert(0, "score")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for position, b in enumerate(behaviors):
+        row = [str(b.id), str(b.version), b.name, b.kind, ", ".join(b.tags),
+               str(b.stats.shown), str(b.stats.uses), _number(b.stats.effect),
+               "yes" if b.valid else f"no ({b.invalid_reason})"]
+        if scores is not None:
+            row.insert(0, f"{scores[position]:.4f}")
+        table.add_row(*row)
+    return table
+
+
+@memory_app.command("list")
+def memory_list(
+    db: DbOption = default_url(), tag: TagOption = None, kind: KindOption = None,
+    include_invalid: Annotated[bool, typer.Option(
+        "--all", help="Include invalidated (superseded or merged) behaviors.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List behaviors by id."""
+    with open_handbook(db) as handbook:
+        found = handbook.list(tags=tag or (), kinds=kind or (), include_invalid=include_invalid,
+                              limit=limit)
+        if as_json:
+            _print_json([_record(b) for b in found])
+            return
+        console.print(_behavior_table(found, title=f"{len(found)} behaviors (of {len(handbook)} valid)"))
+
+
+@memory_app.command("show")
+def memory_show(
+    behavior_id: Annotated[int, typer.Argument(metavar="ID", help="A behavior id.")],
+    db: DbOption = default_url(), as_json: JsonOption = False,
+) -> None:
+    """One behavior: instruction, payload, statistics, versions, provenance, graph edges."""
+    with open_handbook(db) as handbook:
+        behavior = handbook.get(behavior_id)
+        versions = handbook.versions(behavior_id)
+        provenance = handbook.provenance(behavior_id)
+        ref = f"behavior:{behavior_id}"
+        edges = [r for r in handbook.graph.relations() if ref in (r.source, r.target)]
+    if as_json:
+        _print_json({**_record(behavior), "versions": [asdict(v) for v in versions],
+                     "provenance": [asdict(p) for p in provenance],
+                     "relations": [asdict(r) for r in edges]})
+        return
+    console.print(f"[bold]{behavior.name}[/bold]  (behavior {behavior.id}, version "
+                  f"{behavior.version}, {behavior.kind}, "
+                  f"{'valid' if behavior.valid else 'invalid: ' + str(behavior.invalid_reason)})")
+    console.print(behavior.instruction, soft_wrap=True)
+    if behavior.payload:
+        console.print(f"payload: {json.dumps(behavior.payload)}", soft_wrap=True)
+    console.print(f"trigger: {dict(behavior.trigger)}  tags: {list(behavior.tags)}")
+    s = behavior.stats
+    console.print(f"shown in {s.shown} episodes, used in {s.uses}; return per step when used "
+                  f"{_number(s.mean_return_used)}, when shown but not used "
+                  f"{_number(s.mean_return_unused)}")
+    table = Table(title="versions")
+    for column in ("version", "name", "note", "valid from", "valid to"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(str(v.version), v.name, v.note, v.valid_from.isoformat(timespec="seconds"),
+                      v.valid_to.isoformat(timespec="seconds") if v.valid_to else "-")
+    console.print(table)
+    table = Table(title="provenance")
+    for column in ("extractor", "scenario", "agent", "run", "episodes"):
+        table.add_column(column)
+    for p in provenance:
+        shown = ", ".join(map(str, p.episodes[:8])) + (" ..." if len(p.episodes) > 8 else "")
+        table.add_row(p.extractor, p.scenario or "-", p.agent or "-",
+                      str(p.run_id) if p.run_id is not None else "-", shown or "-")
+    console.print(table)
+    table = Table(title="graph edges")
+    for column in ("source", "relation", "target", "weight"):
+        table.add_column(column)
+    for r in edges:
+        table.add_row(r.source, r.type, r.target, f"{r.weight:.3f}")
+    console.print(table)
+
+
+@memory_app.command("search")
+def memory_search(
+    query: Annotated[str, typer.Argument(help="What the agent is facing, in words.")],
+    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many behaviors.")] = 5,
+    entity: Annotated[list[str] | None, typer.Option(
+        help="A graph entity of the context, e.g. coplayer:reciprocator (repeatable).")] = None,
+    tag: TagOption = None, kind: KindOption = None,
+    include_invalid: Annotated[bool, typer.Option("--all", help="Include invalidated ones.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The behaviors that retrieval ranks best for a context (lexical, vector and graph)."""
+    for ref in entity or ():
+        parse_ref(ref, where="--entity")
+    filters = Filters(tags=frozenset(tag or ()), kinds=frozenset(kind or ()),
+                      include_invalid=include_invalid)
+    with open_handbook(db, embedder) as handbook:
+        hits: list[Hit] = handbook.search(query, k=k, entities=entity or (), filters=filters)
+    if as_json:
+        _print_json([{"score": h.score, **_record(h.behavior)} for h in hits])
+        return
+    console.print(_behavior_table([h.behavior for h in hits], title=f"best {k} for {query!r}",
+                                  scores=[h.score for h in hits]))
+
+
+@memory_app.command("add")
+def memory_add(
+    name: Annotated[str, typer.Option(help="A short name.")],
+    instruction: Annotated[str, typer.Option(help="What to do, in words.")],
+    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    kind: Annotated[str, typer.Option(help="text, response_rule or action_macro.")] = "text",
+    payload: Annotated[str | None, typer.Option(
+        help="The kind's JSON payload, e.g. '{\"actions\": [0, 0, 1]}'.")] = None,
+    trigger: Annotated[list[str] | None, typer.Option(
+        help="An entity it applies to, TYPE:KEY, e.g. coplayer:defector (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+) -> None:
+    """Add a behavior by hand (merged into an existing one if it duplicates it)."""
+    try:
+        parsed = json.loads(payload) if payload is not None else None
+    except json.JSONDecodeError as error:
+        raise ConfigError("--payload", expected="JSON", got=str(error)) from None
+    triggers = dict(parse_ref(ref, where="--trigger") for ref in trigger or ())
+    new = NewBehavior(name=name, instruction=instruction, kind=kind, payload=parsed,
+                      trigger=triggers, tags=tuple(tag or ()), provenance=Provenance(extractor="cli"))
+    with open_handbook(db, embedder) as handbook:
+        result = handbook.add(new)
+    verb = "merged into existing" if result.merged else "added"
+    console.print(f"{verb} behavior {result.behavior.id}: {result.behavior.name}", soft_wrap=True)
+
+
+@memory_app.command("edit")
+def memory_edit(
+    behavior_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    instruction: Annotated[str | None, typer.Option(help="A new instruction.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace the tags (repeatable).")] = None,
+    note: Annotated[str, typer.Option(help="Why it changed, kept with the version.")] = "edited",
+) -> None:
+    """Write a new version of a behavior; earlier versions stay readable."""
+    with open_handbook(db, embedder) as handbook:
+        behavior = handbook.edit(behavior_id, name=name, instruction=instruction,
+                                 tags=tag, note=note)
+    console.print(f"behavior {behavior.id} is now at version {behavior.version}", soft_wrap=True)
+
+
+@memory_app.command("invalidate")
+def memory_invalidate(
+    behavior_id: Annotated[int, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option(help="Why it no longer holds.")],
+    db: DbOption = default_url(),
+) -> None:
+    """End a behavior's validity: it is kept (and exported) but no longer retrieved."""
+    with open_handbook(db) as handbook:
+        handbook.invalidate(behavior_id, reason)
+    console.print(f"behavior {behavior_id} invalidated", soft_wrap=True)
+
+
+@memory_app.command("stats")
+def memory_stats(db: DbOption = default_url(), as_json: JsonOption = False) -> None:
+    """Counts of behaviors, versions, provenance, graph entities and relations, and usage."""
+    with open_handbook(db) as handbook:
+        summary = handbook.summary()
+    if as_json:
+        _print_json(asdict(summary))
+        return
+    table = Table(title="handbook")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in asdict(summary).items():
+        if key != "by_kind":
+            table.add_row(key.replace("_", " "), str(value))
+    for kind, count in sorted(summary.by_kind.items()):
+        table.add_row(f"kind {kind}", str(count))
+    console.print(table)
+
+
+@memory_app.command("graph")
+def memory_graph(
+    db: DbOption = default_url(),
+    around: Annotated[str | None, typer.Option(
+        help="An entity, TYPE:KEY (e.g. behavior:3 or concept:forgiveness): show its neighbourhood.")] = None,
+    depth: Annotated[int, typer.Option(min=1, help="Hops around --around.")] = 1,
+    png: Annotated[Path | None, typer.Option(help="Draw the (neighbourhood) graph to this PNG.")] = None,
+    graphml: Annotated[Path | None, typer.Option(help="Write the (neighbourhood) graph as GraphML.")] = None,
+    rank: Annotated[str | None, typer.Option(
+        help="Rank behaviors by personalized PageRank from this entity.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The knowledge graph: entity and relation counts, a neighbourhood, a drawing, a ranking."""
+    with open_handbook(db) as handbook:
+        graph = handbook.graph
+        names = {f"behavior:{b.id}": b.name for b in handbook.list(include_invalid=True)}
+        if rank is not None:
+            parse_ref(rank, where="--rank")
+            ranked = graph.personalized_pagerank({rank: 1.0}, entity_type="behavior")
+            if as_json:
+                _print_json([{"entity": ref, "score": score, "name": names.get(ref)} for ref, score in ranked])
+                return
+            table = Table(title=f"behaviors by personalized PageRank from {rank}")
+            for column in ("entity", "name", "score"):
+                table.add_column(column)
+            for ref, score in ranked:
+                table.add_row(ref, names.get(ref, "-"), f"{score:.4f}")
+            console.print(table)
+            return
+        if around is not None:
+            parse_ref(around, where="--around")
+            view = graph.neighbourhood(around, depth)
+        else:
+            view = graph.to_networkx()
+    if graphml is not None:
+        import networkx as nx
+
+        nx.write_graphml(view, str(graphml))
+        console.print(f"wrote {graphml}", soft_wrap=True)
+    if png is not None:
+        from cli.plots import knowledge_graph
+
+        title = f"around {around} ({depth} hop{'s' * (depth > 1)})" if around else "knowledge graph"
+        knowledge_graph(view, png, title=title, labels=names)
+        console.print(f"wrote {png}", soft_wrap=True)
+    if as_json:
+        _print_json(graph_records(view))
+        return
+    if png is None and graphml is None:
+        _print_graph(view, names, title=f"around {around}" if around else "knowledge graph")
+
+
+def _print_graph(view, names: dict[str, str], *, title: str) -> None:
+    by_type: dict[str, int] = {}
+    for _, data in view.nodes(data=True):
+        by_type[data["type"]] = by_type.get(data["type"], 0) + 1
+    relations: dict[str, int] = {}
+    for _, _, data in view.edges(data=True):
+        relations[data["type"]] = relations.get(data["type"], 0) + 1
+    console.print(f"[bold]{title}[/bold]: {view.number_of_nodes()} entities "
+                  f"({', '.join(f'{n} {t}' for t, n in sorted(by_type.items()))}), "
+                  f"{view.number_of_edges()} relations "
+                  f"({', '.join(f'{n} {t}' for t, n in sorted(relations.items()))})", soft_wrap=True)
+    if view.number_of_edges() <= 60:
+        table = Table()
+        for column in ("source", "relation", "target", "weight"):
+            table.add_column(column, overflow="fold")
+        for a, b, data in view.edges(data=True):
+            table.add_row(_label(a, names), data["type"], _label(b, names), f"{data['weight']:.3f}")
+        console.print(table)
+
+
+def _label(ref: str, names: dict[str, str]) -> str:
+    return f"{ref} ({names[ref]})" if ref in names else ref
+
+
+@memory_app.command("export")
+def memory_export(file: Annotated[Path, typer.Argument(help="JSON file to write.")],
+                  db: DbOption = default_url()) -> None:
+    """Write the whole handbook and graph to one JSON file (import reproduces it exactly)."""
+    with open_handbook(db) as handbook:
+        count = handbook.export(file)
+    console.print(f"exported {count} behaviors to {file}", soft_wrap=True)
+
+
+@memory_app.command("import")
+def memory_import(file: Annotated[Path, typer.Argument(help="A file from `coplay memory export`.")],
+                  db: DbOption = default_url(), embedder: EmbedderOption = "hashing") -> None:
+    """Add an exported handbook; the file is checked whole, and nothing is written if it fails."""
+    with open_handbook(db, embedder) as handbook:
+        mapping = handbook.import_file(file)
+    moved = sum(1 for old, new in mapping.items() if old != new)
+    note = f" ({moved} got new ids: theirs were taken)" if moved else ""
+    console.print(f"imported {len(mapping)} behaviors from {file}{note}", soft_wrap=True)
+
+
+@memory_app.command("prune")
+def memory_prune(
+    db: DbOption = default_url(),
+    before: Annotated[datetime | None, typer.Option(
+        help="Only behaviors invalidated before this time (UTC), e.g. 2026-11-01.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Delete invalidated behaviors for good, with their versions, provenance and edges."""
+    with open_handbook(db) as handbook:
+        doomed = handbook.prune(invalidated_before=before, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {len(doomed)} behaviors" + (f": {doomed}" if doomed else ""), soft_wrap=True)
+
+
+@memory_app.command("extract")
+def memory_extract(
+    run_id: Annotated[int, typer.Argument(help="A run recorded with trajectories.")],
+    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    min_episodes: Annotated[int, typer.Option(min=1, help="Episodes a pairing needs.")] = 8,
+) -> None:
+    """Distil a stored run's episodes into response-rule behaviors (duplicates merge)."""
+    with open_handbook(db, embedder) as handbook:
+        results = extract_run(handbook, run_id, min_episodes=min_episodes)
+    new = sum(not r.merged for r in results)
+    console.print(f"extracted {len(results)} behaviors from run {run_id}: {new} new, "
+                  f"{len(results) - new} merged into existing ones")
+    for r in results:
+        console.print(f"  {r.behavior.id}: {r.behavior.name}{' (merged)' if r.merged else ''}", soft_wrap=True)
+
+
+@db_app.command("current")
+def db_current(db: DbOption = default_url()) -> None:
+    """The database's schema revision and the newest one this coplay knows."""
+    engine = open_engine(db, check_schema=False)
+    with engine.connect() as connection:
+        revision = migrations.revision_of(connection)
+    engine.dispose()
+    console.print(f"schema revision {revision or 'none'}; newest {migrations.head()}", soft_wrap=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = default_url()) -> None:
+    """Bring an existing database up to the newest schema (back it up first)."""
+    engine = open_engine(db, check_schema=False)
+    before, after = migrations.upgrade(engine)
+    engine.dispose()
+    if before == after:
+        console.print(f"already at revision {after}", soft_wrap=True)
+    else:
+        console.print(f"upgraded from revision {before or 'none'} to {after}", soft_wrap=True)
