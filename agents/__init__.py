@@ -7,8 +7,6 @@ from agents.base import (
     Agent,
     AgentContext,
     AgentKind,
-    HintedBehavior,
-    Hints,
     build,
     kinds,
     load_plugin,
@@ -16,6 +14,7 @@ from agents.base import (
 )
 from agents.coplayers import GrimTrigger, MemoryOneAgent, TitForTwoTats, extortionate_zd_table
 from agents.population import Member, Population
+from coplay.step import HintedBehavior, Hints
 
 __all__ = [
     "Agent", "AgentContext", "AgentKind", "GrimTrigger", "HintedBehavior", "Hints", "Member",

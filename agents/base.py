@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from coplay.errors import ConfigError, CoplayError, PluginError
+from coplay.step import Hints
 from envs import Payoffs
 
 
@@ -34,49 +35,6 @@ class Agent(Protocol):
     def reset(self, num_games: int, rng: np.random.Generator) -> None: ...
 
     def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class HintedBehavior:
-    """A behavior from memory as an agent sees it."""
-
-    behavior_id: int
-    name: str
-    instruction: str
-    kind: str
-    payload: Mapping[str, Any] | None
-
-
-@dataclass(frozen=True)
-class Hints:
-    """The behaviors retrieved for each of B games this round, best first.
-
-    Games in the same situation get the same hints, so they come as a table: game b is in
-    context ``contexts[b]``, and ``table`` (C, k) lists each context's hints as indexes into
-    ``behaviors`` (-1 where fewer were found); ``rows`` gives them per game. For agents that
-    execute behaviors in bulk, the catalogue arrays have one row per behavior plus a last
-    sentinel row, which hints of -1 pick: ``executable`` (R + 1,) says whether a behavior
-    can be played (never the sentinel), ``cooperate`` (R + 1, 5) holds a response rule's
-    chance of cooperating per observation token (NaN for other kinds), ``macros``
-    (R + 1, L) an action macro's actions (-1 padding; all -1 for other kinds).
-    """
-
-    contexts: np.ndarray
-    table: np.ndarray
-    behaviors: Sequence[HintedBehavior]
-    executable: np.ndarray
-    cooperate: np.ndarray
-    macros: np.ndarray
-
-    @property
-    def rows(self) -> np.ndarray:
-        """(B, k): each game's hints."""
-        return self.table[self.contexts]
-
-    def take(self, games: np.ndarray) -> Hints:
-        """The hints of a subset of the games (for a population's members)."""
-        return Hints(self.contexts[games], self.table, self.behaviors, self.executable,
-                     self.cooperate, self.macros)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,15 @@ fallback strategy. It is how a scenario tests what a handbook has learned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import AgentContext, Hints, register_kind
+from agents.base import AgentContext, register_kind
 from coplay.errors import ConfigError
+from coplay.step import HintedBehavior, Hints
+from envs import TOKEN_NAMES as RULE_KEYS
 
 FALLBACKS = {
     "tit_for_tat": (1.0, 1.0, 0.0, 1.0, 0.0),
@@ -67,9 +70,30 @@ class HandbookFollower:
         game every round."""
         plan = self._plan_now
         # Compared by reference (not id), so that a new table can never pass for the old one.
-        if plan is None or plan.table is not hints.table or plan.executable is not hints.executable:
+        if plan is None or plan.table is not hints.table or plan.behaviors is not hints.behaviors:
             plan = self._plan_now = _Plan.of(hints, self._fallback)
         return plan
+
+
+def executable_arrays(behaviors: Sequence[HintedBehavior]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The behaviors in the bulk form this agent executes, each with a last sentinel row that
+    hints of -1 pick: whether each can be played (never the sentinel), a response rule's
+    chance of cooperating per observation token (NaN for other kinds), and an action
+    macro's actions (-1 padding)."""
+    rows = len(behaviors) + 1
+    executable = np.zeros(rows, dtype=bool)
+    cooperate = np.full((rows, len(RULE_KEYS)), np.nan)
+    width = max([len(b.payload["actions"]) for b in behaviors if b.kind == "action_macro"],
+                default=0)
+    macros = np.full((rows, width), -1, dtype=np.int64)
+    for row, behavior in enumerate(behaviors):
+        if behavior.kind == "response_rule":
+            cooperate[row] = [behavior.payload["cooperate"][key] for key in RULE_KEYS]
+        elif behavior.kind == "action_macro":
+            actions = behavior.payload["actions"]
+            macros[row, : len(actions)] = actions
+        executable[row] = behavior.kind in ("response_rule", "action_macro")
+    return executable, cooperate, macros
 
 
 @dataclass(frozen=True)
@@ -78,10 +102,10 @@ class _Plan:
     ``cooperate`` (contexts * tokens,), by context and observation token, the chance of
     cooperating under the picked response rule or, with no pick, the fallback; NaN where
     an action macro is picked; ``macros`` the picked macro's actions per context, if any
-    context picks one. ``table`` and ``executable`` are the hints it was made from."""
+    context picks one. ``table`` and ``behaviors`` are the hints it was made from."""
 
     table: np.ndarray
-    executable: np.ndarray
+    behaviors: Sequence[HintedBehavior]
     pick: np.ndarray
     cooperate: np.ndarray
     tokens: int
@@ -89,15 +113,15 @@ class _Plan:
 
     @classmethod
     def of(cls, hints: Hints, fallback: np.ndarray) -> _Plan:
-        executable = hints.executable[hints.table]
+        can_play, rules, all_macros = executable_arrays(hints.behaviors)
+        executable = can_play[hints.table]
         pick = np.where(executable.any(axis=1), executable.argmax(axis=1), -1)
         row = hints.table[np.arange(len(pick)), np.maximum(pick, 0)]
         row = np.where(pick >= 0, row, -1)  # the sentinel row
-        cooperate = np.where((pick >= 0)[:, None], hints.cooperate[row], fallback[None, :])
+        cooperate = np.where((pick >= 0)[:, None], rules[row], fallback[None, :])
         has_macro = (pick >= 0) & np.isnan(cooperate).any(axis=1)
-        macros = hints.macros[row] if has_macro.any() else None
-        return cls(hints.table, hints.executable, pick, cooperate.ravel(),
-                   hints.cooperate.shape[1], macros)
+        macros = all_macros[row] if has_macro.any() else None
+        return cls(hints.table, hints.behaviors, pick, cooperate.ravel(), rules.shape[1], macros)
 
 
 @register_kind(

@@ -111,7 +111,7 @@ def run_command(
 
 
 def _update_memory(handbook, scenario: schema.Scenario, result, run_id: int) -> None:
-    from memory.extraction import extract_run
+    from scenarios.domains import extract_run
 
     usage = result.memory_usage
     handbook.record_usage(usage.usages, edges=usage.edges, accumulate_edges=usage.accumulate_edges)

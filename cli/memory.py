@@ -17,7 +17,7 @@ from coplay.errors import ConfigError
 from memory import URL_ENV_VAR, default_url, migrations, open_engine
 from memory.behaviors import Behavior, NewBehavior, Provenance
 from memory.embedding import make_embedder
-from memory.extraction import extract_run
+from scenarios.domains import extract_run
 from memory.graph import graph_records
 from memory.handbook import Handbook, Hit
 from memory.index import Filters

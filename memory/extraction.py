@@ -1,11 +1,8 @@
-"""Distilling reusable behaviors from stored episodes of matrix games.
+"""The extraction API: what an env family's extractor hands the handbook, and how it lands.
 
-The memory-one extractor reads a run's trajectories and, for every co-player, takes the
-agent that earned the most per step against it, measures that agent's empirical response
-rule (its chance of cooperating after each previous joint action) and the co-player's
-type, and writes the rule as an executable behavior: "against reciprocators, play like
-tit-for-tat". Rules are rounded to tenths, so the same lesson learned in another run has
-the same content and is merged into the existing behavior, adding its provenance.
+Extractors live with their env family (``scenarios/domains``); they turn stored episodes
+into ``Extracted`` items. ``store_extracted`` adds them (duplicates are merged) and writes
+their graph edges once the behaviors have ids.
 """
 
 from __future__ import annotations
@@ -13,138 +10,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from sqlalchemy.orm import Session
-
-from coplay.errors import StoreError
-from memory.behaviors import RULE_KEYS, AddResult, NewBehavior, Provenance
+from memory.behaviors import AddResult, NewBehavior
 from memory.handbook import Handbook
 from memory.refs import behavior_ref
-from memory.runs import EpisodeRecord, get_episodes, get_run
 
-EXTRACTOR = "memory_one_v1"
-COPLAYER_TYPES = ("unknown", "cooperator", "defector", "reciprocator", "mixed")
-# Named memory-one strategies: P(cooperate) at the start and after CC, CD, DC, DD.
-CLASSICS = {
-    "unconditional cooperation": (1, 1, 1, 1, 1),
-    "unconditional defection": (0, 0, 0, 0, 0),
-    "tit-for-tat": (1, 1, 0, 1, 0),
-    "suspicious tit-for-tat": (0, 1, 0, 1, 0),
-    "grim trigger": (1, 1, 0, 0, 0),
-    "win-stay lose-shift": (1, 1, 0, 0, 1),
-}
-
-
-def coplayer_type(cooperations: np.ndarray, repeats: np.ndarray, rounds: np.ndarray | int) -> np.ndarray:
-    """Index into COPLAYER_TYPES from counts of a co-player's observed play: rounds in which
-    it cooperated, rounds in which it repeated the observer's previous action, and rounds
-    seen. Counts rather than rates, so the runner can apply the same rule online, every
-    round, without dividing."""
-    rounds = np.asarray(rounds)
-    kind = np.where(repeats >= 0.8 * (rounds - 1), 3, 4)  # reciprocator, else mixed
-    kind = np.where(cooperations <= 0.1 * rounds, 2, kind)  # defector
-    kind = np.where(cooperations >= 0.9 * rounds, 1, kind)  # cooperator
-    return np.where(rounds < 2, 0, kind)  # unknown
+NEW_BEHAVIOR = "{id}"  # an edge's source that stands for the extracted behavior's own ref
 
 
 @dataclass(frozen=True)
 class Extracted:
-    """A behavior to add and the graph edges to write once it has an id (``{id}`` in refs)."""
+    """A behavior to add and the graph edges to write once it has an id: (source, relation,
+    target, weight), with ``NEW_BEHAVIOR`` as the source for the behavior itself."""
 
     behavior: NewBehavior
     edges: tuple[tuple[str, str, str, float], ...]
 
 
-def memory_one_behaviors(
-    episodes: Sequence[EpisodeRecord], *, run_id: int, scenario: str, env_id: str,
-    min_episodes: int = 8,
-) -> list[Extracted]:
-    """One behavior per co-player met in at least ``min_episodes`` recorded episodes."""
-    if not any(e.joint_actions for e in episodes):
-        raise StoreError(
-            "extract", expected=f"run {run_id} to have recorded trajectories",
-            got="none", fix="Run the scenario with --record-trajectories or memory.extract: true.",
-        )
-    by_pair: dict[tuple[str, str], list[tuple[EpisodeRecord, int]]] = {}
-    for episode in episodes:
-        if not episode.joint_actions:
-            continue
-        for seat in (0, 1):
-            by_pair.setdefault((episode.agents[seat], episode.agents[1 - seat]), []).append(
-                (episode, seat))
-    best: dict[str, tuple[float, str, list[tuple[EpisodeRecord, int]]]] = {}
-    for (agent, coplayer), played in by_pair.items():
-        if len(played) < min_episodes:
-            continue
-        steps = sum(e.length for e, _ in played)
-        per_step = sum(e.returns[s] for e, s in played) / max(steps, 1)
-        if coplayer not in best or per_step > best[coplayer][0]:
-            best[coplayer] = (per_step, agent, played)
-    extracted = []
-    for coplayer, (per_step, agent, played) in sorted(best.items()):
-        own, theirs = _actions(played)
-        rule = _rule(own, theirs)
-        kind = COPLAYER_TYPES[int(coplayer_type(
-            (theirs == 0).sum(), (theirs[:, 1:] == own[:, :-1]).sum(), theirs.size,
-        ))]
-        label = min(CLASSICS, key=lambda name: np.abs(np.array(CLASSICS[name]) - rule).sum())
-        table = {key: round(float(p), 1) for key, p in zip(RULE_KEYS, rule)}
-        described = ", ".join(f"after {k} {round(100 * p)}%" for k, p in table.items() if k != "start")
-        new = NewBehavior(
-            name=f"Play like {label} against a {kind}",
-            instruction=(
-                f"When the co-player plays like a {kind}, respond like {label}: cooperate "
-                f"{round(100 * table['start'])}% of the time at the start, then {described} "
-                "(previous joint action, own move first)."
-            ),
-            kind="response_rule", payload={"cooperate": table},
-            trigger={"coplayer": kind, "env": env_id},
-            tags=("extracted", label.replace(" ", "-")),
-            provenance=Provenance(
-                extractor=EXTRACTOR, scenario=scenario, agent=agent, run_id=run_id,
-                episodes=tuple(sorted({e.index for e, _ in played})),
-            ),
-        )
-        edges = [("{id}", "effective_against", f"coplayer:{kind}", max(per_step, 0.0)),
-                 ("{id}", "effective_against", f"agent:{coplayer}", max(per_step, 0.0))]
-        edges += [("{id}", "derived_from", f"episode:{run_id}/{e.index}", 1.0) for e, _ in played[:3]]
-        extracted.append(Extracted(new, tuple(e for e in edges if e[3] > 0)))
-    return extracted
-
-
-def _actions(played: list[tuple[EpisodeRecord, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Own and co-player actions (E, T) of the shortest common length, from the agent's seat."""
-    length = min(e.length for e, _ in played)
-    joint = np.stack([np.frombuffer(e.joint_actions, dtype=np.uint8)[:length] for e, _ in played])
-    seats = np.array([s for _, s in played])[:, None]
-    first, second = joint // 2, joint % 2
-    return np.where(seats == 0, first, second), np.where(seats == 0, second, first)
-
-
-def _rule(own: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """P(cooperate) at the start and after CC, CD, DC, DD (own move first); a state never
-    visited gets the agent's overall cooperation rate."""
-    cooperate = own == 0
-    overall = cooperate.mean()
-    rule = [cooperate[:, 0].mean()]
-    state = 2 * own[:, :-1] + theirs[:, :-1]
-    following = cooperate[:, 1:]
-    for code in range(4):
-        seen = state == code
-        rule.append(following[seen].mean() if seen.any() else overall)
-    return np.array(rule)
-
-
-def extract_run(handbook: Handbook, run_id: int, *, min_episodes: int = 8) -> list[AddResult]:
-    """Distil a stored run's trajectories into the handbook; duplicates are merged."""
-    with Session(handbook.engine) as session:
-        info = get_run(session, run_id)
-        episodes = get_episodes(session, run_id)
-    extracted = memory_one_behaviors(episodes, run_id=run_id, scenario=info.scenario_name,
-                                     env_id=info.env_id, min_episodes=min_episodes)
+def store_extracted(handbook: Handbook, extracted: Sequence[Extracted]) -> list[AddResult]:
+    """Add the behaviors (duplicates merged into what is there) and their edges."""
     results = handbook.add_many([item.behavior for item in extracted])
     edges = [
-        (behavior_ref(result.behavior.id) if source == "{id}" else source, relation, target, weight)
+        (behavior_ref(result.behavior.id) if source == NEW_BEHAVIOR else source,
+         relation, target, weight)
         for item, result in zip(extracted, results)
         for source, relation, target, weight in item.edges
     ]

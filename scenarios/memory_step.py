@@ -1,244 +1,105 @@
-"""Memory inside the runner: each round, every agent's context, its retrieved behaviors, and
-the tally of what was shown and used, for the handbook's statistics and graph.
+"""Memory inside the runner, for any env family: each step, every listening seat's contexts,
+one batched retrieval, the hints its agent gets, and the tally of what was shown and used,
+for the handbook's statistics and graph.
 
-An agent's context in a matrix game is what it has seen: the phase of the game, the last
-joint action, and the type its co-player has shown so far (cooperator, defector,
-reciprocator, mixed; ``memory.extraction.coplayer_type``), plus the scenario, env and the
-agent's own name as graph entities. There are 75 such contexts per agent, so the hints of all
-of them are retrieved in one call and kept, with the behaviors' catalogue, until the handbook
-changes (``HintCatalogue``); each batch only syncs the handbook first. Every round then
-advances each seat's state with one table lookup (``transition_table``) and finds its games'
-contexts with another (``code_table``).
+The env family's ``Domain`` (``scenarios.domains``) describes a seat's situation
+(``coplay.step.Tracker``); this module knows nothing of any one game. A family may bring a
+fast path behind the same interface (``BatchMemory``), tested equal to ``GeneralBatch``.
 """
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from agents import HintedBehavior, Hints
-from memory.behaviors import RULE_KEYS, Context, MemoryUsage, Usage
-from memory.extraction import COPLAYER_TYPES, coplayer_type
+from coplay.step import Domain, HintedBehavior, Hints, Tracker
+from memory.behaviors import MemoryUsage, Usage
 from memory.handbook import Handbook
 from memory.index import Filters
 from memory.refs import behavior_ref
-from scenarios.memory_kernels import advance_states, mark_cells
 from scenarios.schema import MemorySection
 
-PHASES = ("opening", "middle", "endgame")
-PHASE_ROUNDS = 5  # the opening and the endgame are this many rounds long
-LAST_ROUND = (
-    "nothing has been played yet",
-    "we both cooperated",
-    "I cooperated and the co-player defected",
-    "I defected and the co-player cooperated",
-    "we both defected",
-)
-CONTEXTS = len(COPLAYER_TYPES) * len(LAST_ROUND) * len(PHASES)
-TABLED_ROUNDS = 128  # games up to this long look their context codes up in tables
+
+class BatchMemory(Protocol):
+    """Memory for one batch of B games, as the runner's step loop calls it."""
+
+    listening: tuple[bool, ...]
+
+    def hints(self, seat: int) -> Hints: ...
+
+    def record(self, seat: int, hint_used: np.ndarray) -> None: ...
+
+    def observe(self, step: Mapping[str, np.ndarray], active: np.ndarray) -> None: ...
+
+    def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None: ...
 
 
-def phase_of(round_index: int, horizon: int) -> int:
-    if round_index < PHASE_ROUNDS:
-        return 0
-    return 2 if round_index >= horizon - PHASE_ROUNDS else 1
+class FastPath(Protocol):
+    """A domain's optimised ``BatchMemory`` maker (``scenarios.domains.matrix_fast``)."""
 
-
-@functools.lru_cache(maxsize=4 * TABLED_ROUNDS)
-def code_table(round_index: int, horizon: int) -> np.ndarray:
-    """Context codes indexed by ``(cooperations * (horizon + 1) + repeats) * tokens +
-    last-round token``, from what a seat has seen of its co-player so far: one lookup per
-    round replaces classifying every game's co-player anew. Read-only; shared by every run."""
-    cooperations = np.arange(round_index + 1)[:, None, None]
-    repeats = np.arange(horizon + 1)[None, :, None]  # past ``round_index``: never looked up
-    last = np.arange(len(LAST_ROUND))[None, None, :]
-    kind = coplayer_type(cooperations, repeats, round_index)
-    table = ((kind * len(LAST_ROUND) + last) * len(PHASES) + phase_of(round_index, horizon))
-    table = table.astype(np.int16).ravel()
-    table.flags.writeable = False
-    return table
-
-
-@functools.lru_cache(maxsize=4)
-def code_tables(horizon: int) -> tuple[np.ndarray, ...]:
-    """``code_table`` of every round of a game of ``horizon`` rounds."""
-    return tuple(code_table(t, horizon) for t in range(horizon))
-
-
-def next_state(state: np.ndarray, joint_actions: np.ndarray, stride: int, seat: int) -> np.ndarray:
-    """A seat's state after a round. A state is ``(cooperations * stride + repeats) * tokens
-    + last-round token``: the rounds in which the co-player cooperated, those in which it
-    repeated the seat's previous action (counts up to ``stride - 1``), and the token of
-    the round before, which ``code_table`` also reads. Joint actions are 2 * seat 0's
-    action + seat 1's; action 0 is to cooperate."""
-    tokens = len(LAST_ROUND)
-    own, theirs = np.divmod(joint_actions, 2) if seat == 0 else np.divmod(joint_actions, 2)[::-1]
-    # The last token is 1 + 2 * own + theirs, or 0 before the first round: then the own
-    # action before is -1, which nothing repeats.
-    own_before = (state % tokens - 1) // 2
-    cooperations, repeats = np.divmod(state // tokens, stride)
-    cooperations = np.minimum(cooperations + (theirs == 0), stride - 1)
-    repeats = np.minimum(repeats + (theirs == own_before), stride - 1)
-    return (cooperations * stride + repeats) * tokens + 1 + 2 * own + theirs
-
-
-@functools.lru_cache(maxsize=8)
-def transition_table(horizon: int, seat: int) -> np.ndarray:
-    """``next_state`` of every state of games up to ``horizon`` rounds and every joint
-    action, indexed by ``state * 4 + joint action``: a round of a tabled game updates a
-    seat's state with one lookup. Read-only; shared by every run."""
-    stride = horizon + 1
-    states = np.arange(stride * stride * len(LAST_ROUND))
-    table = next_state(states[:, None], np.arange(4)[None, :], stride, seat).ravel()
-    table.flags.writeable = False
-    return table
-
-
-@functools.lru_cache(maxsize=16)
-def kind_table(stride: int, rounds: int) -> np.ndarray:
-    """Co-player types after ``rounds`` rounds, indexed by ``cooperations * stride +
-    repeats``: finishing a batch of games of one length classifies them with one lookup."""
-    cooperations, repeats = np.divmod(np.arange(stride * stride), stride)
-    table = coplayer_type(cooperations, repeats, rounds)
-    table.flags.writeable = False
-    return table
-
-
-@functools.lru_cache(maxsize=256)
-def contexts_for(agent: str, scenario: str, env_id: str) -> tuple[Context, ...]:
-    """Every context an agent can be in, in code order: (co-player type * 5 + last-round
-    token) * 3 + phase."""
-    found = []
-    for kind in COPLAYER_TYPES:
-        for last in LAST_ROUND:
-            for phase in PHASES:
-                found.append(Context(
-                    f"{phase} of the game; the co-player looks like a {kind}; last round {last}",
-                    (f"scenario:{scenario}", f"env:{env_id}", f"agent:{agent}", f"coplayer:{kind}"),
-                ))
-    return tuple(found)
+    def batch(self, run: RunMemory, seat_agents: Sequence[str], listening: Sequence[bool],
+              num_games: int, horizon: int) -> BatchMemory: ...
 
 
 @dataclass
 class _Tally:
     """Per behavior: episodes shown, used, and summed return per step, used or not; and the
-    same split by the co-player type of the episode."""
+    same split by the entity each episode is credited to."""
 
     shown: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     uses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     return_used: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     return_unused: dict[int, float] = field(default_factory=lambda: defaultdict(float))
-    by_type: dict[tuple[int, str], np.ndarray] = field(
+    by_credit: dict[tuple[int, str], np.ndarray] = field(
         default_factory=lambda: defaultdict(lambda: np.zeros(4))  # used n, sum; unused n, sum
     )
 
 
-class HintCatalogue:
-    """What one revision of a handbook hands a scenario's agents as hints: per agent, the
-    behavior ids of each of its contexts, and the catalogue of those behaviors in the bulk
-    form agents execute them from (``agents.Hints``). The handbook keeps it until its
-    contents change (``Handbook.remembered``), so a run after the first neither retrieves
-    nor rebuilds rows, and keeps the same arrays, so agents keep their plans too."""
-
-    def __init__(self, handbook: Handbook, *, scenario: str, env_id: str, k: int,
-                 filters: Filters) -> None:
-        self._handbook = handbook
-        self._scenario = scenario
-        self._env_id = env_id
-        self._k = k
-        self._filters = filters
-        self._positions: dict[int, int] = {}  # behavior id -> its row
-        self.behaviors: list[HintedBehavior] = []
-        # One row per catalogued behavior, then the sentinel row that ``rows`` of -1 pick.
-        self.executable = np.zeros(1, dtype=bool)
-        self.cooperate = np.full((1, len(RULE_KEYS)), np.nan)
-        self.macros = np.full((1, 0), -1, dtype=np.int64)
-        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._no_hints = np.full((1, k), -1, dtype=np.int64)
-
-    def table(self, agent: str) -> tuple[np.ndarray, np.ndarray]:
-        """Behavior ids (CONTEXTS, k) for every context of ``agent``, and their catalogue
-        rows with a last row of no hints, for the games that have already ended."""
-        found = self._tables.get(agent)
-        if found is None:
-            ids = self._handbook.retrieve(
-                contexts_for(agent, self._scenario, self._env_id), k=self._k, filters=self._filters,
-            ).ids
-            found = self._tables[agent] = (ids, np.vstack([self._rows(ids), self._no_hints]))
-        return found
-
-    def hints(self, contexts: np.ndarray, rows: np.ndarray) -> Hints:
-        return Hints(contexts, rows, self.behaviors, self.executable, self.cooperate, self.macros)
-
-    def _rows(self, ids: np.ndarray) -> np.ndarray:
-        """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
-        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._positions]
-        if fresh:
-            self._add(fresh)
-        rows = np.full(ids.shape, -1, dtype=np.int64)
-        found = ids >= 0
-        rows[found] = [self._positions[i] for i in ids[found].tolist()]
-        return rows
-
-    def _add(self, behavior_ids: list[int]) -> None:
-        rules, macros, executable = [], [], []
-        for behavior_id in behavior_ids:
-            record = self._handbook.cached(behavior_id)
-            self._positions[behavior_id] = len(self.behaviors)
-            self.behaviors.append(HintedBehavior(behavior_id, record.name, record.instruction,
-                                                 record.kind, record.payload))
-            rules.append([record.payload["cooperate"][key] for key in RULE_KEYS]
-                         if record.kind == "response_rule" else [np.nan] * len(RULE_KEYS))
-            macros.append(list(record.payload["actions"]) if record.kind == "action_macro" else [])
-            executable.append(record.kind in ("response_rule", "action_macro"))
-        width = max(self.macros.shape[1], *map(len, macros))
-        grown = np.full((len(self.behaviors) + 1, width), -1, dtype=np.int64)
-        old = len(self.behaviors) - len(behavior_ids)
-        grown[:old, : self.macros.shape[1]] = self.macros[:-1]
-        for row, actions in enumerate(macros, start=old):
-            grown[row, : len(actions)] = actions
-        self.macros = grown
-        self.executable = np.concatenate([self.executable[:-1], executable, [False]])
-        self.cooperate = np.vstack([self.cooperate[:-1], np.array(rules, dtype=float),
-                                    self.cooperate[-1:]])
-
-
 class RunMemory:
-    """The handbook's part in one run: builds each batch's ``BatchMemory`` and sums usage."""
+    """The handbook's part in one run: makes each batch's memory and sums what it tallied."""
 
-    def __init__(self, handbook: Handbook, section: MemorySection, *, scenario: str, env_id: str) -> None:
+    def __init__(self, handbook: Handbook, section: MemorySection, domain: Domain, *,
+                 scenario: str, fast: FastPath | None = None) -> None:
         self.handbook = handbook
         self.section = section
+        self.domain = domain
         self.scenario = scenario
-        self.env_id = env_id
         self.filters = Filters(tags=frozenset(section.tags), kinds=frozenset(section.kinds))
+        self._fast = fast
         self._tally = _Tally()
 
-    def batch(self, seat_agents: tuple[str, str], listening: tuple[bool, bool], num_games: int,
+    def batch(self, seat_agents: Sequence[str], listening: Sequence[bool], num_games: int,
               horizon: int) -> BatchMemory:
         """Memory for a batch: hints for the seats whose agents can follow them
         (``listening``); the others would ignore them, and their statistics would only
         dilute the behaviors' own."""
         self.handbook.sync()
-        catalogue = self.handbook.remembered(
-            (HintCatalogue, self.scenario, self.env_id, self.section.k, self.filters),
-            lambda: HintCatalogue(self.handbook, scenario=self.scenario, env_id=self.env_id,
-                                  k=self.section.k, filters=self.filters),
-        )
-        tables = [catalogue.table(agent) if listens else None
-                  for agent, listens in zip(seat_agents, listening)]
-        return BatchMemory(self, catalogue, tables, self.section.k, num_games, horizon)
+        if self._fast is not None:
+            return self._fast.batch(self, seat_agents, listening, num_games, horizon)
+        trackers = [
+            self.domain.tracker(agent=agent, seat=seat, num_games=num_games, horizon=horizon)
+            if listens else None
+            for seat, (agent, listens) in enumerate(zip(seat_agents, listening))
+        ]
+        return GeneralBatch(self, trackers, num_games)
 
-    def add(self, behavior_ids: np.ndarray, shown: np.ndarray, used: np.ndarray) -> None:
-        """Add one seat's batch: per behavior (rows, ``behavior_ids``) and co-player type
-        (last axis, ``COPLAYER_TYPES``), the episodes it was shown in and those it was used
-        in, as counts ``[:, 0]`` and sums of return per step ``[:, 1]``."""
+    def hinted(self, behavior_id: int) -> HintedBehavior:
+        record = self.handbook.cached(behavior_id)
+        return HintedBehavior(behavior_id, record.name, record.instruction, record.kind,
+                              record.payload)
+
+    def add(self, behavior_ids: Sequence[int], credits: Sequence[str], shown: np.ndarray,
+            used: np.ndarray) -> None:
+        """Add one seat's batch: per behavior (rows, ``behavior_ids``) and credited entity
+        (last axis, ``credits``), the episodes it was shown in and those it was used in, as
+        counts ``[:, 0]`` and sums of return per step ``[:, 1]``."""
         tally = self._tally
         unused = shown - used
-        ids = behavior_ids.tolist()
+        ids = list(behavior_ids)
         totals = zip(ids, shown[:, 0].sum(axis=1).tolist(), used.sum(axis=2).tolist(),
                      unused[:, 1].sum(axis=1).tolist())
         for behavior_id, shown_n, (used_n, used_sum), unused_sum in totals:
@@ -246,10 +107,10 @@ class RunMemory:
             tally.uses[behavior_id] += round(used_n)
             tally.return_used[behavior_id] += used_sum
             tally.return_unused[behavior_id] += unused_sum
-        rows, kinds = np.nonzero(shown[:, 0])
-        by_type = np.hstack([used[rows, :, kinds], unused[rows, :, kinds]])  # (n, sum; n, sum)
-        for row, kind, values in zip(rows.tolist(), kinds.tolist(), by_type.tolist()):
-            tally.by_type[(ids[row], COPLAYER_TYPES[kind])] += values
+        rows, columns = np.nonzero(shown[:, 0])
+        by_credit = np.hstack([used[rows, :, columns], unused[rows, :, columns]])
+        for row, column, values in zip(rows.tolist(), columns.tolist(), by_credit.tolist()):
+            tally.by_credit[(ids[row], credits[column])] += values
 
     def usage(self) -> MemoryUsage:
         tally = self._tally
@@ -258,12 +119,13 @@ class RunMemory:
             for b in sorted(tally.shown)
         )
         effective = []
-        for (behavior_id, kind), (used_n, used_sum, unused_n, unused_sum) in sorted(tally.by_type.items()):
+        for (behavior_id, credit), (used_n, used_sum, unused_n, unused_sum) in sorted(
+                tally.by_credit.items()):
             if used_n and unused_n:
                 advantage = used_sum / used_n - unused_sum / unused_n
                 if advantage > 0:
-                    effective.append((behavior_ref(behavior_id), "effective_against",
-                                      f"coplayer:{kind}", float(advantage)))
+                    effective.append((behavior_ref(behavior_id), "effective_against", credit,
+                                      float(advantage)))
         used_in = tuple(
             (behavior_ref(b), "used_in", f"scenario:{self.scenario}", float(tally.uses[b]))
             for b in sorted(tally.uses) if tally.uses[b]
@@ -271,146 +133,96 @@ class RunMemory:
         return MemoryUsage(usages, tuple(effective), used_in)
 
 
-class BatchMemory:
-    """One batch of B games: per listening seat, what each game's agent has seen of its
-    co-player, which contexts it met and which hints it used. Every round costs one table
-    lookup and two compiled loops (``memory_kernels``) per listening seat: this is the
-    simulation's hot path.
+class GeneralBatch:
+    """The step contract's general path: each step, each listening seat's tracker describes
+    its games, the handbook retrieves for the distinct contexts in one call, and the shown
+    and used behaviors are marked per game."""
 
-    Each round a listening seat marks one cell per game in a (cells, B) table: the cell of
-    its context and of the hint it used (or of none). At the batch's end those marks become
-    per-behavior sets of episodes, as bitsets, and only the contexts some game met are
-    looked at."""
-
-    def __init__(self, run: RunMemory, catalogue: HintCatalogue,
-                 tables: list[tuple[np.ndarray, np.ndarray] | None], k: int, num_games: int,
-                 horizon: int) -> None:
-        """``tables``: per seat, its ``HintCatalogue.table``, or None if it does not listen."""
+    def __init__(self, run: RunMemory, trackers: list[Tracker | None], num_games: int) -> None:
         self._run = run
-        self._catalogue = catalogue
-        self.listening = tuple(table is not None for table in tables)
-        self._seats = [seat for seat in (0, 1) if self.listening[seat]]
-        self._ids = [None if table is None else table[0] for table in tables]
-        self._rows = [None if table is None else table[1] for table in tables]
-        self._horizon = horizon
-        self._round = 0
-        self._slots = k + 1  # per context: no hint used, then each position
-        # The cells past the contexts' belong to games that have ended: they never count.
-        self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
-                       if listens else None for listens in self.listening]
-        self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
-        self._code_tables = code_tables(horizon) if horizon <= TABLED_ROUNDS else None
-        # Each seat's state per game: what it has seen its co-player do and the last-round
-        # token (``next_state``); in tabled games a round looks it up in one table.
-        self._stride = horizon + 1
-        self._states = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
-        self._transitions = ([transition_table(horizon, seat) for seat in (0, 1)]
-                             if self._code_tables is not None else None)
+        self._trackers = trackers
+        self.listening = tuple(t is not None for t in trackers)
         self._active = np.ones(num_games, dtype=bool)
-        self._all_active = True
-
-    def _counts(self, seat: int) -> tuple[np.ndarray, np.ndarray]:
-        """(cooperations, repeats) seen by ``seat``, per game."""
-        return np.divmod(self._states[seat] // len(LAST_ROUND), self._stride)
+        self._behaviors: list[HintedBehavior] = []
+        self._positions: dict[int, int] = {}  # behavior id -> index in _behaviors
+        self._rows: list[np.ndarray | None] = [None] * len(trackers)  # (B, k) last hints
+        # Per seat: behavior id -> games it was shown in, and games it was used in.
+        self._shown: list[dict[int, np.ndarray]] = [{} for _ in trackers]
+        self._used: list[dict[int, np.ndarray]] = [{} for _ in trackers]
 
     def hints(self, seat: int) -> Hints:
-        t = self._round
-        if self._code_tables is not None:
-            codes = self._code_tables[t].take(self._states[seat])
-        else:  # long games: classify directly rather than keep large tables
-            kind = coplayer_type(*self._counts(seat), t)
-            codes = ((kind * len(LAST_ROUND) + self._states[seat] % len(LAST_ROUND)) * len(PHASES)
-                     + phase_of(t, self._horizon))
-        if not self._all_active:
-            codes = np.where(self._active, codes, CONTEXTS)
-        self._codes[seat] = codes
-        return self._catalogue.hints(codes, self._rows[seat])
+        tracker = self._trackers[seat]
+        assert tracker is not None, "hints asked for a seat that does not listen"
+        codes, contexts = tracker.contexts()
+        k = self._run.section.k
+        found = self._run.handbook.retrieve(list(contexts), k=k, filters=self._run.filters)
+        # A last row of no hints, for the games that have ended.
+        table = np.vstack([self._index(found.ids), np.full((1, k), -1, dtype=np.int64)])
+        scores = np.vstack([found.scores, np.zeros((1, k), dtype=found.scores.dtype)])
+        codes = np.where(self._active, codes, len(contexts))
+        hints = Hints(codes, table, scores, tuple(self._behaviors))
+        rows = hints.rows
+        self._rows[seat] = rows
+        shown = self._shown[seat]
+        for index in np.unique(rows[rows >= 0]).tolist():
+            behavior_id = self._behaviors[index].behavior_id
+            games = (rows == index).any(axis=1)
+            shown[behavior_id] = shown.get(behavior_id, False) | games
+        return hints
+
+    def _index(self, ids: np.ndarray) -> np.ndarray:
+        """Behavior ids as indexes into the batch's growing list of hinted behaviors."""
+        for behavior_id in np.unique(ids[ids >= 0]).tolist():
+            if behavior_id not in self._positions:
+                self._positions[behavior_id] = len(self._behaviors)
+                self._behaviors.append(self._run.hinted(behavior_id))
+        table = np.full(ids.shape, -1, dtype=np.int64)
+        found = ids >= 0
+        table[found] = [self._positions[i] for i in ids[found].tolist()]
+        return table
 
     def record(self, seat: int, hint_used: np.ndarray) -> None:
-        mark_cells(self._marks[seat], self._codes[seat], hint_used, self._slots)
+        rows = self._rows[seat]
+        k = rows.shape[1]
+        if np.any((hint_used < -1) | (hint_used >= k)):
+            raise IndexError("an agent's hint_used must be -1 (none) or the position of one "
+                             "of its hints")
+        games = np.flatnonzero(hint_used >= 0)
+        picked = rows[games, hint_used[games]]
+        if np.any(picked < 0):
+            raise IndexError("an agent's hint_used points at a position with no hint")
+        used = self._used[seat]
+        for index in np.unique(picked).tolist():
+            behavior_id = self._behaviors[index].behavior_id
+            mask = np.zeros(len(hint_used), dtype=bool)
+            mask[games[picked == index]] = True
+            used[behavior_id] = used.get(behavior_id, False) | mask
 
-    def observe(self, joint_actions: np.ndarray, active: np.ndarray) -> None:
-        """After a round: ``joint_actions`` (B,), 2 * seat 0's action + seat 1's; ``active``
-        the games still running after it."""
-        for seat in self._seats:
-            if self._transitions is not None:
-                advance_states(self._states[seat], self._transitions[seat], joint_actions,
-                               self._active)
-            else:
-                after = next_state(self._states[seat], joint_actions, self._stride, seat)
-                self._states[seat] = np.where(self._active, after, self._states[seat])
-        self._round += 1
-        # A fixed horizon hands the same read-only flags every round: nothing to look at.
-        if active is not self._active or active.flags.writeable:
-            self._all_active = bool(active.all())
-        self._active = active
+    def observe(self, step: Mapping[str, np.ndarray], active: np.ndarray) -> None:
+        played = self._active
+        for tracker in self._trackers:
+            if tracker is not None:
+                tracker.observe({**step, "played": played}, active)
+        self._active = np.array(active, dtype=bool)  # the env may reuse its array
 
     def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None:
-        """Add the batch to the run's tally; ``returns`` (B, 2), ``lengths`` (B,)."""
-        games = np.arange(len(lengths))
-        for seat in self._seats:
-            found = self._episode_sets(seat)
-            if found is None:
+        """Add the batch to the run's tally; ``returns`` (B, seats), ``lengths`` (B,)."""
+        for seat, tracker in enumerate(self._trackers):
+            shown = self._shown[seat]
+            if tracker is None or not shown:
                 continue
-            behavior_ids, sets = found
-            # Per episode: a one-hot of its co-player type, then that times its return per
-            # step. Single precision: sums of a few thousand returns per batch lose nothing
-            # that matters.
-            kinds = self._final_kinds(seat, lengths)
-            weights = np.zeros((len(lengths), 2 * len(COPLAYER_TYPES)), dtype=np.float32)
-            weights[games, kinds] = 1.0
-            weights[games, kinds + len(COPLAYER_TYPES)] = returns[:, seat] / np.maximum(lengths, 1)
-            totals = _weighted_counts(sets, weights)
-            shown, used = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
-            self._run.add(behavior_ids, shown, used)
+            credit_of_game = tracker.credit(lengths)
+            credits = sorted(set(credit_of_game))
+            column = np.array([credits.index(c) for c in credit_of_game])
+            per_step = returns[:, seat] / np.maximum(lengths, 1)
+            behavior_ids = sorted(shown)
+            counts = np.zeros((len(behavior_ids), 2, 2, len(credits)))  # shown/used, n/sum
+            for row, behavior_id in enumerate(behavior_ids):
+                for which, games in enumerate((shown[behavior_id],
+                                               self._used[seat].get(behavior_id))):
+                    if games is None:
+                        continue
+                    np.add.at(counts[row, which, 0], column[games], 1.0)
+                    np.add.at(counts[row, which, 1], column[games], per_step[games])
+            self._run.add(behavior_ids, credits, counts[:, 0], counts[:, 1])
 
-    def _final_kinds(self, seat: int, lengths: np.ndarray) -> np.ndarray:
-        """The type each game's co-player showed ``seat`` by the game's end."""
-        if lengths.min() == lengths.max():  # games of one length: one table lookup
-            table = kind_table(self._stride, int(lengths[0]))
-            return table.take(self._states[seat] // len(LAST_ROUND))
-        return coplayer_type(*self._counts(seat), lengths)
-
-    def _episode_sets(self, seat: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The behaviors ``seat`` was shown (sorted ids) and, per behavior, the episodes it
-        was shown in, then those it was used in: (2 * behaviors, words) bitsets."""
-        # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
-        bits = np.packbits(self._marks[seat], axis=1)
-        if bits.shape[1] % 8:
-            bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
-        bits = bits.view(np.uint64).reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
-        seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
-        # Only the hints of contexts some game met; a batch meets few of them.
-        listed = (self._ids[seat] >= 0) & seen.any(axis=1)[:, None]
-        if not listed.any():
-            return None
-        context, position = np.nonzero(listed)
-        hinted = self._ids[seat][context, position]
-        # A sorted set rather than np.unique: a few hundred ids, where numpy's own call costs more.
-        behavior_ids = np.array(sorted(set(hinted.tolist())), dtype=hinted.dtype)
-        column = np.searchsorted(behavior_ids, hinted)
-        # Per behavior, the OR of the rows of its cells, grouped by behavior for reduceat.
-        order = np.argsort(column, kind="stable")
-        starts = np.searchsorted(column[order], np.arange(len(behavior_ids)))
-        context, position = context[order], position[order]
-        sets = np.vstack([np.bitwise_or.reduceat(seen[context], starts),
-                          np.bitwise_or.reduceat(bits[context, 1 + position], starts)])
-        return behavior_ids, sets
-
-
-UNPACKED_BYTES = 1 << 17  # bound on the floats unpacked at once: a few cache-warm pages
-
-
-def _weighted_counts(bitsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``bitsets`` (R, words) over E episodes times ``weights`` (E, m): (R, m) float32.
-    Unpacked a few columns at a time: the whole (R, E) matrix in floats could be megabytes
-    of fresh memory, whose page faults cost more than the product."""
-    as_bytes = bitsets.view(np.uint8)
-    episodes = weights.shape[0]
-    chunk = max(64, UNPACKED_BYTES // (4 * bitsets.shape[0]) // 64 * 64)
-    totals = np.zeros((bitsets.shape[0], weights.shape[1]), dtype=np.float32)
-    for start in range(0, episodes, chunk):
-        stop = min(start + chunk, episodes)
-        block = np.unpackbits(as_bytes[:, start // 8: -(-stop // 8)], axis=1, count=stop - start)
-        totals += block.astype(np.float32) @ weights[start:stop]
-    return totals

@@ -19,6 +19,7 @@ import envs
 from coplay.errors import ConfigError
 from memory import EpisodeArrays, NewRun, PairingOutcome, PairingStats
 from memory.handbook import Handbook
+from scenarios.domains import run_memory
 from scenarios.memory_step import BatchMemory, RunMemory
 from scenarios.schema import CrossPlay, FocalPopulation, RoundRobin, Scenario
 
@@ -105,7 +106,12 @@ def play_batch(
         returns += result.rewards
         joint_actions[t] = actions[0] * 2 + actions[1]
         if memory is not None:
-            memory.observe(joint_actions[t], result.active)
+            # Memory is told which games go on after this round: an ended game gets no
+            # hints and its co-player's later (padding) moves are not counted.
+            going_on = result.active
+            if config.continuation_probability is not None:
+                going_on = result.active & ~result.terminated & ~result.truncated
+            memory.observe({"joint_actions": joint_actions[t]}, going_on)
         for seat, observe in enumerate(observers):
             if observe is not None:
                 observe(result.rewards[seat], result.active)
@@ -161,15 +167,17 @@ def play_job(
 
 def run(
     scenario: Scenario, *, handbook: Handbook | None = None,
-    on_episodes: Callable[[int], None] = lambda n: None,
+    on_episodes: Callable[[int], None] = lambda n: None, general_memory: bool = False,
 ) -> NewRun:
     """Play every job of the scenario; the result is ready for ``memory.RunStore.save``
-    (and, for a scenario with memory, its ``memory_usage`` for ``handbook.record_usage``)."""
+    (and, for a scenario with memory, its ``memory_usage`` for ``handbook.record_usage``).
+    ``general_memory`` turns off the env family's memory fast path."""
     if scenario.memory is not None and handbook is None:
         raise ConfigError("memory", expected="a handbook for a scenario with memory",
                           got="none", fix="Pass handbook=Handbook.open(URL) to run().")
     memory = (
-        RunMemory(handbook, scenario.memory, scenario=scenario.name, env_id=scenario.env.id)
+        run_memory(handbook, scenario.memory, scenario=scenario.name, env_id=scenario.env.id,
+                   general=general_memory)
         if scenario.memory is not None and handbook is not None else None
     )
     start = time.perf_counter()

@@ -284,8 +284,7 @@ def test_population_members_see_only_their_own_games():
     observations = np.arange(B) % 5 + 10 * np.arange(B)
     # Each game is in its own context here; a member must get its own games' hints.
     table = np.arange(B)[:, None] * 10 + np.arange(3)
-    hints = Hints(np.arange(B), table, [], np.zeros(1, dtype=bool), np.full((1, 5), np.nan),
-                  np.zeros((1, 0)))
+    hints = Hints(np.arange(B), table, np.zeros(table.shape), [])
     rows = hints.rows
     actions = population.act(observations, hints)
     for i, recorder in enumerate(recorders):

@@ -15,16 +15,10 @@ import scenarios
 from coplay.errors import ConfigError
 from memory import RunStore, migrations
 from memory.behaviors import RULE_KEYS, NewBehavior
-from memory.extraction import COPLAYER_TYPES, coplayer_type, extract_run
 from memory.handbook import Handbook
-from scenarios.memory_step import (
-    CONTEXTS,
-    LAST_ROUND,
-    TABLED_ROUNDS,
-    BatchMemory,
-    RunMemory,
-    phase_of,
-)
+from scenarios.domains import extract_run, run_memory
+from scenarios.domains.matrix import CONTEXTS, COPLAYER_TYPES, LAST_ROUND, coplayer_type, phase_of
+from scenarios.domains.matrix_fast import TABLED_ROUNDS, BatchMemory
 from tests.test_cli import coplay
 
 DEFECT_ALWAYS = NewBehavior(
@@ -75,22 +69,23 @@ def test_the_follower_plays_the_retrieved_rule_and_its_use_is_counted(db_url) ->
 
 
 def test_a_batch_sees_what_was_written_since_the_last_batch(db_url) -> None:
-    """Batches, of this run and the next, reuse their hint tables while the handbook is
-    unchanged, and only then."""
+    """Batches of a run reuse their hint tables while the handbook is unchanged, and only
+    then; the next run finds the same."""
     handbook = Handbook.open(db_url)
     handbook.add(DEFECT_ALWAYS)
-    run_memory = RunMemory(handbook, memory_scenario().memory, scenario="memory-test",
-                           env_id="coplay/ipd-v0")
+    memory = run_memory(handbook, memory_scenario().memory, scenario="memory-test",
+                        env_id="coplay/ipd-v0")
     seats, listening = ("follower", "allc"), (True, False)
-    first = run_memory.batch(seats, listening, num_games=4, horizon=12)
-    again = run_memory.batch(seats, listening, num_games=4, horizon=12)
+    first = memory.batch(seats, listening, num_games=4, horizon=12)
+    again = memory.batch(seats, listening, num_games=4, horizon=12)
     assert again._rows[0] is first._rows[0]
-    next_run = RunMemory(handbook, memory_scenario().memory, scenario="memory-test",
-                         env_id="coplay/ipd-v0")
-    assert next_run.batch(seats, listening, num_games=4, horizon=12)._rows[0] is first._rows[0]
+    next_run = run_memory(handbook, memory_scenario().memory, scenario="memory-test",
+                          env_id="coplay/ipd-v0")
+    assert np.array_equal(next_run.batch(seats, listening, num_games=4, horizon=12)._rows[0],
+                          first._rows[0])
     assert set(first._ids[0].ravel().tolist()) == {1, -1}
     Handbook.open(db_url).add(OPEN_WITH_A_PROBE)  # another writer
-    after = run_memory.batch(seats, listening, num_games=4, horizon=12)
+    after = memory.batch(seats, listening, num_games=4, horizon=12)
     assert after._rows[0] is not first._rows[0]
     assert set(after._ids[0].ravel().tolist()) == {1, 2}
 
@@ -292,10 +287,10 @@ memory: {{k: 1}}
         logs[id(self)]["codes"].append((self._round, seat, given.contexts.copy()))
         return given
 
-    def logged_observe(self, joint_actions, active):
-        logs[id(self)]["joint"].append(joint_actions.astype(int))
+    def logged_observe(self, step, active):
+        logs[id(self)]["joint"].append(step["joint_actions"].astype(int))
         logs[id(self)]["active"].append(active.copy())
-        observe(self, joint_actions, active)
+        observe(self, step, active)
 
     monkeypatch.setattr(BatchMemory, "hints", logged_hints)
     monkeypatch.setattr(BatchMemory, "observe", logged_observe)
@@ -395,11 +390,55 @@ def test_db_commands_show_and_upgrade_an_old_schema(monkeypatch, capsys, tmp_pat
 def test_a_hint_position_out_of_range_is_an_error_not_a_stray_write(db_url) -> None:
     handbook = Handbook.open(db_url)
     handbook.add(DEFECT_ALWAYS)
-    run_memory = RunMemory(handbook, memory_scenario().memory, scenario="memory-test",
-                           env_id="coplay/ipd-v0")
-    batch = run_memory.batch(("follower", "allc"), (True, False), num_games=4, horizon=12)
+    memory = run_memory(handbook, memory_scenario().memory, scenario="memory-test",
+                        env_id="coplay/ipd-v0")
+    batch = memory.batch(("follower", "allc"), (True, False), num_games=4, horizon=12)
     batch.hints(0)
     with pytest.raises(IndexError, match="hint_used must be -1"):
         batch.record(0, np.array([0, 1, 2, 0]))  # k is 2: positions 0 and 1
     batch.record(0, np.array([-1, 0, 1, 0]))
     assert batch._marks[0].sum() == 4
+
+
+@pytest.mark.parametrize("env", [
+    "{id: coplay/ipd-v0, horizon: 15, continuation_probability: 0.9}",
+    f"{{id: coplay/stag-hunt-v0, horizon: {TABLED_ROUNDS + 3}}}",
+])
+def test_the_matrix_fast_path_plays_and_tallies_as_the_general_path(db_url, env) -> None:
+    """The step contract's general path (a tracker describes every game, one retrieval per
+    step) and the matrix games' tabled fast path hand out the same hints: the same actions
+    in every round of every game, and the same usage statistics."""
+    handbook = Handbook.open(db_url)
+    handbook.add_many([
+        DEFECT_ALWAYS, OPEN_WITH_A_PROBE,
+        NewBehavior(name="Reciprocate", instruction="Against a reciprocator, do what it did.",
+                    kind="response_rule", payload={"cooperate": dict(zip(RULE_KEYS, (1, 1, 0, 1, 0)))},
+                    trigger={"coplayer": "reciprocator"}),
+        NewBehavior(name="Be patient", instruction="In the opening of the game, wait and see."),
+    ])
+    scenario = scenarios.parse(f"""\
+name: fast-and-general
+env: {env}
+agents:
+  follower: {{kind: handbook_follower, fallback: random}}
+  tft: {{kind: tit_for_tat}}
+  tabular: {{kind: memory_one, table: uniform}}
+matchups: {{mode: population, focal: [follower], background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]}}
+run: {{episodes: 40, seed: 7, batch_size: 16, record_trajectories: true}}
+memory: {{k: 3}}
+""")
+    fast = scenarios.run(scenario, handbook=handbook)
+    general = scenarios.run(scenario, handbook=handbook, general_memory=True)
+    assert len(fast.pairings) == len(general.pairings) == 3
+    for one, other in zip(fast.pairings, general.pairings):
+        assert one.stats == other.stats
+        assert np.array_equal(one.episodes.joint_actions, other.episodes.joint_actions)
+    used = {u.behavior_id: u for u in general.memory_usage.usages}
+    assert sum(u.uses for u in used.values()) > 0
+    for usage in fast.memory_usage.usages:
+        other = used.pop(usage.behavior_id)
+        assert (usage.shown, usage.uses) == (other.shown, other.uses)
+        assert usage.return_used == pytest.approx(other.return_used, rel=1e-5)
+        assert usage.return_unused == pytest.approx(other.return_unused, rel=1e-5)
+    assert not used
+    assert [e[:3] for e in fast.memory_usage.edges] == [e[:3] for e in general.memory_usage.edges]

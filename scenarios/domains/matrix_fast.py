@@ -1,0 +1,304 @@
+"""The matrix-game domain's fast path: the same hints and tallies as the general path
+(``scenarios.memory_step.GeneralBatch`` over ``matrix.MatrixTracker``), from tables.
+
+An agent has ``matrix.CONTEXTS`` contexts, so the hints of all of them are retrieved in one
+call and kept, with the behaviors' catalogue, until the handbook changes
+(``HintCatalogue``). Every round then advances each seat's state with one table lookup
+(``transition_table``) and finds its games' contexts with another (``code_table``); the
+marks of what was shown and used are bitsets over the episodes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from coplay.step import HintedBehavior, Hints
+from memory.handbook import Handbook
+from memory.index import Filters
+from scenarios.domains.matrix import (
+    CONTEXTS,
+    COPLAYER_TYPES,
+    LAST_ROUND,
+    context_code,
+    contexts_for,
+    coplayer_type,
+    credit_refs,
+    phase_of,
+)
+from scenarios.domains.matrix_kernels import advance_states, mark_cells
+from scenarios.memory_step import RunMemory
+
+TABLED_ROUNDS = 128  # games up to this long look their context codes up in tables
+
+
+@functools.lru_cache(maxsize=4 * TABLED_ROUNDS)
+def code_table(round_index: int, horizon: int) -> np.ndarray:
+    """Context codes indexed by ``(cooperations * (horizon + 1) + repeats) * tokens +
+    last-round token``, from what a seat has seen of its co-player so far: one lookup per
+    round replaces classifying every game's co-player anew. Read-only; shared by every run."""
+    cooperations = np.arange(round_index + 1)[:, None, None]
+    repeats = np.arange(horizon + 1)[None, :, None]  # past ``round_index``: never looked up
+    last = np.arange(len(LAST_ROUND))[None, None, :]
+    kind = coplayer_type(cooperations, repeats, round_index)
+    table = context_code(kind, last, phase_of(round_index, horizon))
+    table = table.astype(np.int16).ravel()
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=4)
+def code_tables(horizon: int) -> tuple[np.ndarray, ...]:
+    """``code_table`` of every round of a game of ``horizon`` rounds."""
+    return tuple(code_table(t, horizon) for t in range(horizon))
+
+
+def next_state(state: np.ndarray, joint_actions: np.ndarray, stride: int, seat: int) -> np.ndarray:
+    """A seat's state after a round. A state is ``(cooperations * stride + repeats) * tokens
+    + last-round token``: the rounds in which the co-player cooperated, those in which it
+    repeated the seat's previous action (counts up to ``stride - 1``), and the token of
+    the round before, which ``code_table`` also reads. Joint actions are 2 * seat 0's
+    action + seat 1's; action 0 is to cooperate."""
+    tokens = len(LAST_ROUND)
+    own, theirs = np.divmod(joint_actions, 2) if seat == 0 else np.divmod(joint_actions, 2)[::-1]
+    # The last token is 1 + 2 * own + theirs, or 0 before the first round: then the own
+    # action before is -1, which nothing repeats.
+    own_before = (state % tokens - 1) // 2
+    cooperations, repeats = np.divmod(state // tokens, stride)
+    cooperations = np.minimum(cooperations + (theirs == 0), stride - 1)
+    repeats = np.minimum(repeats + (theirs == own_before), stride - 1)
+    return (cooperations * stride + repeats) * tokens + 1 + 2 * own + theirs
+
+
+@functools.lru_cache(maxsize=8)
+def transition_table(horizon: int, seat: int) -> np.ndarray:
+    """``next_state`` of every state of games up to ``horizon`` rounds and every joint
+    action, indexed by ``state * 4 + joint action``: a round of a tabled game updates a
+    seat's state with one lookup. Read-only; shared by every run."""
+    stride = horizon + 1
+    states = np.arange(stride * stride * len(LAST_ROUND))
+    table = next_state(states[:, None], np.arange(4)[None, :], stride, seat).ravel()
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=16)
+def kind_table(stride: int, rounds: int) -> np.ndarray:
+    """Co-player types after ``rounds`` rounds, indexed by ``cooperations * stride +
+    repeats``: finishing a batch of games of one length classifies them with one lookup."""
+    cooperations, repeats = np.divmod(np.arange(stride * stride), stride)
+    table = coplayer_type(cooperations, repeats, rounds)
+    table.flags.writeable = False
+    return table
+
+
+class HintCatalogue:
+    """What one revision of a handbook hands a scenario's agents as hints: per agent, the
+    behavior ids and scores of each of its contexts, as rows of one growing catalogue of
+    hinted behaviors. Kept by ``MatrixFastPath`` until the handbook changes, so later
+    batches neither retrieve nor rebuild rows."""
+
+    def __init__(self, run: RunMemory, env_id: str) -> None:
+        self._run = run
+        self._env_id = env_id
+        self._positions: dict[int, int] = {}  # behavior id -> its row
+        self.behaviors: tuple[HintedBehavior, ...] = ()
+        # agent -> (ids (CONTEXTS, k), rows (CONTEXTS + 1, k), scores (CONTEXTS + 1, k))
+        self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def table(self, agent: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Behavior ids (CONTEXTS, k) for every context of ``agent``, their catalogue rows
+        and scores, each with a last row of no hints for the games that have already ended."""
+        found = self._tables.get(agent)
+        if found is None:
+            k = self._run.section.k
+            retrieved = self._run.handbook.retrieve(
+                contexts_for(agent, self._run.scenario, self._env_id), k=k,
+                filters=self._run.filters,
+            )
+            found = self._tables[agent] = (
+                retrieved.ids,
+                np.vstack([self._rows(retrieved.ids), np.full((1, k), -1, dtype=np.int64)]),
+                np.vstack([retrieved.scores, np.zeros((1, k), dtype=retrieved.scores.dtype)]),
+            )
+        return found
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
+        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._positions]
+        for behavior_id in fresh:
+            self._positions[behavior_id] = len(self._positions)
+        # A new tuple, never grown in place: agents compare it by reference to reuse plans.
+        self.behaviors = (*self.behaviors, *map(self._run.hinted, fresh))
+        rows = np.full(ids.shape, -1, dtype=np.int64)
+        found = ids >= 0
+        rows[found] = [self._positions[i] for i in ids[found].tolist()]
+        return rows
+
+
+class MatrixFastPath:
+    """Makes the tabled ``BatchMemory`` of each batch, keeping the catalogue while the
+    handbook's revision stays the same."""
+
+    def __init__(self, env_id: str) -> None:
+        self._env_id = env_id
+        self._catalogue: tuple[tuple[int | None, int], HintCatalogue] | None = None
+
+    def batch(self, run: RunMemory, seat_agents: Sequence[str], listening: Sequence[bool],
+              num_games: int, horizon: int) -> BatchMemory:
+        revision = run.handbook.revision
+        if self._catalogue is None or self._catalogue[0] != revision:
+            self._catalogue = (revision, HintCatalogue(run, self._env_id))
+        catalogue = self._catalogue[1]
+        tables = [catalogue.table(agent) if listens else None
+                  for agent, listens in zip(seat_agents, listening)]
+        return BatchMemory(run, catalogue, tables, run.section.k, num_games, horizon)
+
+
+class BatchMemory:
+    """One batch of B games: per listening seat, what each game's agent has seen of its
+    co-player, which contexts it met and which hints it used. Every round costs one table
+    lookup and two compiled loops (``memory_kernels``) per listening seat: this is the
+    simulation's hot path.
+
+    Each round a listening seat marks one cell per game in a (cells, B) table: the cell of
+    its context and of the hint it used (or of none). At the batch's end those marks become
+    per-behavior sets of episodes, as bitsets, and only the contexts some game met are
+    looked at."""
+
+    def __init__(self, run: RunMemory, catalogue: HintCatalogue,
+                 tables: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None], k: int,
+                 num_games: int, horizon: int) -> None:
+        """``tables``: per seat, its ``HintCatalogue.table``, or None if it does not listen."""
+        self._run = run
+        self._catalogue = catalogue
+        self.listening = tuple(table is not None for table in tables)
+        self._seats = [seat for seat in (0, 1) if self.listening[seat]]
+        self._ids = [None if table is None else table[0] for table in tables]
+        self._rows = [None if table is None else table[1] for table in tables]
+        self._scores = [None if table is None else table[2] for table in tables]
+        self._horizon = horizon
+        self._round = 0
+        self._slots = k + 1  # per context: no hint used, then each position
+        # The cells past the contexts' belong to games that have ended: they never count.
+        self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
+                       if listens else None for listens in self.listening]
+        self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
+        self._code_tables = code_tables(horizon) if horizon <= TABLED_ROUNDS else None
+        # Each seat's state per game: what it has seen its co-player do and the last-round
+        # token (``next_state``); in tabled games a round looks it up in one table.
+        self._stride = horizon + 1
+        self._states = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
+        self._transitions = ([transition_table(horizon, seat) for seat in (0, 1)]
+                             if self._code_tables is not None else None)
+        self._active = np.ones(num_games, dtype=bool)
+        self._all_active = True
+
+    def _counts(self, seat: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cooperations, repeats) seen by ``seat``, per game."""
+        return np.divmod(self._states[seat] // len(LAST_ROUND), self._stride)
+
+    def hints(self, seat: int) -> Hints:
+        t = self._round
+        if self._code_tables is not None:
+            codes = self._code_tables[t].take(self._states[seat])
+        else:  # long games: classify directly rather than keep large tables
+            kind = coplayer_type(*self._counts(seat), t)
+            codes = context_code(kind, self._states[seat] % len(LAST_ROUND),
+                                 phase_of(t, self._horizon))
+        if not self._all_active:
+            codes = np.where(self._active, codes, CONTEXTS)
+        self._codes[seat] = codes
+        return Hints(codes, self._rows[seat], self._scores[seat], self._catalogue.behaviors)
+
+    def record(self, seat: int, hint_used: np.ndarray) -> None:
+        mark_cells(self._marks[seat], self._codes[seat], hint_used, self._slots)
+
+    def observe(self, step: Mapping[str, np.ndarray], active: np.ndarray) -> None:
+        """After a round: ``step["joint_actions"]`` (B,), 2 * seat 0's action + seat 1's;
+        ``active`` the games still running after it."""
+        joint_actions = step["joint_actions"]
+        for seat in self._seats:
+            if self._transitions is not None:
+                advance_states(self._states[seat], self._transitions[seat], joint_actions,
+                               self._active)
+            else:
+                after = next_state(self._states[seat], joint_actions, self._stride, seat)
+                self._states[seat] = np.where(self._active, after, self._states[seat])
+        self._round += 1
+        # A fixed horizon hands the same read-only flags every round: nothing to look at.
+        if active is not self._active or active.flags.writeable:
+            self._all_active = bool(active.all())
+        self._active = active
+
+    def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None:
+        """Add the batch to the run's tally; ``returns`` (B, 2), ``lengths`` (B,)."""
+        games = np.arange(len(lengths))
+        for seat in self._seats:
+            found = self._episode_sets(seat)
+            if found is None:
+                continue
+            behavior_ids, sets = found
+            # Per episode: a one-hot of its co-player type, then that times its return per
+            # step. Single precision: sums of a few thousand returns per batch lose nothing
+            # that matters.
+            kinds = self._final_kinds(seat, lengths)
+            weights = np.zeros((len(lengths), 2 * len(COPLAYER_TYPES)), dtype=np.float32)
+            weights[games, kinds] = 1.0
+            weights[games, kinds + len(COPLAYER_TYPES)] = returns[:, seat] / np.maximum(lengths, 1)
+            totals = _weighted_counts(sets, weights)
+            shown, used = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
+            self._run.add(behavior_ids.tolist(), credit_refs(), shown, used)
+
+    def _final_kinds(self, seat: int, lengths: np.ndarray) -> np.ndarray:
+        """The type each game's co-player showed ``seat`` by the game's end."""
+        if lengths.min() == lengths.max():  # games of one length: one table lookup
+            table = kind_table(self._stride, int(lengths[0]))
+            return table.take(self._states[seat] // len(LAST_ROUND))
+        return coplayer_type(*self._counts(seat), lengths)
+
+    def _episode_sets(self, seat: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The behaviors ``seat`` was shown (sorted ids) and, per behavior, the episodes it
+        was shown in, then those it was used in: (2 * behaviors, words) bitsets."""
+        # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
+        bits = np.packbits(self._marks[seat], axis=1)
+        if bits.shape[1] % 8:
+            bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
+        bits = bits.view(np.uint64).reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
+        seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
+        # Only the hints of contexts some game met; a batch meets few of them.
+        listed = (self._ids[seat] >= 0) & seen.any(axis=1)[:, None]
+        if not listed.any():
+            return None
+        context, position = np.nonzero(listed)
+        hinted = self._ids[seat][context, position]
+        # A sorted set rather than np.unique: a few hundred ids, where numpy's own call costs more.
+        behavior_ids = np.array(sorted(set(hinted.tolist())), dtype=hinted.dtype)
+        column = np.searchsorted(behavior_ids, hinted)
+        # Per behavior, the OR of the rows of its cells, grouped by behavior for reduceat.
+        order = np.argsort(column, kind="stable")
+        starts = np.searchsorted(column[order], np.arange(len(behavior_ids)))
+        context, position = context[order], position[order]
+        sets = np.vstack([np.bitwise_or.reduceat(seen[context], starts),
+                          np.bitwise_or.reduceat(bits[context, 1 + position], starts)])
+        return behavior_ids, sets
+
+
+UNPACKED_BYTES = 1 << 17  # bound on the floats unpacked at once: a few cache-warm pages
+
+
+def _weighted_counts(bitsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``bitsets`` (R, words) over E episodes times ``weights`` (E, m): (R, m) float32.
+    Unpacked a few columns at a time: the whole (R, E) matrix in floats could be megabytes
+    of fresh memory, whose page faults cost more than the product."""
+    as_bytes = bitsets.view(np.uint8)
+    episodes = weights.shape[0]
+    chunk = max(64, UNPACKED_BYTES // (4 * bitsets.shape[0]) // 64 * 64)
+    totals = np.zeros((bitsets.shape[0], weights.shape[1]), dtype=np.float32)
+    for start in range(0, episodes, chunk):
+        stop = min(start + chunk, episodes)
+        block = np.unpackbits(as_bytes[:, start // 8: -(-stop // 8)], axis=1, count=stop - start)
+        totals += block.astype(np.float32) @ weights[start:stop]
+    return totals
