@@ -39,10 +39,22 @@ class Agent(Protocol):
 
 @dataclass(frozen=True)
 class AgentContext:
-    """What a builder may know about the game its agent will play (never the co-player)."""
+    """What a builder may know about the game its agent will play (never the co-player):
+    the env, its payoffs (matrix games; None elsewhere), the episode length when it is fixed
+    or bounded (a matrix game's horizon, a grid task's step limit), and how many discrete
+    actions there are."""
 
     env_id: str
-    payoffs: Payoffs
+    payoffs: Payoffs | None = None
+    horizon: int | None = None
+    num_actions: int = 2
+
+    def matrix_payoffs(self, kind: str) -> Payoffs:
+        """The payoffs, for kinds that only play matrix games."""
+        if self.payoffs is None:
+            raise ConfigError("kind", expected=f"a matrix game for kind {kind!r}",
+                              got=repr(self.env_id))
+        return self.payoffs
 
 
 Builder = Callable[..., Agent]

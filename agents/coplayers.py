@@ -191,7 +191,7 @@ def build_generous_tit_for_tat(
     context: AgentContext, *, generosity: float | None = None
 ) -> MemoryOneAgent:
     if generosity is None:
-        g = _symmetric_payoffs(context.payoffs, "generous_tit_for_tat")
+        g = _symmetric_payoffs(context.matrix_payoffs("generous_tit_for_tat"), "generous_tit_for_tat")
         R, S, T, P = g["R"], g["S"], g["T"], g["P"]
         generosity = float(np.clip(min(1 - (T - R) / (R - S), (R - P) / (T - P)), 0.0, 1.0))
     table = probability_table([1, 1, generosity, 1, generosity], "generosity")
@@ -222,7 +222,7 @@ def build_extortionate_zd(
     start_cooperation: float = 1.0,
 ) -> MemoryOneAgent:
     return MemoryOneAgent(extortionate_zd_table(
-        context.payoffs, chi=chi, phi_fraction=phi_fraction, start_cooperation=start_cooperation
+        context.matrix_payoffs("extortionate_zd"), chi=chi, phi_fraction=phi_fraction, start_cooperation=start_cooperation
     ))
 
 
