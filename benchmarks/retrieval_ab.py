@@ -1,6 +1,7 @@
 """Batched retrieval of this checkout against an earlier commit's, side by side in one process.
 
     python benchmarks/retrieval_ab.py --against COMMIT          # 10k behaviors, 8 rounds
+    python benchmarks/retrieval_ab.py --against COMMIT --quick  # 2k behaviors, 2 rounds
 
 On this VM a process's speed moves by up to 20% with what the host is doing, so two runs of
 ``memory_retrieval.py`` cannot tell a 10% change from noise. Here the earlier commit's
@@ -8,7 +9,7 @@ On this VM a process's speed moves by up to 20% with what the host is doing, so 
 handbook with the same behaviors, and their batched calls alternate: whatever the host does
 slows both alike. Each round takes, per handbook and contexts kind (1,024 distinct contexts,
 and 1,024 simulation contexts), ``memory_retrieval.throughput`` over five calls; the figures
-are medians over rounds.
+are medians over rounds. The last line printed is one JSON object of named figures.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import re
 import subprocess
 import sys
@@ -71,7 +73,10 @@ def main() -> None:
     parser.add_argument("--against", required=True, help="the earlier commit (any git revision)")
     parser.add_argument("--size", type=int, default=10_000, help="behaviors [10000]")
     parser.add_argument("--rounds", type=int, default=8, help="alternations [8]")
+    parser.add_argument("--quick", action="store_true", help="2k behaviors, 2 rounds")
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.rounds = 2000, 2
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         try:
@@ -90,11 +95,18 @@ def main() -> None:
         for handbook, _ in contenders.values():
             handbook.close()
     print(f"{args.size} behaviors, {args.rounds} rounds; contexts/s, median (min-max)")
+    figures: dict[str, object] = {"against": args.against, "size": args.size}
     for kind in ("distinct", "simulation"):
         base, this = (np.array(rates[(name, kind)]) for name in ("base", "this"))
+        ratio = np.median(this) / np.median(base)
         print(f"  {kind:<10}  {args.against}: {np.median(base):,.0f} ({base.min():,.0f}-{base.max():,.0f})"
               f"   this checkout: {np.median(this):,.0f} ({this.min():,.0f}-{this.max():,.0f})"
-              f"   ratio {np.median(this) / np.median(base):.2f}")
+              f"   ratio {ratio:.2f}")
+        figures[f"{kind}_contexts_per_s_base"] = round(float(np.median(base)))
+        figures[f"{kind}_contexts_per_s_this"] = round(float(np.median(this)))
+        figures[f"{kind}_this_over_base"] = round(float(ratio), 3)
+    figures["quick"] = args.quick
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

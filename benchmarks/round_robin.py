@@ -1,11 +1,11 @@
-"""Wall time of ``coplay run scenarios/round_robin.yaml`` end to end, and of its main parts.
+"""Wall time of ``coplay run round_robin`` (the bundled scenario) end to end, and of its main parts.
 
-- command: the console script ``coplay`` (next to this interpreter) as a subprocess, as a user
-  runs it, with a fresh temporary SQLite ``--db`` and ``--out`` folder per run, so interpreter
-  start-up, imports, simulation, the store write, the tables and the PNG plots are all included.
+- command: ``python -m cli run`` of this checkout as a subprocess, as a user runs ``coplay run``,
+  with a fresh temporary SQLite ``--db`` and ``--out`` folder per run, so interpreter start-up,
+  imports, simulation, the store write, the tables and the PNG plots are all included.
   Median of 3 runs (1 with ``--quick``).
-- startup: ``coplay --help`` as a subprocess: interpreter start and the CLI's imports, the
-  fixed cost inside every command.
+- startup: ``python -m cli --help`` as a subprocess: interpreter start and the CLI's imports,
+  the fixed cost inside every command.
 - runner: ``scenarios.runner.run(scenario)`` in process (after a warm-up).
 - store save: ``memory.RunStore(url).save(result)`` in process, into a fresh SQLite file each
   time (opening the store and creating its tables is timed separately, as ``store_open``).
@@ -34,13 +34,15 @@ from memory import RunStore
 from scenarios import schema
 from scenarios.runner import run, total_episodes
 
-SCENARIO = REPO / "scenarios" / "round_robin.yaml"
-COPLAY = Path(sys.executable).with_name("coplay")
+SCENARIO = REPO / "scenarios" / "data" / "round_robin.yaml"
+# The command line of this checkout (PYTHONPATH below), not of whichever coplay is installed.
+COPLAY = [sys.executable, "-m", "cli"]
 GOAL_SECONDS = 10.0
 
 
 def timed_command(args: list[str], workdir: Path) -> float:
-    env = {**os.environ, "COLUMNS": "100"}
+    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": python_path}
     env.pop("COPLAY_DB", None)
     start = time.perf_counter()
     done = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True)
@@ -56,7 +58,7 @@ def command_once() -> float:
         tmp_path = Path(tmp)
         out = tmp_path / "plots"
         elapsed = timed_command(
-            [str(COPLAY), "run", str(SCENARIO), "--db", f"sqlite:///{tmp_path / 'bench.db'}",
+            [*COPLAY, "run", str(SCENARIO), "--db", f"sqlite:///{tmp_path / 'bench.db'}",
              "--out", str(out)],
             tmp_path,
         )
@@ -77,7 +79,7 @@ def main() -> None:
     scenario = schema.load(SCENARIO)
     print(f"scenario {SCENARIO.relative_to(REPO)}: {scenario.name}, "
           f"{total_episodes(scenario)} episodes of {scenario.env.horizon} rounds")
-    print(f"command: {COPLAY} run {SCENARIO.relative_to(REPO)} --db sqlite:///<tmp> --out <tmp>")
+    print(f"command: python -m cli run {SCENARIO.relative_to(REPO)} --db sqlite:///<tmp> --out <tmp>")
 
     commands = []
     for i in range(repeats):
@@ -88,9 +90,9 @@ def main() -> None:
     startups = []
     with tempfile.TemporaryDirectory(prefix="coplay-bench-") as tmp:
         for _ in range(repeats):
-            startups.append(timed_command([str(COPLAY), "--help"], Path(tmp)))
+            startups.append(timed_command([*COPLAY, "--help"], Path(tmp)))
     startup = statistics.median(startups)
-    print(f"  coplay --help (start-up and imports): {startup:.2f} s (median of {repeats})")
+    print(f"  python -m cli --help (start-up and imports): {startup:.2f} s (median of {repeats})")
 
     run(scenario)  # warm-up
     runner_times = []

@@ -1,20 +1,23 @@
 """Memory's share of a simulation step: an earlier commit's ``scenarios/memory_step.py``
 and ``scenarios/runner.py`` against this checkout's, side by side in one process.
 
-    python benchmarks/step_ab.py --against COMMIT        # 15 alternations
+    python benchmarks/step_ab.py --against COMMIT          # 10k behaviors, 15 alternations
+    python benchmarks/step_ab.py --against COMMIT --quick  # 2k behaviors, 3 alternations
 
 As with ``retrieval_ab.py``, this VM's speed moves too much between processes to compare two
 runs of ``memory_retrieval.py``. Here one handbook of 10k behaviors serves both versions;
 each alternation runs the benchmark's 4,096-game scenario plain (this checkout's runner),
 with the earlier commit's runner and memory step, and with this checkout's. The rest of
 the code (agents, envs, the handbook) is this checkout's for both. Figures: medians in ms
-per round.
+per round, and memory's share of each (its time over the plain round's, minus one); the last
+line printed is one JSON object of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import subprocess
 import sys
 import tempfile
@@ -54,7 +57,11 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", required=True, help="the earlier commit (any git revision)")
     parser.add_argument("--rounds", type=int, default=15, help="alternations [15]")
+    parser.add_argument("--quick", action="store_true", help="2k behaviors, 3 alternations")
     args = parser.parse_args()
+    size = 2000 if args.quick else 10_000
+    if args.quick:
+        args.rounds = 3
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         try:
@@ -65,7 +72,7 @@ def main() -> None:
             sys.exit(f"step_ab: git cannot read the runner or memory step at {args.against!r}: "
                      f"{error.stderr.strip()}")
         handbook = Handbook.open(f"sqlite:///{folder / 'handbook.db'}")
-        fill(handbook, behaviors(10_000))
+        fill(handbook, behaviors(size))
         text = STEP_SCENARIO.format(opponent="{kind: tit_for_tat}")
         plain, with_memory = scenarios.parse(text), scenarios.parse(text + "memory: {k: 3}\n")
         contenders = {"plain": None, args.against: base.run, "this checkout": scenarios.runner.run}
@@ -82,10 +89,19 @@ def main() -> None:
         finally:
             handbook.close()
     medians = {name: float(np.median(values)) for name, values in times.items()}
-    print(f"{args.rounds} alternations; ms per round of 4,096 games, median")
+    print(f"{size} behaviors, {args.rounds} alternations; ms per round of 4,096 games, median")
     for name, value in medians.items():
         share = "" if name == "plain" else f"   memory's share {value / medians['plain'] - 1:+.1%}"
         print(f"  {name:<14} {value:.4f}{share}")
+    base, this = medians[args.against], medians["this checkout"]
+    print(json.dumps({
+        "against": args.against, "size": size,
+        "step_ms_plain": round(medians["plain"], 4),
+        "step_ms_memory_base": round(base, 4), "step_ms_memory_this": round(this, 4),
+        "memory_share_base": round(base / medians["plain"] - 1, 3),
+        "memory_share_this": round(this / medians["plain"] - 1, 3),
+        "quick": args.quick,
+    }))
 
 
 if __name__ == "__main__":

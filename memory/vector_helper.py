@@ -5,8 +5,8 @@ cells, in numpy calls that keep Python's GIL too often for a thread to overlap t
 rest. With ``IndexSettings(vector_helper=True)``, a batch of at least ``MIN_BATCH`` contexts
 sends most of its vectors (``HELPER_SHARE``) to a helper process, ranks the contexts
 lexically and through the graph meanwhile, then ranks the remaining vectors itself and takes
-the helper's answer: the two processes finish at about the same time (on this project's
-2-core VM, shares of 0.6 to 0.75 balanced them). The helper holds a copy of the IVF cells,
+the helper's answer: the share is chosen so that the two processes finish at about the same
+time. The helper holds a copy of the IVF cells,
 sent again whenever the index retrains them, and runs the same ``_ivf_top`` the index would,
 so the answers are the same.
 

@@ -7,7 +7,7 @@
 
 ``bonus`` marks the file as an exploration scenario (``bonus: {}`` trains without one).
 The bundled ones, one per task x context count x bonus, live in ``scenarios/data/explore/``;
-``coplay train NAME`` finds them by name, and ``benchmarks/exploration_study.py`` runs them.
+``coplay train NAME`` finds them by name, and ``studies/exploration_study.py`` runs them.
 """
 
 from __future__ import annotations

@@ -69,9 +69,8 @@ class PPISettings:
     log_odds_after: int = 0
     # With log_odds, from the switch on: the learners act by p(a | h) exp(acting_beta * Q(h, a))
     # while the prior is still fitted to the log-odds of the improved policy (beta). Below beta,
-    # play carries less planning noise and each phase's improvement stays what it was (measured
-    # in benchmarks/README.md: a gain smaller than the spread between seeds). None: act by the
-    # improved policy.
+    # play carries less planning noise and each phase's improvement stays what it was. None: act
+    # by the improved policy.
     acting_beta: float | None = None
     # With log_odds, from the switch on: the acted log-odds are divided by this. Below 1 a
     # learner plays its likelier action more surely (0.5: a 0.8 chance becomes 0.94), so fewer

@@ -15,10 +15,9 @@ appendix A.3.1), simplified to run on a CPU:
   uses the same random numbers, so the two estimates differ by the action, not by noise.
   Bootstrapped rollouts diverge after the first round and end on different value estimates,
   each scaled by 1 / (1 - gamma), so a few samples leave Q(h, C) - Q(h, D) mostly noise
-  (``benchmarks/ppi_q_noise.py`` measures it). With ``samples: exact`` a short search takes
+  (``studies/ppi_q_noise.py`` measures it). With ``samples: exact`` a short search takes
   the expectation over every joint outcome instead, without noise; but the noise is also the
-  learners' only exploration, and planned exactly they soon stop trying cooperation at all
-  (benchmarks/README.md).
+  learners' only exploration, and planned exactly they can stop trying cooperation at all.
 - With ``bootstrap``, the value head learns the discounted return that follows each
   history in the replay, and a rollout adds the value where it stops: a short rollout then
   also credits what an action does to the rest of the episode, such as a co-player's
@@ -32,7 +31,7 @@ appendix A.3.1), simplified to run on a CPU:
   policy's log-odds of cooperating at each step played (``log_odds``). Fitted to actions, noise
   in Q(h, C) - Q(h, D) flattens each phase's improvement (the mean of a sigmoid over noisy
   log-odds lies nearer 1/2 than the sigmoid of their mean), and a learner's log-odds settle at
-  about beta * signal / (shrinkage - 1): with the noise measured here, never far from 1/2.
+  about beta * signal / (shrinkage - 1): with noise as large as the signal, near 1/2.
   Fitted to log-odds, the squared error averages the noise out, and the prior moves by beta
   times the mean Q difference per phase, within ``log_odds_limit``.
 - Fitted to log-odds, the prior no longer needs the acted policy to be the improved one:
