@@ -37,7 +37,7 @@ import scenarios
 from memory.behaviors import RULE_KEYS, Context, NewBehavior, Provenance
 from memory.handbook import Handbook, HandbookSettings
 from memory.index import Filters, IndexSettings
-from scenarios.memory_step import contexts_for
+from scenarios.domains.matrix import contexts_for
 
 HANDBOOK_WITH_HELPER = HandbookSettings(index=IndexSettings(vector_helper=True))
 SITUATIONS = [
