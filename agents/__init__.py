@@ -2,6 +2,7 @@
 
 from agents import coplayers as _register_coplayers  # noqa: F401  (registers the kinds)
 from agents import follower as _register_follower  # noqa: F401  (registers handbook_follower)
+from agents import grid_agents as _register_grid_agents  # noqa: F401  (registers grid kinds)
 from agents import trained as _register_trained  # noqa: F401  (registers kind checkpoint)
 from agents.base import (
     Agent,

@@ -28,6 +28,8 @@ KINDS = {
 }
 MAX_NAME = 200
 MAX_MACRO = 1000
+# Actions are env action ids; stored trajectories keep them in one byte.
+MAX_ACTION = 256
 
 
 def check_payload(kind: str, payload: Mapping[str, Any] | None, *, where: str = "payload") -> None:
@@ -52,9 +54,10 @@ def check_payload(kind: str, payload: Mapping[str, Any] | None, *, where: str = 
         actions = payload.get("actions")
         if (set(payload) != {"actions"} or not isinstance(actions, list)
                 or not 1 <= len(actions) <= MAX_MACRO
-                or any(a not in (0, 1) or isinstance(a, bool) for a in actions)):
-            raise ConfigError(where, expected=f"{KINDS[kind]}, 1 to {MAX_MACRO} actions of 0 or 1",
-                              got=repr(dict(payload)))
+                or any(isinstance(a, bool) or not isinstance(a, int) or not 0 <= a < MAX_ACTION
+                       for a in actions)):
+            raise ConfigError(where, expected=f"{KINDS[kind]}, 1 to {MAX_MACRO} actions, each an "
+                              f"integer in [0, {MAX_ACTION})", got=repr(dict(payload)))
 
 
 @dataclass(frozen=True, kw_only=True)

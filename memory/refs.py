@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from coplay.errors import ConfigError
 
-ENTITY_TYPES = ("behavior", "scenario", "env", "coplayer", "agent", "episode", "concept")
+ENTITY_TYPES = (
+    "behavior", "scenario", "env", "coplayer", "agent", "episode", "concept", "task", "subgoal",
+)
 RELATION_TYPES = (
     "applies_to",  # behavior -> the scenario, env, co-player type or concept it is for
     "derived_from",  # behavior -> the episode (or behavior) it was distilled from

@@ -51,6 +51,8 @@ class PairingStats:
     # [seat][outcome] = [rounds after a round with that joint outcome (seen from the seat, in
     # the order of OUTCOMES), of which the seat cooperated in]; None for runs stored without.
     responses: list[list[list[int]]] | None = field(default=None, repr=False)
+    # Figures an env family adds (a grid task's ``successes``); None for runs without.
+    metrics: dict[str, float] | None = None
 
     def return_per_step(self, seat: int) -> float:
         return self.returns[seat] / self.steps if self.steps else 0.0

@@ -21,7 +21,8 @@ from memory import EpisodeArrays, NewRun, PairingOutcome, PairingStats
 from memory.handbook import Handbook
 from scenarios.domains import run_memory
 from scenarios.memory_step import BatchMemory, RunMemory
-from scenarios.schema import CrossPlay, FocalPopulation, RoundRobin, Scenario
+from scenarios.schema import CrossPlay, FocalPopulation, RoundRobin, Scenario, Solo
+from scenarios.solo import SOLO, TASK, play_solo_batch, solo_pairing
 
 FOCAL = "focal"
 BACKGROUND = "background"
@@ -50,6 +51,8 @@ class BatchLog:
 
 def jobs(scenario: Scenario) -> list[Job]:
     m = scenario.matchups
+    if isinstance(m, Solo):
+        return [Job(player, (), (), (SOLO, TASK)) for player in m.players]
     if isinstance(m, RoundRobin):
         players = m.players
         return [
@@ -131,6 +134,8 @@ def play_job(
     memory: RunMemory | None = None,
 ) -> list[PairingOutcome]:
     """All episodes of one job, split into one pairing per co-player met."""
+    if not job.seat_1:
+        return [play_solo_job(scenario, job, rng, on_episodes, memory)]
     config = envs.make_config(scenario.env.id, **scenario.env.settings())
     seat_0 = scenario.build_agent(job.seat_0)
     if len(job.seat_1) == 1:
@@ -155,14 +160,33 @@ def play_job(
         remaining -= size
         on_episodes(size)
     merged = _merge(logs)
-    keep_trajectories = scenario.run.record_trajectories or bool(
-        scenario.memory and scenario.memory.extract
-    )
     return [
-        _pairing(job, index, merged, keep_trajectories)
+        _pairing(job, index, merged, keep_trajectories(scenario))
         for index in range(len(job.seat_1))
         if np.any(merged.coplayer == index)
     ]
+
+
+def play_solo_job(
+    scenario: Scenario, job: Job, rng: np.random.Generator,
+    on_episodes: Callable[[int], None], memory: RunMemory | None,
+) -> PairingOutcome:
+    """All episodes of one player on a single-agent task."""
+    player = scenario.build_agent(job.seat_0)
+    listening = (follows_hints(player),)
+    logs = []
+    remaining = scenario.run.episodes
+    for batch_rng in rng.spawn(-(-remaining // scenario.run.batch_size)):
+        size = min(remaining, scenario.run.batch_size)
+        batch_memory = memory.batch((job.seat_0,), listening, size, 0) if memory else None
+        logs.append(play_solo_batch(scenario.env, player, size, batch_rng, batch_memory))
+        remaining -= size
+        on_episodes(size)
+    return solo_pairing(job.seat_0, scenario.env, logs, keep_trajectories(scenario))
+
+
+def keep_trajectories(scenario: Scenario) -> bool:
+    return scenario.run.record_trajectories or bool(scenario.memory and scenario.memory.extract)
 
 
 def run(
@@ -239,7 +263,7 @@ def responses(joint: np.ndarray, running: np.ndarray) -> list[list[list[int]]]:
     return counts
 
 
-def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) -> PairingOutcome:
+def _pairing(job: Job, coplayer: int, log: BatchLog, with_trajectories: bool) -> PairingOutcome:
     games = np.flatnonzero(log.coplayer == coplayer)
     lengths = log.lengths[games]
     joint = log.joint_actions[: lengths.max(), games]
@@ -273,7 +297,7 @@ def _pairing(job: Job, coplayer: int, log: BatchLog, keep_trajectories: bool) ->
     )
     arrays = EpisodeArrays(
         lengths=lengths, returns=returns, cooperations=per_episode,
-        joint_actions=joint.T.copy() if keep_trajectories else None,
-        beliefs=beliefs.transpose(2, 0, 1).copy() if keep_trajectories and any(has_belief) else None,
+        joint_actions=joint.T.copy() if with_trajectories else None,
+        beliefs=beliefs.transpose(2, 0, 1).copy() if with_trajectories and any(has_belief) else None,
     )
     return PairingOutcome(stats, arrays)

@@ -14,9 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 import agents
 import envs
-from coplay.errors import CoplayError, ScenarioError
+from coplay.errors import ConfigError, CoplayError, ScenarioError
 
 BUNDLED_DIR = Path(__file__).parent / "data"
+# A round of one episode keeps its joint action (1 byte) and two beliefs (float32 each).
+BYTES_PER_ROUND = 9
+ROUND_ARRAYS_BUDGET = 4 * 2**30
 
 
 class Strict(BaseModel):
@@ -24,13 +27,24 @@ class Strict(BaseModel):
 
 
 class EnvSection(Strict):
+    """An env id and its settings: a matrix game's below; a grid task's (``contexts``,
+    ``context_seed`` and its layout settings) written flat, checked when the env is built."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
     id: str
     # Checked by envs.Payoffs.parse, whose errors name the expected forms.
     payoffs: Any = None
     horizon: int = Field(default=100, ge=1)
     continuation_probability: float | None = Field(default=None, gt=0.0, lt=1.0)
 
+    @property
+    def is_grid(self) -> bool:
+        return self.id in envs.GRID_TASK_IDS
+
     def settings(self) -> dict[str, Any]:
+        if self.is_grid:
+            return self.model_dump(exclude={"id", "payoffs", "horizon",
+                                            "continuation_probability"}, exclude_none=False)
         return self.model_dump(exclude={"id"}, exclude_none=True)
 
 
@@ -76,7 +90,15 @@ class CrossPlay(Strict):
     against: list[str] = Field(min_length=1)
 
 
-Matchups = Annotated[RoundRobin | FocalPopulation | CrossPlay, Field(discriminator="mode")]
+class Solo(Strict):
+    """Each player plays ``run.episodes`` episodes of a single-agent task on its own."""
+
+    mode: Literal["solo"]
+    players: list[str] = Field(min_length=1)
+
+
+Matchups = Annotated[RoundRobin | FocalPopulation | CrossPlay | Solo,
+                     Field(discriminator="mode")]
 
 
 class RunSection(Strict):
@@ -112,7 +134,12 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _names_are_defined(self) -> Scenario:
         m = self.matchups
-        if isinstance(m, RoundRobin):
+        if isinstance(m, Solo) != self.env.is_grid:
+            raise ValueError(
+                f"matchups.mode: expected {'solo' if self.env.is_grid else 'a two-player mode'} "
+                f"for {self.env.id}, got {m.mode!r}"
+            )
+        if isinstance(m, RoundRobin | Solo):
             named = [("matchups.players", n) for n in m.players]
         elif isinstance(m, CrossPlay):
             named = [("matchups.focal", n) for n in m.focal]
@@ -120,12 +147,41 @@ class Scenario(Strict):
         else:
             named = [("matchups.focal", n) for n in m.focal]
             named += [("matchups.background", e.agent) for e in m.background]
+        seen: set[tuple[str, str]] = set()
         for field, name in named:
             if name not in self.agents:
                 raise ValueError(
                     f"{field}: expected an agent defined under agents ({sorted(self.agents)}), "
                     f"got {name!r}"
                 )
+            if (field, name) in seen:
+                raise ValueError(f"{field}: expected each agent once, got {name!r} twice")
+            seen.add((field, name))
+        return self
+
+    @model_validator(mode="after")
+    def _extraction_has_an_extractor(self) -> Scenario:
+        if self.memory is not None and self.memory.extract and self.env.is_grid:
+            raise ValueError(
+                "memory.extract: expected a matrix game (the only env family with an extractor "
+                f"so far), got {self.env.id!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> Scenario:
+        """Refuse, before anything is allocated, a run whose per-round arrays could not fit:
+        a pairing keeps each round's joint action and beliefs for all its episodes."""
+        if self.env.is_grid:
+            return self
+        needed = self.env.horizon * self.run.episodes * BYTES_PER_ROUND
+        if needed > ROUND_ARRAYS_BUDGET:
+            most = ROUND_ARRAYS_BUDGET // (self.env.horizon * BYTES_PER_ROUND)
+            raise ValueError(
+                f"run.episodes: expected at most {most} episodes of {self.env.horizon} rounds "
+                f"per pairing (their round-by-round arrays must fit in memory), "
+                f"got {self.run.episodes}"
+            )
         return self
 
     def build_agent(self, name: str) -> agents.Agent:
@@ -191,8 +247,23 @@ def build_agent(env: EnvSection, section: AgentSection, name: str) -> agents.Age
 
 
 def agent_context(env: EnvSection) -> agents.AgentContext:
+    if env.is_grid:
+        from envs.grid import task
+
+        grid_task = task(env.id)
+        unknown = set(env.model_extra or {}) - {"contexts", "context_seed",
+                                                *grid_task.layout_settings}
+        if unknown:
+            raise ConfigError("env", expected=f"settings of {env.id} among contexts, "
+                              f"context_seed, {', '.join(grid_task.layout_settings)}",
+                              got=str(sorted(unknown)))
+        return agents.AgentContext(env_id=env.id, horizon=(env.model_extra or {}).get("max_steps"),
+                                   num_actions=len(grid_task.actions))
+    if env.model_extra:
+        raise ConfigError("env", expected="settings among payoffs, horizon, "
+                          "continuation_probability", got=str(sorted(env.model_extra)))
     config = envs.make_config(env.id, **env.settings())
-    return agents.AgentContext(env_id=env.id, payoffs=config.payoffs)
+    return agents.AgentContext(env_id=env.id, payoffs=config.payoffs, horizon=config.horizon)
 
 
 def _env_field(where: str) -> str:
@@ -202,7 +273,8 @@ def _env_field(where: str) -> str:
 def validation_error(source: str, error: ValidationError) -> ScenarioError:
     first = error.errors()[0]
     field = ".".join(
-        str(part) for part in first["loc"] if part not in ("round_robin", "population", "cross_play")
+        str(part) for part in first["loc"]
+        if part not in ("round_robin", "population", "cross_play", "solo")
     )
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "value_error" and ": expected " in message:

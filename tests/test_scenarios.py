@@ -178,7 +178,7 @@ BAD_INPUTS = {
     "unknown agent kind": (
         BASE.replace("kind: always_defect", "kind: nope"),
         "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'checkpoint', 'extortionate_zd', "
-        "'generous_tit_for_tat', 'grim_trigger', 'handbook_follower', 'memory_one', 'plugin', 'random', 'tit_for_tat', "
+        "'generous_tit_for_tat', 'grid_checkpoint', 'grim_trigger', 'handbook_follower', 'macro_follower', 'memory_one', 'plugin', 'random', 'random_actions', 'tit_for_tat', "
         "'tit_for_two_tats', 'win_stay_lose_shift'], got 'nope'. Run `coplay agents` to list "
         "agent kinds, or use kind: plugin.",
     ),
@@ -216,7 +216,7 @@ BAD_INPUTS = {
     ),
     "unknown matchup mode": (
         BASE.replace("mode: round_robin", "mode: league"),
-        "matchups.mode: expected one of 'round_robin', 'population', 'cross_play', got 'league'.",
+        "matchups.mode: expected one of 'round_robin', 'population', 'cross_play', 'solo', got 'league'.",
     ),
     "misspelt field": (
         BASE + "rnu: {episodes: 3}\n",

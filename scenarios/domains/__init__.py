@@ -6,11 +6,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 import envs
-from coplay.errors import ConfigError
 from memory.behaviors import AddResult
 from memory.extraction import store_extracted
 from memory.handbook import Handbook
 from memory.runs import get_episodes, get_run
+from scenarios.domains.grid import GridDomain
 from scenarios.domains.matrix import MatrixDomain
 from scenarios.domains.matrix_extraction import memory_one_behaviors
 from scenarios.domains.matrix_fast import MatrixFastPath
@@ -21,12 +21,12 @@ def run_memory(handbook: Handbook, section: MemorySection, *, scenario: str, env
                general: bool = False) -> RunMemory:
     """The memory of one run of ``scenario`` on ``env_id``; ``general`` turns a family's fast
     path off (the tests compare the two)."""
-    if env_id not in envs.GRID_TASK_IDS:
-        envs.spec(env_id)  # names the registered envs if it is none of them
-        return RunMemory(handbook, section, MatrixDomain(scenario=scenario, env_id=env_id),
-                         scenario=scenario, fast=None if general else MatrixFastPath(env_id))
-    raise ConfigError("memory", expected="an env family with a memory domain (matrix games)",
-                      got=repr(env_id))
+    if env_id in envs.GRID_TASK_IDS:
+        return RunMemory(handbook, section, GridDomain(scenario=scenario, env_id=env_id),
+                         scenario=scenario)
+    envs.spec(env_id)  # names the registered envs if it is none of them
+    return RunMemory(handbook, section, MatrixDomain(scenario=scenario, env_id=env_id),
+                     scenario=scenario, fast=None if general else MatrixFastPath(env_id))
 
 
 def extract_run(handbook: Handbook, run_id: int, *, min_episodes: int = 8) -> list[AddResult]:

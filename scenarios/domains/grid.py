@@ -1,0 +1,82 @@
+"""The grid-task domain: how an agent on a contextual grid task is described to memory.
+
+A seat's context is the task and its current sub-goal, read from the env's real state (is
+the key carried, which doors are open): "find the key", "open the door", "reach the goal".
+Behaviors triggered by a sub-goal (``subgoal: keydoor/open the door``) are retrieved there,
+whatever the layout, which is what lets an action macro learned on some layouts be tried on
+new ones. An episode's return is credited to its task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from coplay.step import Context
+
+# Per task: its short name and its sub-goals, in the order an episode reaches them.
+SUBGOALS = {
+    "coplay/grid-keydoor-v0": ("keydoor", ("find the key", "open the door", "reach the goal")),
+    "coplay/grid-multiroom-v0": ("multiroom", ("open the next door", "reach the goal")),
+    "coplay/grid-deadends-v0": ("deadends", ("find the goal",)),
+}
+
+
+def subgoal_of(env) -> int:
+    """The sub-goal an env (``envs.grid.ContextualGridEnv``) is at, from minigrid's state."""
+    inner = env.inner
+    doors = [cell for cell in inner.grid.grid if cell is not None and cell.type == "door"]
+    closed = [door for door in doors if not door.is_open]
+    if env.task.env_id == "coplay/grid-keydoor-v0":
+        if not closed:
+            return 2
+        carrying = inner.carrying is not None and inner.carrying.type == "key"
+        return 1 if carrying else 0
+    if env.task.env_id == "coplay/grid-multiroom-v0":
+        return 0 if closed else 1
+    return 0
+
+
+def subgoal_contexts(agent: str, scenario: str, env_id: str) -> tuple[Context, ...]:
+    task, subgoals = SUBGOALS[env_id]
+    return tuple(
+        Context(
+            f"{task} task: {subgoal}",
+            (f"scenario:{scenario}", f"env:{env_id}", f"agent:{agent}", f"task:{task}",
+             f"subgoal:{task}/{subgoal}"),
+            (("task", task), ("subgoal", subgoal)),
+        )
+        for subgoal in subgoals
+    )
+
+
+class GridDomain:
+    """The grid family's side of the step contract for one scenario."""
+
+    def __init__(self, *, scenario: str, env_id: str) -> None:
+        self.scenario = scenario
+        self.env_id = env_id
+
+    def tracker(self, *, agent: str, seat: int, num_games: int, horizon: int) -> GridTracker:
+        return GridTracker(subgoal_contexts(agent, self.scenario, self.env_id), self.env_id,
+                           num_games)
+
+
+class GridTracker:
+    """Each game's current sub-goal; every task starts at its first."""
+
+    def __init__(self, contexts: tuple[Context, ...], env_id: str, num_games: int) -> None:
+        self._contexts = contexts
+        self._credit = f"task:{SUBGOALS[env_id][0]}"
+        self._subgoals = np.zeros(num_games, dtype=np.int64)
+
+    def contexts(self) -> tuple[np.ndarray, Sequence[Context]]:
+        return self._subgoals, self._contexts
+
+    def observe(self, step: Mapping[str, np.ndarray], active: np.ndarray) -> None:
+        """``step["subgoal"]``: (B,) each game's sub-goal after the step."""
+        self._subgoals = np.where(step["played"], step["subgoal"], self._subgoals)
+
+    def credit(self, lengths: np.ndarray) -> list[str]:
+        return [self._credit] * len(lengths)

@@ -1,0 +1,103 @@
+"""Play single-agent tasks (the contextual grid tasks): each player's episodes in batches.
+
+The same loop as the matrix games' (``runner.play_batch``): each step, memory describes
+every game and hands the player its hints, the player acts, every running env steps, and
+memory observes the sub-goals reached. A player's episodes are stored as one pairing whose
+second seat is the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium
+import numpy as np
+
+import agents
+from memory import EpisodeArrays, PairingOutcome, PairingStats
+from scenarios.domains.grid import SUBGOALS, subgoal_of
+from scenarios.memory_step import BatchMemory
+from scenarios.schema import EnvSection
+
+SOLO = "solo"
+TASK = "task"
+
+
+@dataclass(frozen=True)
+class SoloLog:
+    lengths: np.ndarray  # (B,)
+    returns: np.ndarray  # (B,)
+    successes: np.ndarray  # (B,) bool
+    actions: np.ndarray  # (T, B) uint8, zero after a game ended
+
+
+def play_solo_batch(env: EnvSection, player: agents.Agent, num_games: int,
+                    rng: np.random.Generator, memory: BatchMemory | None = None) -> SoloLog:
+    """Play ``num_games`` episodes side by side until the last one ends."""
+    env_rng, agent_rng = rng.spawn(2)
+    games = [gymnasium.make(env.id, disable_env_checker=True, **env.settings()).unwrapped
+             for _ in range(num_games)]
+    seeds = env_rng.integers(2**31, size=num_games).tolist()
+    observations = np.stack([game.reset(seed=seed)[0] for game, seed in zip(games, seeds)])
+    player.reset(num_games, agent_rng)
+    running = np.ones(num_games, dtype=bool)
+    lengths = np.zeros(num_games, dtype=np.int64)
+    returns = np.zeros(num_games)
+    successes = np.zeros(num_games, dtype=bool)
+    subgoals = np.zeros(num_games, dtype=np.int64)
+    actions_by_step = []
+    listening = memory is not None and memory.listening[0]
+    while running.any():
+        if listening:
+            actions = player.act(observations, memory.hints(0))
+            memory.record(0, player.hint_used)
+        else:
+            actions = player.act(observations)
+        actions = np.where(running, actions, 0)
+        actions_by_step.append(actions.astype(np.uint8))
+        for game in np.flatnonzero(running).tolist():
+            observation, reward, terminated, truncated, info = games[game].step(int(actions[game]))
+            observations[game] = observation
+            returns[game] += reward
+            lengths[game] += 1
+            subgoals[game] = subgoal_of(games[game])
+            if terminated or truncated:
+                running[game] = False
+                successes[game] = info.get("success", False)
+        if memory is not None:
+            memory.observe({"subgoal": subgoals.copy()}, running.copy())
+    for game in games:
+        game.close()
+    if memory is not None:
+        memory.finish(returns[:, None], lengths)
+    return SoloLog(lengths, returns, successes, np.array(actions_by_step, dtype=np.uint8))
+
+
+def solo_pairing(player: str, env: EnvSection, logs: list[SoloLog],
+                 keep_trajectories: bool) -> PairingOutcome:
+    """One player's batches as a pairing: seat 0 the player, seat 1 the task (no return)."""
+    lengths = np.concatenate([log.lengths for log in logs])
+    returns = np.concatenate([log.returns for log in logs])
+    successes = np.concatenate([log.successes for log in logs])
+    steps = int(lengths.max())
+    actions = np.zeros((len(lengths), steps), dtype=np.uint8)
+    start = 0
+    for log in logs:
+        actions[start: start + len(log.lengths), : log.actions.shape[0]] = log.actions.T
+        start += len(log.lengths)
+    stats = PairingStats(
+        agents=(player, SUBGOALS[env.id][0]),
+        roles=(SOLO, TASK),
+        episodes=len(lengths),
+        steps=int(lengths.sum()),
+        returns=(float(returns.sum()), 0.0),
+        cooperations=(0, 0),
+        cooperation_by_round=[],
+        metrics={"successes": float(successes.sum())},
+    )
+    arrays = EpisodeArrays(
+        lengths=lengths, returns=np.stack([returns, np.zeros_like(returns)], axis=1),
+        cooperations=np.zeros((len(lengths), 2), dtype=np.int64),
+        joint_actions=actions if keep_trajectories else None,
+    )
+    return PairingOutcome(stats, arrays)
