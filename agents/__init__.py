@@ -14,11 +14,13 @@ from agents.base import (
     register_kind,
 )
 from agents.coplayers import GrimTrigger, MemoryOneAgent, TitForTwoTats, extortionate_zd_table
+from agents.history import History, HistoryAgent
 from agents.population import Member, Population
 from coplay.step import HintedBehavior, Hints
 
 __all__ = [
-    "Agent", "AgentContext", "AgentKind", "GrimTrigger", "HintedBehavior", "Hints", "Member",
+    "Agent", "AgentContext", "AgentKind", "GrimTrigger", "HintedBehavior", "Hints", "History",
+    "HistoryAgent", "Member",
     "MemoryOneAgent",
     "Population", "TitForTwoTats", "build", "extortionate_zd_table", "kinds", "load_plugin",
     "register_kind",

@@ -619,3 +619,43 @@ def test_memory_one_play_rejects_bad_input() -> None:
         memory_one_play.best_reply_margins([1, 0, 1], PAPER_GAME, gamma=0.9)
     with pytest.raises(ConfigError, match="rounds"):
         memory_one_play.rewards_per_step(TIT_FOR_TAT, TIT_FOR_TAT, PAPER_GAME, rounds=0)
+
+
+def test_a_plugin_gets_the_horizon_and_may_decide_on_the_whole_history():
+    """A history plug-in sees every round so far, rebuilt from its observations, and is
+    sized by the horizon the scenario gives it."""
+    import scenarios
+
+    scenario = scenarios.parse("""\
+name: history-plugin
+env: {id: coplay/ipd-v0, horizon: 12}
+agents:
+  two_in_three: {kind: plugin, factory: "tests.plugins:make_two_in_three"}
+  pattern: {kind: memory_one, table: [0, 0, 1, 0, 1]}
+matchups: {mode: round_robin, players: [two_in_three, pattern]}
+run: {episodes: 2, seed: 0, record_trajectories: true}
+""")
+    sized = scenario.build_agent("two_in_three")
+    sized.reset(3, np.random.default_rng(0))
+    assert sized._own.shape == (3, 12)  # the horizon sized it once
+    (pairing,) = scenarios.run(scenario).pairings
+    joint = pairing.episodes.joint_actions[0]
+    own, theirs = joint // 2, joint % 2
+    for t in range(12):
+        expected = int((theirs[max(t - 3, 0):t] == 1).sum() >= 2)
+        assert own[t] == expected
+    assert {0, 1} <= set(own.tolist())
+
+
+def test_a_history_agent_without_a_horizon_keeps_every_round():
+    seen = []
+    agent = agents.HistoryAgent(lambda history, rng: seen.append(history) or np.zeros(2, np.int64))
+    agent.reset(2, np.random.default_rng(0))
+    agent.act(np.array([START, START]))
+    for t in range(100):
+        agent.act(np.array([DC if t % 3 else CD, CC]))  # game 0: own D or C, theirs C or D
+    last = seen[-1]
+    assert last.rounds == 100
+    assert last.own[0].tolist() == [0 if t % 3 == 0 else 1 for t in range(100)]
+    assert last.theirs[0].tolist() == [1 if t % 3 == 0 else 0 for t in range(100)]
+    assert not last.own[1].any() and not last.theirs[1].any()
