@@ -105,7 +105,9 @@ class Tracker(Protocol):
 class Domain(Protocol):
     """One env family's semantics for memory: how to describe a seat's situation."""
 
-    def tracker(self, *, agent: str, seat: int, num_games: int, horizon: int) -> Tracker:
+    def tracker(self, *, agent: str, seat: int, num_games: int,
+                horizon: int | None) -> Tracker:
         """A fresh tracker for one seat of a batch of games; ``agent`` names whoever sits
-        there (a population's seat is named by its role)."""
+        there (a population's seat is named by its role); ``horizon``: the episodes'
+        length, when it is fixed or bounded."""
         ...

@@ -42,7 +42,7 @@ class FastPath(Protocol):
     """A domain's optimised ``BatchMemory`` maker (``scenarios.domains.matrix_fast``)."""
 
     def batch(self, run: RunMemory, seat_agents: Sequence[str], listening: Sequence[bool],
-              num_games: int, horizon: int) -> BatchMemory: ...
+              num_games: int, horizon: int | None) -> BatchMemory: ...
 
 
 @dataclass
@@ -73,7 +73,7 @@ class RunMemory:
         self._tally = _Tally()
 
     def batch(self, seat_agents: Sequence[str], listening: Sequence[bool], num_games: int,
-              horizon: int) -> BatchMemory:
+              horizon: int | None) -> BatchMemory:
         """Memory for a batch: hints for the seats whose agents can follow them
         (``listening``); the others would ignore them, and their statistics would only
         dilute the behaviors' own."""

@@ -1,4 +1,5 @@
-"""Play a scenario: every pairing's episodes in batches on the batched core.
+"""Play a scenario: every pairing's episodes in batches, on the matrix games' batched core
+or, for single-agent tasks, on one env per game (``solo.py``).
 
 A *job* is one seat-0 agent against one seat-1 agent or population, for ``run.episodes``
 episodes. Each job, and each batch within it, draws from its own random stream spawned from
@@ -9,7 +10,7 @@ the run seed: the same scenario and seed give the same results, while changing
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,18 +147,15 @@ def play_job(
             for name, weight in zip(job.seat_1, job.weights)
         ])
     logs = []
-    remaining = scenario.run.episodes
     # In a population seat, which member plays differs by game: its memory context is the
     # population's.
     seat_agents = (job.seat_0, job.seat_1[0] if len(job.seat_1) == 1 else BACKGROUND)
     listening = (follows_hints(seat_0), follows_hints(seat_1))
-    for batch_rng in rng.spawn(-(-remaining // scenario.run.batch_size)):
-        size = min(remaining, scenario.run.batch_size)
+    for size, batch_rng in batches(scenario, rng):
         batch_memory = (
             memory.batch(seat_agents, listening, size, config.horizon) if memory else None
         )
         logs.append(play_batch(config, seat_0, seat_1, size, batch_rng, batch_memory))
-        remaining -= size
         on_episodes(size)
     merged = _merge(logs)
     return [
@@ -175,14 +173,21 @@ def play_solo_job(
     player = scenario.build_agent(job.seat_0)
     listening = (follows_hints(player),)
     logs = []
+    for size, batch_rng in batches(scenario, rng):
+        batch_memory = memory.batch((job.seat_0,), listening, size, None) if memory else None
+        logs.append(play_solo_batch(scenario.env, player, size, batch_rng, batch_memory))
+        on_episodes(size)
+    return solo_pairing(job.seat_0, scenario.env, logs, keep_trajectories(scenario))
+
+
+def batches(scenario: Scenario, rng: np.random.Generator) -> Iterator[tuple[int, np.random.Generator]]:
+    """A job's ``run.episodes`` in batches of at most ``run.batch_size``: each batch's size
+    and its own random stream."""
     remaining = scenario.run.episodes
     for batch_rng in rng.spawn(-(-remaining // scenario.run.batch_size)):
         size = min(remaining, scenario.run.batch_size)
-        batch_memory = memory.batch((job.seat_0,), listening, size, 0) if memory else None
-        logs.append(play_solo_batch(scenario.env, player, size, batch_rng, batch_memory))
+        yield size, batch_rng
         remaining -= size
-        on_episodes(size)
-    return solo_pairing(job.seat_0, scenario.env, logs, keep_trajectories(scenario))
 
 
 def keep_trajectories(scenario: Scenario) -> bool:

@@ -58,7 +58,8 @@ class GridDomain:
         self.scenario = scenario
         self.env_id = env_id
 
-    def tracker(self, *, agent: str, seat: int, num_games: int, horizon: int) -> GridTracker:
+    def tracker(self, *, agent: str, seat: int, num_games: int,
+                horizon: int | None) -> GridTracker:
         return GridTracker(subgoal_contexts(agent, self.scenario, self.env_id), self.env_id,
                            num_games)
 
