@@ -209,7 +209,8 @@ class BehaviorIndex:
         depth = max(self.settings.depth, k)
         vector_top = self._vector.start_top(
             self._vectors(), np.ascontiguousarray(vectors, dtype=np.float32), depth, bias)
-        lexical, graph = self._lexical_top(terms, depth, bias), self._graph_top(entities, depth, bias)
+        lexical = self._lexical_top(terms, depth, bias)
+        graph = self._graph_top(entities, depth, bias)
         return fuse([lexical, vector_top(), graph], self.settings.channel_weights, k,
                     self._slots.ids)
 

@@ -14,9 +14,9 @@ from memory.behaviors import Context, NewBehavior
 from memory.embedding import HashingEmbedder, SentenceTransformerEmbedder, make_embedder, words
 from memory.handbook import Handbook, HandbookSettings
 from memory.index import BehaviorIndex, Filters, IndexEntry, IndexSettings
+from memory.rankers import topk
 from memory.rankers.ivf import train_ivf
 from memory.rankers.lexical import BM25_B, BM25_K1
-from memory.rankers.topk import distinct, sum_by_slot, top
 
 TOPICS = ["cooperate", "defect", "forgive", "punish", "probe", "mirror", "retaliate", "trust",
           "exploit", "signal", "repair", "test", "reward", "threat", "alternate", "reciprocate"]
@@ -56,7 +56,7 @@ def test_sum_by_slot_adds_up_equal_slots_and_keeps_the_largest(tied: bool) -> No
     # Tied: weights of a few exact binary fractions, so that equal totals are common and
     # the lower slot must come first.
     weights = (rng.integers(1, 4, size=(5, 30)) / 4 if tied else rng.random((5, 30)))
-    top, totals = sum_by_slot(slots, weights.astype(np.float32), 4)
+    top, totals = topk.sum_by_slot(slots, weights.astype(np.float32), 4)
     for row in range(5):
         reference = Counter()
         for slot, weight in zip(slots[row], weights[row]):
@@ -79,7 +79,7 @@ def test_top_of_a_wide_table_keeps_each_rows_largest_values(tied: bool) -> None:
                  else rng.standard_normal((batch, width))).astype(np.float32)
         table[rng.random((batch, width)) < rng.random()] = -np.inf
         table[0] = -np.inf
-        columns, values = top(table, k, exact_ties=False)
+        columns, values = topk.top(table, k, exact_ties=False)
         assert np.array_equal(values, -np.sort(-table, axis=1)[:, :k]), trial
         found = columns >= 0
         assert (found == np.isfinite(values)).all()
@@ -93,7 +93,7 @@ def test_distinct_is_numpys_unique() -> None:
     rng = np.random.default_rng(4)
     for size in (0, 1, 2, 1000):
         values = rng.integers(-5, 50, size)
-        assert np.array_equal(distinct(values), np.unique(values))
+        assert np.array_equal(topk.distinct(values), np.unique(values))
 
 
 def test_ivf_cells_hold_every_vector_once_and_crowded_cells_are_split() -> None:

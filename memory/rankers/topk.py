@@ -85,7 +85,8 @@ def sum_by_slot(slots: np.ndarray, weights: np.ndarray, k: int):
         totals = np.bincount(inverse, weights=weights[0][present].astype(np.float64),
                              minlength=len(unique)).astype(np.float32)
         columns, values = top(totals[None], k)
-        return np.where(columns >= 0, unique[np.maximum(columns, 0)] if len(unique) else -1, -1), values
+        found = unique[np.maximum(columns, 0)] if len(unique) else -1
+        return np.where(columns >= 0, found, -1), values
     # Sort each row by slot, carrying the weight in the low 32 bits of one integer: numpy's
     # vectorised integer sort is several times faster than an argsort and a gather.
     packed = (slots.astype(np.int64) << 32) | weights.astype(np.float32).view(np.uint32)
