@@ -47,7 +47,6 @@ from memory.mirror import CommitWatcher, HandbookMirror, Retrieval
 from memory.portable import export_document, import_document, read_document
 from memory.revisions import current, next_revision
 
-PAGE = 1000
 Derived = TypeVar("Derived")
 
 __all__ = ["Handbook", "HandbookSettings", "HandbookSummary", "Hit", "Retrieval"]
@@ -262,32 +261,24 @@ class Handbook:
     def list(self, *, tags: Sequence[str] = (), kinds: Sequence[str] = (),
              include_invalid: bool = False, limit: int | None = None) -> list[Behavior]:
         """Behaviors by id, read from the database."""
-        return list(self._iterate(tags=tags, kinds=kinds, include_invalid=include_invalid,
-                                  limit=limit))
+        with Session(self._engine) as session:
+            return store.list_behaviors(session, tags=tags, kinds=kinds,
+                                        include_invalid=include_invalid, limit=limit)
 
     def __iter__(self) -> Iterator[Behavior]:
         """Every valid behavior, by id, a page of rows at a time."""
-        return self._iterate()
+        last = 0
+        while True:
+            with Session(self._engine) as session:
+                records = store.page(session, after=last)
+            if not records:
+                return
+            last = records[-1].id
+            yield from records
 
     def __len__(self) -> int:
         with Session(self._engine) as session:
             return store.count_valid(session)
-
-    def _iterate(self, *, tags: Sequence[str] = (), kinds: Sequence[str] = (),
-                 include_invalid: bool = False, limit: int | None = None) -> Iterator[Behavior]:
-        last, given = 0, 0
-        wanted = set(tags)
-        while limit is None or given < limit:
-            with Session(self._engine) as session:
-                records = store.page(session, after=last, kinds=kinds,
-                                     include_invalid=include_invalid, size=PAGE)
-            if not records:
-                return
-            last = records[-1].id
-            for record in records:
-                if wanted <= set(record.tags) and (limit is None or given < limit):
-                    given += 1
-                    yield record
 
     def search(self, query: str, *, k: int = 5, entities: Sequence[str] = (),
                filters: Filters = NO_FILTERS) -> list[Hit]:

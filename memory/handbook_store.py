@@ -39,6 +39,7 @@ from memory.schema import (
 )
 
 Edge = tuple[str, str, str, float]  # source ref, relation, target ref, weight
+PAGE = 1000  # behaviors read at a time
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,13 @@ class Deduplicator(Protocol):
 
 
 # ---- writing ------------------------------------------------------------------------------
+
+
+def add(session: Session, new: NewBehavior, vector: np.ndarray, revision: int, *,
+        embedder: str, dedup: Deduplicator, entity_ids: dict[str, int] | None = None) -> Added:
+    """``add_many`` for one behavior."""
+    return add_many(session, [new], vector[None], revision, embedder=embedder, dedup=dedup,
+                    entity_ids=entity_ids)[0]
 
 
 def add_many(session: Session, news: Sequence[NewBehavior], vectors: np.ndarray, revision: int,
@@ -317,7 +325,7 @@ def provenance(session: Session, behavior_id: int) -> list[Provenance]:
 
 
 def page(session: Session, *, after: int = 0, kinds: Sequence[str] = (),
-         include_invalid: bool = False, size: int = 1000) -> list[Behavior]:
+         include_invalid: bool = False, size: int = PAGE) -> list[Behavior]:
     """Up to ``size`` behaviors with ids above ``after``, by id."""
     query = select(BehaviorRow).where(BehaviorRow.id > after).order_by(BehaviorRow.id)
     if not include_invalid:
@@ -325,6 +333,22 @@ def page(session: Session, *, after: int = 0, kinds: Sequence[str] = (),
     if kinds:
         query = query.where(BehaviorRow.kind.in_(list(kinds)))
     return [_record(row) for row in session.scalars(query.limit(size))]
+
+
+def list_behaviors(session: Session, *, tags: Sequence[str] = (), kinds: Sequence[str] = (),
+                   include_invalid: bool = False, limit: int | None = None) -> list[Behavior]:
+    """Behaviors by id: valid ones (unless ``include_invalid``) of any of ``kinds`` (all
+    if empty) that carry every one of ``tags``, at most ``limit``."""
+    wanted = set(tags)
+    found: list[Behavior] = []
+    last = 0
+    while limit is None or len(found) < limit:
+        records = page(session, after=last, kinds=kinds, include_invalid=include_invalid)
+        if not records:
+            break
+        last = records[-1].id
+        found += [record for record in records if wanted <= set(record.tags)]
+    return found[:limit]
 
 
 def count_valid(session: Session) -> int:

@@ -207,20 +207,21 @@ class BehaviorIndex:
         self._ensure_built()
         bias = self._mask(filters)
         depth = max(self.settings.depth, k)
+        slots = self._slots
         vector_top = self._vector.start_top(
-            self._vectors(), np.ascontiguousarray(vectors, dtype=np.float32), depth, bias)
-        lexical = self._lexical_top(terms, depth, bias)
-        graph = self._graph_top(entities, depth, bias)
-        return fuse([lexical, vector_top(), graph], self.settings.channel_weights, k,
-                    self._slots.ids)
+            slots.vectors[: slots.count], np.ascontiguousarray(vectors, dtype=np.float32), depth,
+            bias)
+        lexical = self._lexical.top(terms, depth, bias)
+        graph = self._graph.top(entities, depth, bias)
+        return fuse([lexical, vector_top(), graph], self.settings.channel_weights, k, slots.ids)
 
     def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` currently valid behaviors most similar to ``vector``: ids and cosines."""
         if not self._slot_of:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         self._ensure_built(postings=False)
-        slots, scores = self._vector_top(
-            np.asarray(vector, dtype=np.float32)[None], k, self._mask(NO_FILTERS)
+        slots, scores = self._vector.top(
+            self._vectors(), np.asarray(vector, dtype=np.float32)[None], k, self._mask(NO_FILTERS)
         )
         keep = slots[0] >= 0
         return self._slots.ids[slots[0][keep]], scores[0][keep]
@@ -266,7 +267,8 @@ class BehaviorIndex:
     def _vectors(self) -> np.ndarray:
         return self._slots.vectors[: self._slots.count]
 
-    # ---- one ranking at a time (after ``_ensure_built``): tests compare them ------------
+    # ---- one ranking at a time (after ``_ensure_built``): for the tests that compare them,
+    # and the benchmark of the IVF's recall
 
     def _lexical_top(self, queries: Sequence[Sequence[str]], depth: int,
                      bias: np.ndarray) -> Ranking:
