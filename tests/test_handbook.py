@@ -122,10 +122,9 @@ def test_store_functions_write_in_the_callers_transaction(handbook) -> None:
             edited.name = "changed"  # type: ignore[misc]
         assert handbook_store.merge(session, 2, 1, revision, entity_ids={}).merged_into == 1
 
-    with Session(handbook.engine) as session:
-        with pytest.raises(RuntimeError), session.begin():
-            edit_and_merge(session)
-            raise RuntimeError("the caller gives up")
+    with Session(handbook.engine) as session, pytest.raises(RuntimeError), session.begin():
+        edit_and_merge(session)
+        raise RuntimeError("the caller gives up")
     assert handbook.sync() == 0
     assert handbook.get(1).name == FORGIVE.name and handbook.get(2).valid
     with Session(handbook.engine) as session, session.begin():
