@@ -7,7 +7,7 @@ sends most of its vectors (``HELPER_SHARE``) to a helper process, ranks the cont
 lexically and through the graph meanwhile, then ranks the remaining vectors itself and takes
 the helper's answer: the share is chosen so that the two processes finish at about the same
 time. The helper holds a copy of the IVF cells,
-sent again whenever the index retrains them, and runs the same ``_ivf_top`` the index would,
+sent again whenever the index retrains them, and runs the same ``ivf_top`` the index would,
 so the answers are the same.
 
 The helper is started with ``spawn``: as with any multiprocessing, a script that turns it on
@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from coplay.errors import StoreError
+from memory.rankers.ivf import Ivf, ivf_top
 
 MIN_BATCH = 256  # smaller batches rank faster in process than the round trip costs
 HELPER_SHARE = 0.7  # of a batch's queries; the index ranks the rest after its other rankings
@@ -48,10 +49,10 @@ class VectorHelper:
     def alive(self) -> bool:
         return self._process.is_alive()
 
-    def submit(self, ivf: object, version: int, queries: np.ndarray, depth: int,
+    def submit(self, ivf: Ivf, version: int, queries: np.ndarray, depth: int,
                bias: np.ndarray, probes: int) -> int:
-        """Start ranking ``queries`` against ``ivf`` (the index's ``_Ivf``; sent only when
-        ``version`` differs from the one the helper holds); returns the ticket."""
+        """Start ranking ``queries`` against ``ivf`` (sent only when ``version`` differs
+        from the one the helper holds); returns the ticket."""
         self._tickets += 1
         try:
             if version != self._cells_version:
@@ -63,7 +64,7 @@ class VectorHelper:
         return self._tickets
 
     def result(self, ticket: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best slots and scores of the batch ``ticket`` names, as ``_ivf_top`` returns
+        """The best slots and scores of the batch ``ticket`` names, as ``ivf_top`` returns
         them."""
         while True:
             try:
@@ -98,8 +99,6 @@ class VectorHelper:
 
 
 def _serve(connection: Connection) -> None:
-    from memory.index import _ivf_top  # the helper imports only what ranking needs
-
     cells = None
     while True:
         try:
@@ -113,6 +112,6 @@ def _serve(connection: Connection) -> None:
             continue
         _, ticket, queries, depth, bias, probes = message
         try:
-            connection.send(("ok", ticket, _ivf_top(cells, queries, depth, bias, probes)))
+            connection.send(("ok", ticket, ivf_top(cells, queries, depth, bias, probes)))
         except Exception:  # noqa: BLE001 - sent back whole, to be raised where it was asked
             connection.send(("error", ticket, traceback.format_exc()))

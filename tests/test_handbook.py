@@ -4,18 +4,21 @@ concurrent writers, export/import, bad input, and schema migrations."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import sqlite3
 
 import pytest
 from sqlalchemy import create_engine, inspect
+from sqlalchemy.orm import Session
 
 from coplay.errors import ConfigError, StoreError
-from memory import migrations, open_engine
+from memory import handbook_store, migrations, open_engine
 from memory.behaviors import Context, NewBehavior, Provenance, Usage
 from memory.handbook import Handbook, HandbookSettings
 from memory.index import Filters
+from memory.revisions import next_revision
 
 FORGIVE = NewBehavior(
     name="Forgive a single defection",
@@ -103,6 +106,34 @@ def test_invalidated_behaviors_stay_readable_but_are_not_retrieved(handbook) -> 
     assert len(handbook) == 1 and len(handbook.list(include_invalid=True)) == 2
     with pytest.raises(StoreError, match="already invalid"):
         handbook.invalidate(2, "again")
+
+
+def test_store_functions_write_in_the_callers_transaction(handbook) -> None:
+    """Store functions take the caller's session: their writes land, or not, with the
+    caller's transaction, and they hand back frozen records, never rows."""
+    handbook.add_many([FORGIVE, PUNISH])
+
+    def edit_and_merge(session: Session) -> None:
+        revision = next_revision(session)
+        edited = handbook_store.edit(session, 1, revision, embedder=handbook.embedder,
+                                     name="Forgive twice", entity_ids={})
+        assert (edited.name, edited.version) == ("Forgive twice", 2)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            edited.name = "changed"  # type: ignore[misc]
+        assert handbook_store.merge(session, 2, 1, revision, entity_ids={}).merged_into == 1
+
+    with Session(handbook.engine) as session, pytest.raises(RuntimeError), session.begin():
+        edit_and_merge(session)
+        raise RuntimeError("the caller gives up")
+    assert handbook.sync() == 0
+    assert handbook.get(1).name == FORGIVE.name and handbook.get(2).valid
+    with Session(handbook.engine) as session, session.begin():
+        edit_and_merge(session)
+    assert handbook.sync() > 0
+    assert handbook.cached(1).name == "Forgive twice" and not handbook.cached(2).valid
+    with Session(handbook.engine) as session:
+        assert [b.id for b in handbook_store.list_behaviors(session)] == [1]
+        assert [p.extractor for p in handbook_store.provenance(session, 1)] == ["test", "manual"]
 
 
 def test_merge_moves_provenance_and_records_the_edge(handbook) -> None:

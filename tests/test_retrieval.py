@@ -13,18 +13,10 @@ from coplay.errors import ConfigError
 from memory.behaviors import Context, NewBehavior
 from memory.embedding import HashingEmbedder, SentenceTransformerEmbedder, make_embedder, words
 from memory.handbook import Handbook, HandbookSettings
-from memory.index import (
-    BM25_B,
-    BM25_K1,
-    BehaviorIndex,
-    Filters,
-    IndexEntry,
-    IndexSettings,
-    _distinct,
-    _sum_by_slot,
-    _top,
-    _train_ivf,
-)
+from memory.index import BehaviorIndex, Filters, IndexEntry, IndexSettings
+from memory.rankers import topk
+from memory.rankers.ivf import train_ivf
+from memory.rankers.lexical import BM25_B, BM25_K1
 
 TOPICS = ["cooperate", "defect", "forgive", "punish", "probe", "mirror", "retaliate", "trust",
           "exploit", "signal", "repair", "test", "reward", "threat", "alternate", "reciprocate"]
@@ -64,7 +56,7 @@ def test_sum_by_slot_adds_up_equal_slots_and_keeps_the_largest(tied: bool) -> No
     # Tied: weights of a few exact binary fractions, so that equal totals are common and
     # the lower slot must come first.
     weights = (rng.integers(1, 4, size=(5, 30)) / 4 if tied else rng.random((5, 30)))
-    top, totals = _sum_by_slot(slots, weights.astype(np.float32), 4)
+    top, totals = topk.sum_by_slot(slots, weights.astype(np.float32), 4)
     for row in range(5):
         reference = Counter()
         for slot, weight in zip(slots[row], weights[row]):
@@ -87,7 +79,7 @@ def test_top_of_a_wide_table_keeps_each_rows_largest_values(tied: bool) -> None:
                  else rng.standard_normal((batch, width))).astype(np.float32)
         table[rng.random((batch, width)) < rng.random()] = -np.inf
         table[0] = -np.inf
-        columns, values = _top(table, k, exact_ties=False)
+        columns, values = topk.top(table, k, exact_ties=False)
         assert np.array_equal(values, -np.sort(-table, axis=1)[:, :k]), trial
         found = columns >= 0
         assert (found == np.isfinite(values)).all()
@@ -101,7 +93,7 @@ def test_distinct_is_numpys_unique() -> None:
     rng = np.random.default_rng(4)
     for size in (0, 1, 2, 1000):
         values = rng.integers(-5, 50, size)
-        assert np.array_equal(_distinct(values), np.unique(values))
+        assert np.array_equal(topk.distinct(values), np.unique(values))
 
 
 def test_ivf_cells_hold_every_vector_once_and_crowded_cells_are_split() -> None:
@@ -110,7 +102,7 @@ def test_ivf_cells_hold_every_vector_once_and_crowded_cells_are_split() -> None:
     centres = rng.standard_normal((6, 32))
     vectors = centres[rng.integers(0, 6, 5000)] * 4 + rng.standard_normal((5000, 32))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    ivf = _train_ivf(vectors)
+    ivf = train_ivf(vectors)
     sizes = np.diff(ivf.starts)
     first_cells = int(math.sqrt(len(vectors)))
     assert len(sizes) > first_cells  # some were split

@@ -11,7 +11,8 @@ import pytest
 from coplay.errors import StoreError
 from memory.behaviors import Context, NewBehavior
 from memory.handbook import Handbook, HandbookSettings
-from memory.index import NO_FILTERS, IndexSettings, _ivf_top
+from memory.index import NO_FILTERS, IndexSettings
+from memory.rankers.ivf import ivf_top
 from memory.vector_helper import MIN_BATCH, VectorHelper
 from tests.test_retrieval import TOPICS, corpus
 
@@ -93,7 +94,7 @@ def test_a_helper_answers_each_ticket_and_its_death_is_a_store_error(db_url) -> 
         ticket = helper.submit(index._ivf, 1, queries[:10], 20, bias, index.settings.probes)
         assert ticket != unread
         slots, scores = helper.result(ticket)  # the unread answer is skipped
-        expected = _ivf_top(index._ivf, queries[:10], 20, bias, index.settings.probes)
+        expected = ivf_top(index._ivf, queries[:10], 20, bias, index.settings.probes)
         np.testing.assert_array_equal(slots, expected[0])
         np.testing.assert_array_equal(scores, expected[1])
         helper._process.kill()
