@@ -17,12 +17,12 @@ the in-memory side in ``memory.mirror``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -47,7 +47,6 @@ from memory.mirror import CommitWatcher, HandbookMirror, Retrieval
 from memory.portable import export_document, import_document, read_document
 from memory.revisions import current, next_revision
 
-Derived = TypeVar("Derived")
 
 __all__ = ["Handbook", "HandbookSettings", "HandbookSummary", "Hit", "Retrieval"]
 
@@ -84,8 +83,6 @@ class Handbook:
                                       dedup_threshold=self.settings.dedup_threshold)
         self._watcher = CommitWatcher(engine)
         self._synced_at: int | None = None  # the watcher's marker at the last sync
-        self._derived: dict[Hashable, Any] = {}  # see ``remembered``
-        self._derived_at: tuple[int | None, int] | None = None
 
     @classmethod
     def open(cls, url: str | None = None, *, embedder: Embedder | None = None,
@@ -142,7 +139,6 @@ class Handbook:
                 yield session, revision
         except BaseException:
             self._mirror.reset()
-            self._derived.clear()
             raise
         self.sync()
 
@@ -301,29 +297,10 @@ class Handbook:
             self.sync()
         return self._mirror.retrieve(contexts, k, filters)
 
-    # Going: the lead removes it while rewriting its one caller, scenarios/memory_step.py.
-    def remembered(self, key: Hashable, build: Callable[[], Derived]) -> Derived:
-        """``build()``, kept under ``key`` until the handbook's contents change: for what a
-        caller derives from retrievals, such as the runner's hint tables, that every run
-        would otherwise rebuild. Like ``retrieve``, it does not sync: callers that must see
-        other processes' writes sync first."""
-        if self._mirror.generation is None:
-            self.sync()
-        if self._derived_at != self.revision:
-            self._derived.clear()
-            self._derived_at = self.revision
-        if key not in self._derived:
-            if len(self._derived) > 1_000:
-                self._derived.clear()
-            self._derived[key] = build()
-        return self._derived[key]
-
     def clear_caches(self) -> None:
-        """Forget remembered query embeddings, answers and what was derived from them; they
-        are rebuilt on demand (for benchmarks that time the work itself, and to free
-        memory)."""
+        """Forget remembered query embeddings and answers; they are rebuilt on demand (for
+        benchmarks that time the work itself, and to free memory)."""
         self._mirror.clear_caches()
-        self._derived.clear()
 
     def summary(self) -> HandbookSummary:
         with Session(self._engine) as session:
