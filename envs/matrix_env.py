@@ -1,9 +1,11 @@
-"""The PettingZoo face of an iterated matrix game: a batch of one over ``MatrixGameBatch``."""
+"""The PettingZoo face of an iterated matrix game: a batch of one over ``MatrixGameBatch``,
+rendered as a line of text per round (``render_mode`` "ansi" or "human")."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
@@ -18,11 +20,24 @@ class MatrixGameEnv(ParallelEnv):
     """Two players choose cooperate (0) or defect (1) each round and see a first-person token
     of the previous joint action (0 at the start). Rewards come from ``config.payoffs``."""
 
-    metadata = {"render_modes": [], "is_parallelizable": True}
+    metadata = {"render_modes": ["ansi", "human"], "is_parallelizable": True}
 
-    def __init__(self, config: MatrixGameConfig, *, env_id: str = "coplay/matrix-game") -> None:
+    def __init__(
+        self,
+        config: MatrixGameConfig,
+        *,
+        env_id: str = "coplay/matrix-game",
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(
+                "render_mode", expected=f"None or one of {self.metadata['render_modes']}",
+                got=repr(render_mode),
+            )
         self.config = config
+        self.render_mode = render_mode
         self.metadata = {**MatrixGameEnv.metadata, "name": env_id}
+        self._last_round: tuple[int, int, float, float] | None = None
         self.possible_agents = list(PLAYERS)
         self.agents: list[str] = []
         self._core = MatrixGameBatch(config, batch_size=1)
@@ -45,8 +60,11 @@ class MatrixGameEnv(ParallelEnv):
                 self._action_spaces[agent].seed(seed + i)
         observations = self._core.reset(self._rng)
         self.agents = list(PLAYERS)
+        self._last_round = None
+        if self.render_mode == "human":
+            self.render()
         return (
-            {a: int(observations[i, 0]) for i, a in enumerate(PLAYERS)},
+            {a: observations[i, 0] for i, a in enumerate(PLAYERS)},
             {a: {} for a in PLAYERS},
         )
 
@@ -69,12 +87,15 @@ class MatrixGameEnv(ParallelEnv):
                 got=str(actions),
             )
         result = self._core.step(np.array([[action_0], [action_1]], dtype=np.int64))
-        observations = result.observations[:, 0].tolist()
+        observations = list(result.observations[:, 0])
         rewards = result.rewards[:, 0].tolist()
+        self._last_round = (int(action_0), int(action_1), rewards[0], rewards[1])
         terminated = bool(result.terminated[0])
         truncated = bool(result.truncated[0])
         if terminated or truncated:
             self.agents = []
+        if self.render_mode == "human":
+            self.render()
         return (
             dict(zip(PLAYERS, observations)),
             dict(zip(PLAYERS, rewards)),
@@ -83,8 +104,31 @@ class MatrixGameEnv(ParallelEnv):
             {a: {} for a in PLAYERS},
         )
 
-    def render(self) -> None:
-        return None
+    def render(self) -> str | None:
+        """The last round as a line of text: returned with ``render_mode="ansi"``, printed with
+        ``"human"``. Without a render mode there is nothing to render."""
+        if self.render_mode is None:
+            gymnasium.logger.warn(
+                "render() was called without a render_mode; make the env with "
+                "render_mode='ansi' or 'human'."
+            )
+            return None
+        text = self._describe()
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def _describe(self) -> str:
+        horizon = self.config.horizon
+        limit = f"at most {horizon}" if self.config.continuation_probability else str(horizon)
+        head = f"{self.metadata['name']} round {self._core.round} of {limit}"
+        if self._last_round is None:
+            return f"{head}: start"
+        action_0, action_1, reward_0, reward_1 = self._last_round
+        names = ("C", "D")
+        return (f"{head}: {PLAYERS[0]} {names[action_0]} ({reward_0:g}), "
+                f"{PLAYERS[1]} {names[action_1]} ({reward_1:g})")
 
     def close(self) -> None:
         return None

@@ -67,9 +67,9 @@ def make_config(env_id: str, **settings: Any) -> MatrixGameConfig:
     return game.config(**settings)
 
 
-def make(env_id: str, **settings: Any) -> MatrixGameEnv:
+def make(env_id: str, *, render_mode: str | None = None, **settings: Any) -> MatrixGameEnv:
     """A PettingZoo ParallelEnv, e.g. ``make("coplay/ipd-v0", horizon=50)``."""
-    return MatrixGameEnv(make_config(env_id, **settings), env_id=env_id)
+    return MatrixGameEnv(make_config(env_id, **settings), env_id=env_id, render_mode=render_mode)
 
 
 def make_batch(env_id: str, batch_size: int, **settings: Any) -> MatrixGameBatch:

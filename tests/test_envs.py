@@ -6,7 +6,9 @@ import functools
 
 import numpy as np
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+import supersuit
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test
+from pettingzoo.utils.conversions import parallel_to_aec
 
 import envs
 from coplay.errors import ConfigError
@@ -65,15 +67,63 @@ def test_registry_lists_the_three_games():
 
 @pytest.mark.parametrize("horizon", list(HORIZONS), ids=list(HORIZONS))
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_every_registered_env_passes_parallel_api_test(env_id, horizon):
-    env = envs.make(env_id, **HORIZONS[horizon])
-    parallel_api_test(env, num_cycles=200)
+def test_every_registered_env_conforms(env_id, horizon):
+    """PettingZoo's parallel, AEC (through ``parallel_to_aec``), seed and render tests, and
+    SuperSuit's vector-env conversion, for every id the registry lists."""
+    settings = HORIZONS[horizon]
+    parallel_api_test(envs.make(env_id, **settings), num_cycles=200)
+    api_test(parallel_to_aec(envs.make(env_id, **settings)), num_cycles=200)
+    parallel_seed_test(functools.partial(envs.make, env_id, **settings), num_cycles=200)
+    render_test(lambda render_mode: parallel_to_aec(
+        envs.make(env_id, render_mode=render_mode, **settings)))
+    _check_supersuit_vector_env(env_id, settings)
 
 
-@pytest.mark.parametrize("horizon", list(HORIZONS), ids=list(HORIZONS))
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_every_registered_env_passes_parallel_seed_test(env_id, horizon):
-    parallel_seed_test(functools.partial(envs.make, env_id, **HORIZONS[horizon]), num_cycles=200)
+def _check_supersuit_vector_env(env_id, settings):
+    copies, horizon = 3, 4
+    vec = supersuit.concat_vec_envs_v1(
+        supersuit.pettingzoo_env_to_vec_env_v1(
+            envs.make(env_id, **{**settings, "horizon": horizon})),
+        copies, num_cpus=0, base_class="gymnasium",
+    )
+    assert vec.num_envs == 2 * copies  # one slot per player of each copy
+    obs, _ = vec.reset(seed=0)
+    assert obs.tolist() == [envs.START] * 2 * copies
+    table = envs.spec(env_id).default_payoffs.table
+    ended = np.zeros(2 * copies, dtype=bool)
+    for round_ in range(horizon + 2):
+        actions = np.array([C, D] * copies)
+        obs, rewards, terminated, truncated, _ = vec.step(actions)
+        assert rewards.tolist() == table[C, D].tolist() * copies
+        done = terminated.astype(bool) | truncated.astype(bool)
+        # Both players of a copy end together; a copy that ended starts again at once.
+        assert np.array_equal(done[0::2], done[1::2])
+        assert obs[done].tolist() == [envs.START] * int(done.sum())
+        assert obs[~done].tolist() == [2, 3] * int((~done).sum() // 2)
+        ended |= done
+        if round_ == horizon - 1 and "continuation_probability" not in settings:
+            assert truncated.all()
+    assert ended.all() or "continuation_probability" in settings
+    vec.close()
+
+
+def test_render_modes_follow_pettingzoo_conventions(capsys):
+    ansi = envs.make(IPD, horizon=3, render_mode="ansi")
+    ansi.reset(seed=0)
+    assert ansi.render() == "coplay/ipd-v0 round 0 of 3: start"
+    ansi.step({P0: C, P1: D})
+    assert ansi.render() == "coplay/ipd-v0 round 1 of 3: player_0 C (-1), player_1 D (2)"
+    human = envs.make(IPD, horizon=3, render_mode="human")
+    human.reset(seed=0)
+    human.step({P0: D, P1: D})
+    assert human.render() is None
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == ["coplay/ipd-v0 round 1 of 3: player_0 D (0), player_1 D (0)"] * 2
+    assert envs.make(IPD).render_mode is None
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert envs.make(IPD).render() is None
+    with pytest.raises(ConfigError, match="rgb_array"):
+        envs.make(IPD, render_mode="rgb_array")
 
 
 def test_facade_spaces_and_metadata():
