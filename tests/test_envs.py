@@ -174,15 +174,17 @@ def test_facade_matches_batch_of_one_core_with_random_horizon(env_id):
     assert len(lengths) > 3
 
 
-def test_facade_matches_core_over_consecutive_episodes_without_reseeding():
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_facade_matches_core_over_consecutive_episodes_without_reseeding(env_id):
     # The facade keeps one Generator across resets; the core must see the same stream.
     settings = {"horizon": 50, "continuation_probability": 0.7}
-    env = envs.make(IPD, **settings)
-    core = envs.make_batch(IPD, 1, **settings)
+    env = envs.make(env_id, **settings)
+    core = envs.make_batch(env_id, 1, **settings)
     rng = np.random.default_rng(3)
     actions = np.random.default_rng(4).integers(0, 2, size=(50, 2))
     env.reset(seed=3)
     core.reset(rng)
+    lengths = []
     for episode in range(6):
         if episode:
             env.reset()
@@ -190,11 +192,24 @@ def test_facade_matches_core_over_consecutive_episodes_without_reseeding():
         facade_len = 0
         while env.agents:
             a0, a1 = actions[facade_len]
-            _, rew, _, _, _ = env.step({P0: int(a0), P1: int(a1)})
+            obs, rew, term, trunc, _ = env.step({P0: int(a0), P1: int(a1)})
             res = core.step(np.array([[a0], [a1]]))
+            assert (obs[P0], obs[P1]) == tuple(res.observations[:, 0])
             assert (rew[P0], rew[P1]) == tuple(res.rewards[:, 0])
+            assert (term[P0], trunc[P0]) == (res.terminated[0], res.truncated[0])
             facade_len += 1
         assert facade_len == core.max_rounds
+        lengths.append(facade_len)
+    assert len(set(lengths)) > 1
+
+
+def test_facade_observations_are_numpy_integers_of_the_space_dtype():
+    env = envs.make(IPD, horizon=2)
+    obs, _ = env.reset(seed=0)
+    stepped = env.step({P0: np.int64(D), P1: C})[0]
+    for observation in (*obs.values(), *stepped.values()):
+        assert isinstance(observation, np.integer)
+        assert observation.dtype == env.observation_space(P0).dtype
 
 
 # --- observations and payoffs -----------------------------------------------------------
