@@ -34,18 +34,19 @@ from pettingzoo import ParallelEnv
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import envs  # noqa: E402
+import envs
 
 ENV_ID = "coplay/ipd-v0"
 HORIZON = 100
 GOAL_SLOWDOWN = 2.0
+# PAYOFFS[a0][a1] = (r0, r1): R=1 S=-1 T=2 P=0, the default payoffs of coplay/ipd-v0.
+PAYOFFS = {0: {0: (1.0, 1.0), 1: (-1.0, 2.0)}, 1: {0: (2.0, -1.0), 1: (0.0, 0.0)}}
 
 
 class PurePythonIPD(ParallelEnv):
     """The iterated prisoner's dilemma, R=1 S=-1 T=2 P=0, with a fixed horizon."""
 
-    metadata = {"name": "pure_python_ipd", "render_modes": []}
-    PAYOFFS = {0: {0: (1.0, 1.0), 1: (-1.0, 2.0)}, 1: {0: (2.0, -1.0), 1: (0.0, 0.0)}}
+    metadata = {"name": "pure_python_ipd", "render_modes": []}  # noqa: RUF012 (PettingZoo's)
 
     def __init__(self, horizon: int = HORIZON) -> None:
         self.horizon = horizon
@@ -67,7 +68,7 @@ class PurePythonIPD(ParallelEnv):
 
     def step(self, actions):
         a0, a1 = actions["player_0"], actions["player_1"]
-        r0, r1 = self.PAYOFFS[a0][a1]
+        r0, r1 = PAYOFFS[a0][a1]
         self.round += 1
         done = self.round >= self.horizon
         if done:

@@ -1,12 +1,19 @@
-"""Iterated matrix games: the batched core, the PettingZoo facade and the registry."""
+"""The registry of every env id, conformance of every env, and the iterated matrix games:
+the batched core and the PettingZoo facade (grid tasks' own behaviour: tests/test_grid.py)."""
 
 from __future__ import annotations
 
 import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
 import supersuit
+from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test
 from pettingzoo.utils.conversions import parallel_to_aec
 
@@ -17,7 +24,8 @@ from envs import MatrixGameBatch, MatrixGameConfig, Payoffs
 IPD = "coplay/ipd-v0"
 P0, P1 = envs.PLAYERS
 C, D = envs.COOPERATE, envs.DEFECT
-ENV_IDS = [s.env_id for s in envs.registered()]
+ALL_IDS = [s.env_id for s in envs.registered()]
+ENV_IDS = [s.env_id for s in envs.registered("matrix")]
 # A fixed horizon and a random one (mean length 5, capped at 30), for every registered game.
 HORIZONS = {
     "fixed": {"horizon": 25},
@@ -58,19 +66,112 @@ def _play_core_single(core, rng, actions):
     return trajectory
 
 
-# --- PettingZoo conformance -------------------------------------------------------------
+# --- the registry -----------------------------------------------------------------------
 
 
-def test_registry_lists_the_three_games():
-    assert {"coplay/ipd-v0", "coplay/stag-hunt-v0", "coplay/chicken-v0"} <= set(ENV_IDS)
+def test_registry_lists_every_matrix_game_and_grid_task_as_typed_specs():
+    specs = {s.env_id: s for s in envs.registered()}
+    assert set(ENV_IDS) == {"coplay/ipd-v0", "coplay/stag-hunt-v0", "coplay/chicken-v0"}
+    assert set(envs.GRID_TASK_IDS) == {
+        "coplay/grid-multiroom-v0", "coplay/grid-keydoor-v0", "coplay/grid-deadends-v0"}
+    assert set(specs) == set(ENV_IDS) | set(envs.GRID_TASK_IDS)
+    for env_id, found in specs.items():
+        assert envs.spec(env_id) is found and found.description
+        if env_id in ENV_IDS:
+            assert isinstance(found, envs.MatrixGameSpec) and found.family == "matrix"
+            assert isinstance(envs.make(env_id), envs.MatrixGameEnv)
+        else:
+            assert isinstance(found, envs.GridTaskSpec) and found.family == "grid"
+            assert {"contexts", "context_seed", "max_steps"} <= set(found.settings)
+            assert isinstance(envs.make(env_id), gymnasium.Env)
+    assert [s.env_id for s in envs.registered("grid")] == list(envs.GRID_TASK_IDS)
 
 
-@pytest.mark.parametrize("horizon", list(HORIZONS), ids=list(HORIZONS))
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_every_registered_env_conforms(env_id, horizon):
-    """PettingZoo's parallel, AEC (through ``parallel_to_aec``), seed and render tests, and
-    SuperSuit's vector-env conversion, for every id the registry lists."""
-    settings = HORIZONS[horizon]
+def test_make_passes_settings_to_either_family():
+    game = envs.make("coplay/chicken-v0", horizon=7, payoffs=CLASSIC)
+    assert game.config.horizon == 7 and game.config.payoffs == Payoffs.parse(CLASSIC)
+    grid = envs.make("coplay/grid-deadends-v0", contexts=2, branches=2, branch_length=3)
+    assert grid.contexts == 2 and (grid.inner.branches, grid.inner.branch_length) == (2, 3)
+    assert envs.make("coplay/grid-keydoor-v0", render_mode="rgb_array").render_mode == "rgb_array"
+
+
+def test_importing_envs_does_not_import_minigrid_until_a_grid_task_is_built():
+    code = ("import sys, envs; assert 'minigrid' not in sys.modules; "
+            "envs.registered(); envs.make('coplay/ipd-v0'); assert 'minigrid' not in sys.modules; "
+            "envs.make('coplay/grid-keydoor-v0'); assert 'minigrid' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_gymnasium_make_still_builds_the_grid_tasks():
+    for env_id in envs.GRID_TASK_IDS:
+        env = gymnasium.make(env_id, contexts=None)
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+        assert env.unwrapped.task.env_id == env_id
+
+
+def test_unknown_setting_of_a_grid_task_names_the_id_and_its_settings():
+    with pytest.raises(ConfigError) as error:
+        envs.make("coplay/grid-keydoor-v0", rooms=3)
+    message = str(error.value)
+    assert "coplay/grid-keydoor-v0" in message and "rooms" in message
+    for allowed in envs.spec("coplay/grid-keydoor-v0").settings:
+        assert allowed in message
+
+
+def test_the_batched_path_refuses_a_grid_task_and_names_the_matrix_games():
+    for build in (envs.make_config, functools.partial(envs.make_batch, batch_size=4)):
+        with pytest.raises(ConfigError) as error:
+            build("coplay/grid-multiroom-v0")
+        assert "'coplay/grid-multiroom-v0', a grid env" in str(error.value)
+        assert all(env_id in str(error.value) for env_id in ENV_IDS)
+
+
+def test_coplay_envs_lists_the_registry_and_prints_it_as_json(monkeypatch, capsys):
+    from rich.console import Console
+
+    from cli import app as cli
+
+    def coplay(*args):
+        monkeypatch.setattr(sys, "argv", ["coplay", "envs", *args])
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        assert exit_.value.code == 0
+        return capsys.readouterr().out
+
+    listed = json.loads(coplay("--json"))
+    assert listed == [s.as_dict() for s in envs.registered()]
+    by_id = {entry["id"]: entry for entry in listed}
+    assert by_id["coplay/ipd-v0"]["payoffs"] == {"R": 1.0, "S": -1.0, "T": 2.0, "P": 0.0}
+    assert by_id["coplay/grid-keydoor-v0"]["family"] == "grid"
+    assert "pickup" in by_id["coplay/grid-keydoor-v0"]["actions"]
+    monkeypatch.setattr(cli, "console", Console(width=80))
+    table = coplay()
+    assert all(env_id in table for env_id in ALL_IDS)
+    assert max(len(line) for line in table.splitlines()) <= 80
+
+
+# --- PettingZoo and Gymnasium conformance ----------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_every_registered_env_conforms(env_id):
+    """Matrix games: PettingZoo's parallel, AEC (through ``parallel_to_aec``), seed and render
+    tests and SuperSuit's vector-env conversion, with a fixed and a random horizon. Grid tasks:
+    Gymnasium's env checker, built by ``envs.make`` and by ``gymnasium.make``."""
+    family = envs.spec(env_id).family
+    if family == "matrix":
+        for settings in HORIZONS.values():
+            _check_matrix_env(env_id, settings)
+    else:
+        assert family == "grid"
+        for contexts in (1, 3, None):
+            check_env(envs.make(env_id, contexts=contexts), skip_render_check=True)
+        check_env(gymnasium.make(env_id, disable_env_checker=True).unwrapped,
+                  skip_render_check=True)
+
+
+def _check_matrix_env(env_id, settings):
     parallel_api_test(envs.make(env_id, **settings), num_cycles=200)
     api_test(parallel_to_aec(envs.make(env_id, **settings)), num_cycles=200)
     parallel_seed_test(functools.partial(envs.make, env_id, **settings), num_cycles=200)
@@ -468,7 +569,7 @@ def test_unknown_env_id_lists_the_known_ids():
         envs.make("coplay/ipd-v9")
     message = str(error.value)
     assert "'coplay/ipd-v9'" in message
-    for env_id in ENV_IDS:
+    for env_id in ALL_IDS:
         assert env_id in message
     with pytest.raises(ConfigError):
         envs.make_batch("coplay/nope-v0", 4)
@@ -478,7 +579,7 @@ def test_unknown_setting_to_make_is_a_config_error_naming_the_allowed_ones():
     with pytest.raises(ConfigError) as error:
         envs.make(IPD, horizn=10)
     message = str(error.value)
-    assert "horizn" in message
+    assert "horizn" in message and IPD in message
     for allowed in ("payoffs", "horizon", "continuation_probability"):
         assert allowed in message
 
