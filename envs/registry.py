@@ -115,10 +115,14 @@ def spec(env_id: str) -> EnvSpec:
     try:
         return _SPECS[env_id]
     except KeyError:
-        raise ConfigError(
-            "env.id", expected=f"one of {list(_SPECS)}", got=repr(env_id),
-            fix="Run `coplay envs` to list the registered environments.",
-        ) from None
+        raise _unknown(env_id, sorted(_SPECS)) from None
+
+
+def _unknown(env_id: str, known: list[str]) -> ConfigError:
+    return ConfigError(
+        "env.id", expected=f"one of {known}", got=repr(env_id),
+        fix="Run `coplay envs` to list the registered environments.",
+    )
 
 
 def registered(family: str | None = None) -> list[EnvSpec]:
@@ -138,10 +142,14 @@ def _checked(env_id: str, settings: dict[str, Any]) -> EnvSpec:
 
 
 def _matrix_game(env_id: str, settings: dict[str, Any]) -> MatrixGameSpec:
+    # Only matrix games have a batched path, so only they are worth naming here.
+    games = sorted(s.env_id for s in registered("matrix"))
+    if env_id not in _SPECS:
+        raise _unknown(env_id, games)
     found = _checked(env_id, settings)
     if not isinstance(found, MatrixGameSpec):
         raise ConfigError(
-            "env.id", expected=f"a matrix game among {[s.env_id for s in registered('matrix')]}",
+            "env.id", expected=f"a matrix game among {games}",
             got=f"{env_id!r}, a {found.family} env",
             fix="Build it with envs.make(id) instead.",
         )

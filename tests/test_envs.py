@@ -571,8 +571,10 @@ def test_unknown_env_id_lists_the_known_ids():
     assert "'coplay/ipd-v9'" in message
     for env_id in ALL_IDS:
         assert env_id in message
-    with pytest.raises(ConfigError):
+    # The batched path names the matrix games, the only ids it can build.
+    with pytest.raises(ConfigError) as error:
         envs.make_batch("coplay/nope-v0", 4)
+    assert str(error.value).startswith(f"env.id: expected one of {sorted(ENV_IDS)}")
 
 
 def test_unknown_setting_to_make_is_a_config_error_naming_the_allowed_ones():
