@@ -6,7 +6,7 @@ episode, ``contexts=K`` draws each episode's layout from a fixed set of K, and
 episodic exploration bonuses turns on exactly this knob: how much structure episodes share.
 
     env = envs.make("coplay/grid-multiroom-v0", contexts=None)
-    env = gymnasium.make("coplay/grid-multiroom-v0", contexts=None)   # the same task
+    env = gymnasium.make("coplay/grid-multiroom-v0", contexts=None)  # the same, in wrappers
 
 The tasks' ids, descriptions, settings and action names are registered in ``envs.registry``;
 this module adds what needs minigrid: each task's builder and its minigrid actions.
