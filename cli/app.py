@@ -448,28 +448,23 @@ def runs_show(
 
 
 @app.command("envs")
-def envs_list() -> None:
-    """List the registered environments."""
-    table = Table(title="environments")
-    table.add_column("id")
-    table.add_column("payoffs (R, S, T, P)")
-    table.add_column("description")
-    for spec in envs.registered():
-        rstp = spec.default_payoffs.as_rstp() or {}
-        table.add_row(spec.env_id, ", ".join(f"{v:g}" for v in rstp.values()), spec.description)
+def envs_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List every registered environment: matrix games and grid tasks, with the settings a
+    scenario's env section (or envs.make) accepts."""
+    specs = envs.registered()
+    if as_json:
+        print(json.dumps([spec.as_dict() for spec in specs], indent=2))
+        return
+    table = Table(title="environments (settings go in a scenario's env section)")
+    table.add_column("id", no_wrap=True)
+    table.add_column("family")
+    table.add_column("description and settings", ratio=1, overflow="fold")
+    for spec in specs:
+        table.add_row(spec.env_id, spec.family,
+                      f"{spec.description}\n[dim]settings: {', '.join(spec.settings)}[/dim]")
     console.print(table)
-    from envs import grid as grid_tasks  # minigrid: only when listing
-
-    grid = Table(title="contextual grid tasks (Gymnasium; env settings: contexts, context_seed, "
-                       "and the layout settings)")
-    grid.add_column("id", no_wrap=True)
-    grid.add_column("layout settings")
-    grid.add_column("actions")
-    grid.add_column("description", ratio=1)
-    for task in grid_tasks.TASKS.values():
-        grid.add_row(task.env_id, ", ".join(task.layout_settings),
-                     ", ".join(a.name for a in task.actions), task.description)
-    console.print(grid)
 
 
 @app.command("agents")

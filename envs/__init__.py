@@ -1,5 +1,12 @@
-"""Environments: iterated matrix games as PettingZoo ParallelEnvs over a batched numpy core,
-and contextual grid tasks on minigrid as Gymnasium envs (``envs/grid.py``)."""
+"""Environments, all built by ``envs.make(id, **settings)`` from one registry
+(``envs/registry.py``; ``envs.registered()`` lists the typed specs):
+
+- matrix: iterated two-player matrix games as PettingZoo ParallelEnvs (``envs/matrix_env.py``)
+  over one statement of the rules, the batched numpy core (``envs/matrix_core.py``);
+- grid: single-agent contextual grid tasks on minigrid as Gymnasium envs (``envs/grid.py``),
+  also registered with Gymnasium here so ``gymnasium.make(id)`` builds them. minigrid is
+  imported only when a grid task is built.
+"""
 
 import gymnasium
 
@@ -16,10 +23,19 @@ from envs.matrix_core import (
     token_of,
 )
 from envs.matrix_env import PLAYERS, MatrixGameEnv
-from envs.registry import MatrixGameSpec, make, make_batch, make_config, register, registered, spec
+from envs.registry import (
+    EnvSpec,
+    GridTaskSpec,
+    MatrixGameSpec,
+    make,
+    make_batch,
+    make_config,
+    register,
+    registered,
+    spec,
+)
 
-# Registered here, loaded on first make: minigrid is imported only by those who use it.
-GRID_TASK_IDS = ("coplay/grid-multiroom-v0", "coplay/grid-keydoor-v0", "coplay/grid-deadends-v0")
+GRID_TASK_IDS = tuple(grid_spec.env_id for grid_spec in registered("grid"))
 for _env_id in GRID_TASK_IDS:
     if _env_id not in gymnasium.registry:
         gymnasium.register(_env_id, entry_point="envs.grid:ContextualGridEnv",
@@ -33,6 +49,8 @@ __all__ = [
     "PLAYERS",
     "START",
     "TOKEN_NAMES",
+    "EnvSpec",
+    "GridTaskSpec",
     "MatrixGameBatch",
     "MatrixGameConfig",
     "MatrixGameEnv",

@@ -5,7 +5,11 @@ episode, ``contexts=K`` draws each episode's layout from a fixed set of K, and
 ``contexts=None`` generates a new layout for every episode. The study of global and
 episodic exploration bonuses turns on exactly this knob: how much structure episodes share.
 
-    env = gymnasium.make("coplay/grid-multiroom-v0", contexts=None)
+    env = envs.make("coplay/grid-multiroom-v0", contexts=None)
+    env = gymnasium.make("coplay/grid-multiroom-v0", contexts=None)  # the same, in wrappers
+
+The tasks' ids, descriptions, settings and action names are registered in ``envs.registry``;
+this module adds what needs minigrid: each task's builder and its minigrid actions.
 
 Observations are minigrid's egocentric 7x7x3 encoding (object, colour, state per cell). The
 info of every reset and step holds the agent's cell, ``info["position"]`` (x, y), which
@@ -32,6 +36,7 @@ from minigrid.envs import DoorKeyEnv, MultiRoomEnv
 from minigrid.minigrid_env import MiniGridEnv
 
 from coplay.errors import ConfigError
+from envs.registry import GridTaskSpec, registered
 
 VIEW_SIZE = 7
 WALL = (OBJECT_TO_IDX["wall"], COLOR_TO_IDX["grey"], 0)
@@ -87,45 +92,42 @@ class DeadEndsEnv(MiniGridEnv):
 
 @dataclass(frozen=True)
 class GridTask:
-    """A registered contextual task: how to build its minigrid env and which actions it uses."""
+    """A registered contextual task (``envs.registry.GridTaskSpec``) with what minigrid needs:
+    how to build its env and the minigrid actions behind the env's discrete actions."""
 
-    env_id: str
+    spec: GridTaskSpec
     build: Callable[..., MiniGridEnv]
     actions: tuple[Actions, ...]
-    layout_settings: tuple[str, ...]
-    description: str
+
+    @property
+    def env_id(self) -> str:
+        return self.spec.env_id
+
+    @property
+    def layout_settings(self) -> tuple[str, ...]:
+        return self.spec.layout_settings
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
 
 
-TURN_AND_WALK = (Actions.left, Actions.right, Actions.forward)
+BUILDERS: dict[str, Callable[..., MiniGridEnv]] = {
+    "coplay/grid-multiroom-v0": lambda *, rooms=4, room_size=5, max_steps=None: MultiRoomEnv(
+        minNumRooms=rooms, maxNumRooms=rooms, maxRoomSize=room_size, max_steps=max_steps,
+    ),
+    "coplay/grid-keydoor-v0": lambda *, size=6, max_steps=None: DoorKeyEnv(
+        size=size, max_steps=max_steps,
+    ),
+    "coplay/grid-deadends-v0": lambda *, branches=4, branch_length=4, max_steps=None: DeadEndsEnv(
+        branches=branches, branch_length=branch_length, max_steps=max_steps,
+    ),
+}
 TASKS: dict[str, GridTask] = {
-    task.env_id: task for task in (
-        GridTask(
-            "coplay/grid-multiroom-v0",
-            lambda *, rooms=4, room_size=5, max_steps=None: MultiRoomEnv(
-                minNumRooms=rooms, maxNumRooms=rooms, maxRoomSize=room_size,
-                max_steps=max_steps,
-            ),
-            (*TURN_AND_WALK, Actions.toggle),
-            ("rooms", "room_size", "max_steps"),
-            "Rooms in a chain, each door closed; the goal is in the last room.",
-        ),
-        GridTask(
-            "coplay/grid-keydoor-v0",
-            lambda *, size=6, max_steps=None: DoorKeyEnv(size=size, max_steps=max_steps),
-            (*TURN_AND_WALK, Actions.pickup, Actions.toggle),
-            ("size", "max_steps"),
-            "Pick up the key, unlock the door in the wall, reach the goal behind it.",
-        ),
-        GridTask(
-            "coplay/grid-deadends-v0",
-            lambda *, branches=4, branch_length=4, max_steps=None: DeadEndsEnv(
-                branches=branches, branch_length=branch_length, max_steps=max_steps,
-            ),
-            TURN_AND_WALK,
-            ("branches", "branch_length", "max_steps"),
-            "A corridor with dead-end branches; the goal ends one of them.",
-        ),
+    grid_spec.env_id: GridTask(
+        grid_spec, BUILDERS[grid_spec.env_id], tuple(Actions[name] for name in grid_spec.actions),
     )
+    for grid_spec in registered("grid")
 }
 
 
@@ -238,6 +240,11 @@ class ContextualGridEnv(gym.Env):
         **layout: Any,
     ) -> None:
         grid_task = task(task_id)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(
+                "render_mode", expected=f"None or one of {self.metadata['render_modes']}",
+                got=repr(render_mode),
+            )
         if contexts is not None and (not isinstance(contexts, int) or contexts < 1):
             raise ConfigError(
                 "env.contexts", expected="a positive number of layouts, or null for a new layout "

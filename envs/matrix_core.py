@@ -1,8 +1,9 @@
 """Two-player iterated matrix games, B games advanced by one array operation per round.
 
-This is the single implementation of the game's rules. Training and fast simulation step it
-directly; the PettingZoo facade (``envs.matrix_env``) is a batch of one over it, so the two
-cannot disagree.
+This module is the single statement of the game's rules: what each joint action pays and shows
+(``joint_outcomes``), and how long each game lasts (``draw_lengths``). Training and fast
+simulation step ``MatrixGameBatch`` directly; the PettingZoo facade (``envs.matrix_env``) plays
+one game in plain Python from the same two functions.
 
 Layouts are player-major: ``actions``, ``observations`` and ``rewards`` have shape (2, B),
 row 0 for ``player_0``. Action 0 is cooperate, 1 is defect. An observation is one of five
@@ -148,6 +149,29 @@ class MatrixGameConfig:
             )
 
 
+def joint_outcomes(payoffs: Payoffs) -> tuple[np.ndarray, np.ndarray]:
+    """What each joint action ``j = 2 * a0 + a1`` pays and shows: rewards (2, 4) float64 and
+    first-person tokens (2, 4) int64, row 0 for ``player_0``."""
+    table = payoffs.table
+    rewards = np.stack([table[:, :, 0].ravel(), table[:, :, 1].ravel()])
+    joint = np.arange(4)
+    a0, a1 = joint // 2, joint % 2
+    return rewards, np.stack([token_of(a0, a1), token_of(a1, a0)])
+
+
+def draw_lengths(
+    config: MatrixGameConfig, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``size`` games' length in rounds, and whether it ends by chance (terminated)
+    rather than by reaching the horizon (truncated). A fixed horizon draws nothing from ``rng``."""
+    horizon = config.horizon
+    p = config.continuation_probability
+    if p is None:
+        return np.full(size, horizon, dtype=np.int64), np.zeros(size, dtype=bool)
+    drawn = rng.geometric(1.0 - p, size=size)
+    return np.minimum(drawn, horizon), drawn <= horizon
+
+
 @dataclass
 class RoundResult:
     """What one round returns, player-major: arrays of shape (2, B) or (B,)."""
@@ -179,12 +203,7 @@ class MatrixGameBatch:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError("batch_size", expected="at least 1 game", got=str(self.batch_size))
-        # Index j = 2 * a0 + a1 over joint actions; tables turn it into rewards and tokens.
-        table = self.config.payoffs.table
-        self._reward_table = np.stack([table[:, :, 0].ravel(), table[:, :, 1].ravel()])
-        joint = np.arange(4)
-        a0, a1 = joint // 2, joint % 2
-        self._token_table = np.stack([token_of(a0, a1), token_of(a1, a0)])
+        self._reward_table, self._token_table = joint_outcomes(self.config.payoffs)
         self.lengths = np.full(self.batch_size, self.config.horizon, dtype=np.int64)
         self.ended_by_chance = np.zeros(self.batch_size, dtype=bool)
         # With a fixed horizon the per-game flags are the same every round: share read-only
@@ -195,15 +214,7 @@ class MatrixGameBatch:
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         """Start B new games; returns the start observations, shape (2, B)."""
         self.round = 0
-        horizon = self.config.horizon
-        p = self.config.continuation_probability
-        if p is None:
-            self.lengths = np.full(self.batch_size, horizon, dtype=np.int64)
-            self.ended_by_chance = np.zeros(self.batch_size, dtype=bool)
-        else:
-            drawn = rng.geometric(1.0 - p, size=self.batch_size)
-            self.lengths = np.minimum(drawn, horizon)
-            self.ended_by_chance = drawn <= horizon
+        self.lengths, self.ended_by_chance = draw_lengths(self.config, rng, self.batch_size)
         self.max_rounds = int(self.lengths.max())
         return np.zeros((2, self.batch_size), dtype=np.int64)
 

@@ -1,12 +1,21 @@
-"""Iterated matrix games: the batched core, the PettingZoo facade and the registry."""
+"""The registry of every env id, conformance of every env, and the iterated matrix games:
+the batched core and the PettingZoo facade (grid tasks' own behaviour: tests/test_grid.py)."""
 
 from __future__ import annotations
 
 import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+import supersuit
+from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, render_test
+from pettingzoo.utils.conversions import parallel_to_aec
 
 import envs
 from coplay.errors import ConfigError
@@ -15,7 +24,8 @@ from envs import MatrixGameBatch, MatrixGameConfig, Payoffs
 IPD = "coplay/ipd-v0"
 P0, P1 = envs.PLAYERS
 C, D = envs.COOPERATE, envs.DEFECT
-ENV_IDS = [s.env_id for s in envs.registered()]
+ALL_IDS = [s.env_id for s in envs.registered()]
+ENV_IDS = [s.env_id for s in envs.registered("matrix")]
 # A fixed horizon and a random one (mean length 5, capped at 30), for every registered game.
 HORIZONS = {
     "fixed": {"horizon": 25},
@@ -56,24 +66,165 @@ def _play_core_single(core, rng, actions):
     return trajectory
 
 
-# --- PettingZoo conformance -------------------------------------------------------------
+# --- the registry -----------------------------------------------------------------------
 
 
-def test_registry_lists_the_three_games():
-    assert {"coplay/ipd-v0", "coplay/stag-hunt-v0", "coplay/chicken-v0"} <= set(ENV_IDS)
+def test_registry_lists_every_matrix_game_and_grid_task_as_typed_specs():
+    specs = {s.env_id: s for s in envs.registered()}
+    assert set(ENV_IDS) == {"coplay/ipd-v0", "coplay/stag-hunt-v0", "coplay/chicken-v0"}
+    assert set(envs.GRID_TASK_IDS) == {
+        "coplay/grid-multiroom-v0", "coplay/grid-keydoor-v0", "coplay/grid-deadends-v0"}
+    assert set(specs) == set(ENV_IDS) | set(envs.GRID_TASK_IDS)
+    for env_id, found in specs.items():
+        assert envs.spec(env_id) is found and found.description
+        if env_id in ENV_IDS:
+            assert isinstance(found, envs.MatrixGameSpec) and found.family == "matrix"
+            assert isinstance(envs.make(env_id), envs.MatrixGameEnv)
+        else:
+            assert isinstance(found, envs.GridTaskSpec) and found.family == "grid"
+            assert {"contexts", "context_seed", "max_steps"} <= set(found.settings)
+            assert isinstance(envs.make(env_id), gymnasium.Env)
+    assert [s.env_id for s in envs.registered("grid")] == list(envs.GRID_TASK_IDS)
 
 
-@pytest.mark.parametrize("horizon", list(HORIZONS), ids=list(HORIZONS))
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_every_registered_env_passes_parallel_api_test(env_id, horizon):
-    env = envs.make(env_id, **HORIZONS[horizon])
-    parallel_api_test(env, num_cycles=200)
+def test_make_passes_settings_to_either_family():
+    game = envs.make("coplay/chicken-v0", horizon=7, payoffs=CLASSIC)
+    assert game.config.horizon == 7 and game.config.payoffs == Payoffs.parse(CLASSIC)
+    grid = envs.make("coplay/grid-deadends-v0", contexts=2, branches=2, branch_length=3)
+    assert grid.contexts == 2 and (grid.inner.branches, grid.inner.branch_length) == (2, 3)
+    assert envs.make("coplay/grid-keydoor-v0", render_mode="rgb_array").render_mode == "rgb_array"
 
 
-@pytest.mark.parametrize("horizon", list(HORIZONS), ids=list(HORIZONS))
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_every_registered_env_passes_parallel_seed_test(env_id, horizon):
-    parallel_seed_test(functools.partial(envs.make, env_id, **HORIZONS[horizon]), num_cycles=200)
+def test_importing_envs_does_not_import_minigrid_until_a_grid_task_is_built():
+    code = ("import sys, envs; assert 'minigrid' not in sys.modules; "
+            "envs.registered(); envs.make('coplay/ipd-v0'); assert 'minigrid' not in sys.modules; "
+            "envs.make('coplay/grid-keydoor-v0'); assert 'minigrid' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_gymnasium_make_still_builds_the_grid_tasks():
+    for env_id in envs.GRID_TASK_IDS:
+        env = gymnasium.make(env_id, contexts=None)
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+        assert env.unwrapped.task.env_id == env_id
+
+
+def test_unknown_setting_of_a_grid_task_names_the_id_and_its_settings():
+    with pytest.raises(ConfigError) as error:
+        envs.make("coplay/grid-keydoor-v0", rooms=3)
+    message = str(error.value)
+    assert "coplay/grid-keydoor-v0" in message and "rooms" in message
+    for allowed in envs.spec("coplay/grid-keydoor-v0").settings:
+        assert allowed in message
+
+
+def test_the_batched_path_refuses_a_grid_task_and_names_the_matrix_games():
+    for build in (envs.make_config, functools.partial(envs.make_batch, batch_size=4)):
+        with pytest.raises(ConfigError) as error:
+            build("coplay/grid-multiroom-v0")
+        assert "'coplay/grid-multiroom-v0', a grid env" in str(error.value)
+        assert all(env_id in str(error.value) for env_id in ENV_IDS)
+
+
+def test_coplay_envs_lists_the_registry_and_prints_it_as_json(monkeypatch, capsys):
+    from rich.console import Console
+
+    from cli import app as cli
+
+    def coplay(*args):
+        monkeypatch.setattr(sys, "argv", ["coplay", "envs", *args])
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        assert exit_.value.code == 0
+        return capsys.readouterr().out
+
+    listed = json.loads(coplay("--json"))
+    assert listed == [s.as_dict() for s in envs.registered()]
+    by_id = {entry["id"]: entry for entry in listed}
+    assert by_id["coplay/ipd-v0"]["payoffs"] == {"R": 1.0, "S": -1.0, "T": 2.0, "P": 0.0}
+    assert by_id["coplay/grid-keydoor-v0"]["family"] == "grid"
+    assert "pickup" in by_id["coplay/grid-keydoor-v0"]["actions"]
+    monkeypatch.setattr(cli, "console", Console(width=80))
+    table = coplay()
+    assert all(env_id in table for env_id in ALL_IDS)
+    assert max(len(line) for line in table.splitlines()) <= 80
+
+
+# --- PettingZoo and Gymnasium conformance ----------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_every_registered_env_conforms(env_id):
+    """Matrix games: PettingZoo's parallel, AEC (through ``parallel_to_aec``), seed and render
+    tests and SuperSuit's vector-env conversion, with a fixed and a random horizon. Grid tasks:
+    Gymnasium's env checker, built by ``envs.make`` and by ``gymnasium.make``."""
+    family = envs.spec(env_id).family
+    if family == "matrix":
+        for settings in HORIZONS.values():
+            _check_matrix_env(env_id, settings)
+    else:
+        assert family == "grid"
+        for contexts in (1, 3, None):
+            check_env(envs.make(env_id, contexts=contexts), skip_render_check=True)
+        check_env(gymnasium.make(env_id, disable_env_checker=True).unwrapped,
+                  skip_render_check=True)
+
+
+def _check_matrix_env(env_id, settings):
+    parallel_api_test(envs.make(env_id, **settings), num_cycles=200)
+    api_test(parallel_to_aec(envs.make(env_id, **settings)), num_cycles=200)
+    parallel_seed_test(functools.partial(envs.make, env_id, **settings), num_cycles=200)
+    render_test(lambda render_mode: parallel_to_aec(
+        envs.make(env_id, render_mode=render_mode, **settings)))
+    _check_supersuit_vector_env(env_id, settings)
+
+
+def _check_supersuit_vector_env(env_id, settings):
+    copies, horizon = 3, 4
+    vec = supersuit.concat_vec_envs_v1(
+        supersuit.pettingzoo_env_to_vec_env_v1(
+            envs.make(env_id, **{**settings, "horizon": horizon})),
+        copies, num_cpus=0, base_class="gymnasium",
+    )
+    assert vec.num_envs == 2 * copies  # one slot per player of each copy
+    obs, _ = vec.reset(seed=0)
+    assert obs.tolist() == [envs.START] * 2 * copies
+    table = envs.spec(env_id).default_payoffs.table
+    ended = np.zeros(2 * copies, dtype=bool)
+    for round_ in range(horizon + 2):
+        actions = np.array([C, D] * copies)
+        obs, rewards, terminated, truncated, _ = vec.step(actions)
+        assert rewards.tolist() == table[C, D].tolist() * copies
+        done = terminated.astype(bool) | truncated.astype(bool)
+        # Both players of a copy end together; a copy that ended starts again at once.
+        assert np.array_equal(done[0::2], done[1::2])
+        assert obs[done].tolist() == [envs.START] * int(done.sum())
+        assert obs[~done].tolist() == [2, 3] * int((~done).sum() // 2)
+        ended |= done
+        if round_ == horizon - 1 and "continuation_probability" not in settings:
+            assert truncated.all()
+    assert ended.all() or "continuation_probability" in settings
+    vec.close()
+
+
+def test_render_modes_follow_pettingzoo_conventions(capsys):
+    ansi = envs.make(IPD, horizon=3, render_mode="ansi")
+    ansi.reset(seed=0)
+    assert ansi.render() == "coplay/ipd-v0 round 0 of 3: start"
+    ansi.step({P0: C, P1: D})
+    assert ansi.render() == "coplay/ipd-v0 round 1 of 3: player_0 C (-1), player_1 D (2)"
+    human = envs.make(IPD, horizon=3, render_mode="human")
+    human.reset(seed=0)
+    human.step({P0: D, P1: D})
+    assert human.render() is None
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2:] == ["coplay/ipd-v0 round 1 of 3: player_0 D (0), player_1 D (0)"] * 2
+    assert envs.make(IPD).render_mode is None
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert envs.make(IPD).render() is None
+    with pytest.raises(ConfigError, match="rgb_array"):
+        envs.make(IPD, render_mode="rgb_array")
 
 
 def test_facade_spaces_and_metadata():
@@ -124,15 +275,17 @@ def test_facade_matches_batch_of_one_core_with_random_horizon(env_id):
     assert len(lengths) > 3
 
 
-def test_facade_matches_core_over_consecutive_episodes_without_reseeding():
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_facade_matches_core_over_consecutive_episodes_without_reseeding(env_id):
     # The facade keeps one Generator across resets; the core must see the same stream.
     settings = {"horizon": 50, "continuation_probability": 0.7}
-    env = envs.make(IPD, **settings)
-    core = envs.make_batch(IPD, 1, **settings)
+    env = envs.make(env_id, **settings)
+    core = envs.make_batch(env_id, 1, **settings)
     rng = np.random.default_rng(3)
     actions = np.random.default_rng(4).integers(0, 2, size=(50, 2))
     env.reset(seed=3)
     core.reset(rng)
+    lengths = []
     for episode in range(6):
         if episode:
             env.reset()
@@ -140,11 +293,24 @@ def test_facade_matches_core_over_consecutive_episodes_without_reseeding():
         facade_len = 0
         while env.agents:
             a0, a1 = actions[facade_len]
-            _, rew, _, _, _ = env.step({P0: int(a0), P1: int(a1)})
+            obs, rew, term, trunc, _ = env.step({P0: int(a0), P1: int(a1)})
             res = core.step(np.array([[a0], [a1]]))
+            assert (obs[P0], obs[P1]) == tuple(res.observations[:, 0])
             assert (rew[P0], rew[P1]) == tuple(res.rewards[:, 0])
+            assert (term[P0], trunc[P0]) == (res.terminated[0], res.truncated[0])
             facade_len += 1
         assert facade_len == core.max_rounds
+        lengths.append(facade_len)
+    assert len(set(lengths)) > 1
+
+
+def test_facade_observations_are_numpy_integers_of_the_space_dtype():
+    env = envs.make(IPD, horizon=2)
+    obs, _ = env.reset(seed=0)
+    stepped = env.step({P0: np.int64(D), P1: C})[0]
+    for observation in (*obs.values(), *stepped.values()):
+        assert isinstance(observation, np.integer)
+        assert observation.dtype == env.observation_space(P0).dtype
 
 
 # --- observations and payoffs -----------------------------------------------------------
@@ -403,17 +569,19 @@ def test_unknown_env_id_lists_the_known_ids():
         envs.make("coplay/ipd-v9")
     message = str(error.value)
     assert "'coplay/ipd-v9'" in message
-    for env_id in ENV_IDS:
+    for env_id in ALL_IDS:
         assert env_id in message
-    with pytest.raises(ConfigError):
+    # The batched path names the matrix games, the only ids it can build.
+    with pytest.raises(ConfigError) as error:
         envs.make_batch("coplay/nope-v0", 4)
+    assert str(error.value).startswith(f"env.id: expected one of {sorted(ENV_IDS)}")
 
 
 def test_unknown_setting_to_make_is_a_config_error_naming_the_allowed_ones():
     with pytest.raises(ConfigError) as error:
         envs.make(IPD, horizn=10)
     message = str(error.value)
-    assert "horizn" in message
+    assert "horizn" in message and IPD in message
     for allowed in ("payoffs", "horizon", "continuation_probability"):
         assert allowed in message
 

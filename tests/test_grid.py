@@ -1,24 +1,17 @@
-"""Contextual grid tasks: Gymnasium conformance, contexts, and the fast view's fidelity."""
+"""Contextual grid tasks: contexts, endings, settings and the fast view's fidelity (their
+Gymnasium conformance is in tests/test_envs.py, with every registered env)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import envs
 import envs.grid
 from coplay.errors import ConfigError
 
 TASK_IDS = sorted(envs.grid.TASKS)
-
-
-@pytest.mark.parametrize("env_id", TASK_IDS)
-@pytest.mark.parametrize("contexts", [1, 3, None])
-def test_every_task_passes_gymnasiums_env_checker(env_id, contexts) -> None:
-    check_env(gym.make(env_id, contexts=contexts, disable_env_checker=True).unwrapped,
-              skip_render_check=True)
 
 
 @pytest.mark.parametrize("env_id", TASK_IDS)
@@ -123,5 +116,15 @@ def test_an_unknown_task_lists_the_known_ones() -> None:
         envs.grid.task("coplay/grid-maze-v0")
 
 
-def test_the_registered_ids_are_the_tasks() -> None:
-    assert set(envs.GRID_TASK_IDS) == set(envs.grid.TASKS)
+def test_every_registered_grid_task_has_a_builder_and_minigrid_actions() -> None:
+    assert list(envs.grid.TASKS) == list(envs.GRID_TASK_IDS) == list(envs.grid.BUILDERS)
+    for env_id, grid_task in envs.grid.TASKS.items():
+        assert grid_task.spec is envs.spec(env_id)
+        assert [a.name for a in grid_task.actions] == list(grid_task.spec.actions)
+        env = envs.make(env_id)
+        assert env.action_space.n == len(grid_task.actions)
+
+
+def test_a_render_mode_the_grid_tasks_lack_is_refused() -> None:
+    with pytest.raises(ConfigError, match="rgb_array"):
+        envs.make("coplay/grid-keydoor-v0", render_mode="ansi")
