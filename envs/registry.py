@@ -9,6 +9,7 @@ with Gymnasium, so ``gymnasium.make`` builds them too.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -79,6 +80,9 @@ class MatrixGameSpec(EnvSpec):
         return {**super().as_dict(), "payoffs": payoffs}
 
 
+GRID_ENTRY_POINT = "envs.grid:ContextualGridEnv"
+
+
 @dataclass(frozen=True, kw_only=True)
 class GridTaskSpec(EnvSpec):
     """A single-agent contextual grid task on minigrid, a Gymnasium env (``envs.grid``)."""
@@ -94,9 +98,11 @@ class GridTaskSpec(EnvSpec):
         return ("contexts", "context_seed", *self.layout_settings)
 
     def build(self, settings: dict[str, Any], render_mode: str | None) -> Env:
-        from envs.grid import ContextualGridEnv  # minigrid loads on first use
-
-        return ContextualGridEnv(task_id=self.env_id, render_mode=render_mode, **settings)
+        # Named, as Gymnasium's entry points are: minigrid loads on first use, and the
+        # implementation (which reads its spec here) is never imported by the registry.
+        module, _, name = GRID_ENTRY_POINT.partition(":")
+        env_class = getattr(importlib.import_module(module), name)
+        return env_class(task_id=self.env_id, render_mode=render_mode, **settings)
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "actions": list(self.actions)}
