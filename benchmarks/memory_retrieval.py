@@ -152,6 +152,7 @@ def recall(handbook: Handbook, contexts: list[Context], k: int = 5) -> float:
 
 
 STEP_SCENARIO = """
+kind: simulation
 name: bench
 env: {{id: coplay/ipd-v0, horizon: 100}}
 agents:

@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import scenarios
 from memory import RunStore
-from scenarios import schema
 from scenarios.runner import run, total_episodes
 
 SCENARIO = REPO / "scenarios" / "data" / "round_robin.yaml"
@@ -76,7 +76,7 @@ def main() -> None:
 
     print(f"python {platform.python_version()}, platform {platform.platform()}, "
           f"os.cpu_count() {os.cpu_count()}")
-    scenario = schema.load(SCENARIO)
+    scenario = scenarios.load(SCENARIO)
     print(f"scenario {SCENARIO.relative_to(REPO)}: {scenario.name}, "
           f"{total_episodes(scenario)} episodes of {scenario.env.horizon} rounds")
     print(f"command: python -m cli run {SCENARIO.relative_to(REPO)} --db sqlite:///<tmp> --out <tmp>")

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,13 +22,15 @@ from rich.table import Table
 
 import agents
 import envs
-from coplay.errors import ConfigError, CoplayError
+from coplay.errors import CoplayError
 from memory import URL_ENV_VAR, PairingStats, RunStore, TrainingStore, default_url
 from cli import report
-from scenarios import schema
+from scenarios import loading
+from scenarios.loading import Override
 from cli.memory import EmbedderOption, db_app, memory_app, open_handbook
 from scenarios.runner import run as run_scenario
 from scenarios.runner import total_episodes
+from scenarios.schema import Scenario
 
 console = Console()
 app = typer.Typer(
@@ -51,6 +52,18 @@ DbOption = Annotated[str, typer.Option(
     "--db", envvar=URL_ENV_VAR, show_envvar=True,
     help="SQLAlchemy URL of the store, e.g. sqlite:///coplay.db or postgresql+psycopg://...",
 )]
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="KEY=VALUE",
+    help="Override any scenario field by its dotted path, e.g. --set run.episodes=10 "
+         "(repeatable; VALUE is read as YAML).",
+)]
+
+
+def overrides(settings: list[str] | None, options: list[Override]) -> list[Override]:
+    """The ``--set`` overrides, then the options the user gave (value not None), which win:
+    the scenario file is validated once with all of them in place."""
+    return [Override.parse(text) for text in settings or []] + [
+        option for option in options if option.value is not None]
 
 
 @app.command("run")
@@ -65,20 +78,20 @@ def run_command(
         min=1, help="Override run.episodes (per pairing or focal agent).")] = None,
     record_trajectories: Annotated[bool, typer.Option(
         "--record-trajectories", help="Also store every episode's joint actions.")] = False,
+    settings: SetOption = None,
     plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
     embedder: EmbedderOption = "hashing",
 ) -> None:
-    """Play a scenario, print a summary, store the run and plot it. A scenario with a
-    `memory` section also uses the handbook in the same database, records how its behaviors
-    fared, and (with `memory.extract`) distils the run into new behaviors."""
-    scenario = schema.load(scenario_path)
-    overrides = {
-        key: value for key, value in
-        (("seed", seed), ("episodes", episodes), ("record_trajectories", record_trajectories or None))
-        if value is not None
-    }
-    if overrides:
-        scenario = scenario.model_copy(update={"run": scenario.run.model_copy(update=overrides)})
+    """Play a simulation scenario (`kind: simulation`), print a summary, store the run and
+    plot it. A scenario with a `memory` section also uses the handbook in the same database,
+    records how its behaviors fared, and (with `memory.extract`) distils the run into new
+    behaviors."""
+    scenario = loading.load(scenario_path, accept=["simulation"], overrides=overrides(settings, [
+        Override("run.seed", seed, option="--seed"),
+        Override("run.episodes", episodes, option="--episodes"),
+        Override("run.record_trajectories", record_trajectories or None,
+                 option="--record-trajectories"),
+    ]))
     store = RunStore(db)  # open first: a bad URL should fail before minutes of simulation
     handbook = open_handbook(db, embedder) if scenario.memory is not None else None
     with Progress(
@@ -110,7 +123,7 @@ def run_command(
                   soft_wrap=True)
 
 
-def _update_memory(handbook, scenario: schema.Scenario, result, run_id: int) -> None:
+def _update_memory(handbook, scenario: Scenario, result, run_id: int) -> None:
     from scenarios.domains import extract_run
 
     usage = result.memory_usage
@@ -135,10 +148,7 @@ def train_command(
         "--resume", help="Continue from the checkpoint in the output folder.")] = False,
     updates: Annotated[int | None, typer.Option(min=1, help="Override train.updates.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Override train.seed.")] = None,
-    settings: Annotated[list[str] | None, typer.Option(
-        "--set", metavar="KEY=VALUE",
-        help="Override any scenario field by its dotted path, e.g. "
-             "--set train.episodes_per_update=1024 (repeatable; VALUE is read as YAML).")] = None,
+    settings: SetOption = None,
     minutes: Annotated[float | None, typer.Option(
         min=0.0, help="Stop after this many minutes of training (at the end of an update).")] = None,
     checkpoint_every: Annotated[int, typer.Option(
@@ -147,24 +157,18 @@ def train_command(
 ) -> None:
     """Train the scenario's learners; checkpoint, store learning curves, evaluate, plot.
 
-    SCENARIO is a matrix-game training scenario (learners against a pool) or an exploration
-    scenario (one PPO agent with a bonus on a contextual grid task); `coplay scenarios list`
-    shows both kinds.
+    SCENARIO is a matrix-game training scenario (`kind: training`: learners against a pool) or
+    an exploration scenario (`kind: exploration`: one PPO agent with a bonus on a contextual
+    grid task); `coplay scenarios list` shows both kinds.
     """
-    from scenarios import exploration, training, training_loop  # torch: only when training
+    from scenarios import training_loop  # torch: only when training
 
-    kind = exploration if exploration.is_exploration_file(scenario_path) else training
-    scenario = kind.load(scenario_path)
-    if updates is not None and kind is exploration:
-        raise ConfigError("--updates", expected="--set train.frames=N for an exploration "
-                          "scenario (its budget is in frames)", got=str(updates))
-    overrides = list(settings or [])
-    overrides += [f"train.{k}={v}" for k, v in (("updates", updates), ("seed", seed)) if v is not None]
-    if overrides:
-        data = scenario.model_dump(mode="json")
-        for override in overrides:
-            apply_override(data, override)
-        scenario = kind.parse(yaml_dump(data), source=scenario_path)
+    given = overrides(settings, [
+        Override("train.updates", updates, option="--updates",
+                 fix="An exploration scenario's budget is in frames: use --set train.frames=N."),
+        Override("train.seed", seed, option="--seed"),
+    ])
+    scenario = loading.load(scenario_path, accept=["training", "exploration"], overrides=given)
     folder = out or Path("coplay-train") / scenario.name
     store = TrainingStore(db)
     with Progress(
@@ -191,7 +195,7 @@ def train_command(
     console.print(f"training run {outcome.training_run_id} stored in "
                   f"{store.engine.url.render_as_string(hide_password=True)}", soft_wrap=True)
     points = store.curve(outcome.training_run_id)
-    if kind is exploration:
+    if scenario.kind == "exploration":
         console.print(report.learning_table(points, columns=report.EXPLORATION_COLUMNS))
         if plots:
             from cli.plots import exploration_curves
@@ -222,24 +226,6 @@ def training_status(metrics: list[dict[str, float]]) -> str:
         return f"coop vs learners {sum(rates) / len(rates):.2f}"
     successes = [m["success_rate"] for m in metrics if "success_rate" in m]
     return f"success {successes[0]:.2f}" if successes else ""
-
-
-def apply_override(data: dict, override: str) -> None:
-    """Set ``a.b.c=value`` in a scenario's data; the scenario is validated again afterwards."""
-    key, sep, text = override.partition("=")
-    if not sep or not key:
-        raise ConfigError("--set", expected="KEY=VALUE, e.g. train.seed=3", got=repr(override))
-    *parents, last = key.split(".")
-    node = data
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[last] = yaml.safe_load(text)
-
-
-def yaml_dump(data: dict) -> str:
-    return yaml.safe_dump(data, sort_keys=False)
 
 
 def print_pairings(pairings: list[PairingStats], *, title: str) -> None:
@@ -337,32 +323,29 @@ def training_show(
 def scenarios_list() -> None:
     """List the bundled scenarios: simulations (`coplay run`), training and exploration
     (`coplay train`)."""
-    from scenarios import training
-
-    table = Table(title=f"bundled scenarios (in {schema.BUNDLED_DIR})")
-    # The first column is what `coplay run` takes.
+    # Listed without building agents: some seat checkpoints that earlier scenarios write.
+    loaded = [(path, loading.load(path, build=False)) for path in loading.bundled()]
+    table = Table(title=f"bundled scenarios (in {loading.BUNDLED_DIR})")
+    # The first column is what `coplay run` or `coplay train` takes.
     table.add_column("scenario", no_wrap=True)
     table.add_column("env", overflow="fold")
     table.add_column("matchups", no_wrap=True)
     table.add_column("description", ratio=1)
-    for path in schema.bundled():
-        s = schema.load(path)
-        table.add_row(path.stem, s.env.id, s.matchups.mode, _first_sentence(s.description))
-    for path in training.bundled():
-        t = training.load(path, check_files=False)
-        table.add_row(path.stem, t.env.id, f"train ({t.train.algorithm})",
-                      _first_sentence(t.description))
+    for path, s in loaded:
+        if s.kind == "simulation":
+            table.add_row(path.stem, s.env.id, s.matchups.mode, _first_sentence(s.description))
+        elif s.kind == "training":
+            table.add_row(path.stem, s.env.id, f"train ({s.train.algorithm})",
+                          _first_sentence(s.description))
     console.print(table)
-    from scenarios import exploration
-
     explore = Table(title=f"bundled exploration scenarios (`coplay train NAME`; in "
-                          f"{exploration.EXPLORE_DIR})")
+                          f"{loading.FOLDERS['exploration']})")
     explore.add_column("scenario", no_wrap=True)
     explore.add_column("contexts")
     explore.add_column("bonus", ratio=1)
-    for path in exploration.bundled():
-        e = exploration.load(path)
-        explore.add_row(path.stem, e.contexts_label, e.bonus.label)
+    for path, e in loaded:
+        if e.kind == "exploration":
+            explore.add_row(path.stem, e.contexts_label, e.bonus.label)
     console.print(explore)
 
 
@@ -374,33 +357,18 @@ def _first_sentence(text: str) -> str:
 def scenarios_validate(
     files: Annotated[list[str], typer.Argument(help="Scenario files (or bundled names).")],
 ) -> None:
-    """Check scenario files: YAML, fields, env, agent kinds and parameters, plug-ins."""
-    from scenarios import exploration, training
-
+    """Check scenario files of any kind: YAML, fields, env, agent kinds and parameters,
+    plug-ins, checkpoints."""
     for file in files:
-        if exploration.is_exploration_file(file):
-            e = exploration.load(file)
-            console.print(f"[green]ok[/green] {file}: {e.name} (exploration on {e.env.id}, "
-                          f"{e.contexts_label} context(s), bonus {e.bonus.label})")
-        elif _is_training_scenario(file):
-            t = training.load(file)
-            console.print(f"[green]ok[/green] {file}: {t.name} (training on {t.env.id})")
+        s = loading.load(file)
+        if s.kind == "simulation":
+            summary = f"{s.matchups.mode} on {s.env.id}"
+        elif s.kind == "training":
+            summary = f"training on {s.env.id}"
         else:
-            s = schema.load(file)
-            console.print(f"[green]ok[/green] {file}: {s.name} ({s.matchups.mode} on {s.env.id})")
-
-
-def _is_training_scenario(file: str) -> bool:
-    """Training scenarios have ``learners``; the bundled ones are found by name too."""
-    from scenarios import training
-
-    if not Path(file).exists() and training.resolve(file).exists():
-        return True
-    path = schema.resolve(file)
-    try:
-        return "\nlearners:" in "\n" + path.read_text()
-    except OSError:
-        return False
+            summary = (f"exploration on {s.env.id}, {s.contexts_label} context(s), "
+                       f"bonus {s.bonus.label}")
+        console.print(f"[green]ok[/green] {file}: {s.name} ({summary})")
 
 
 @runs_app.command("list")

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 import agents
 from agents.checkpoint import load_checkpoint
 from coplay.errors import ScenarioError
+from scenarios.loading import resolve
 from scenarios.schema import (
     AgentSection,
     CrossPlay,
@@ -23,7 +24,6 @@ from scenarios.schema import (
     check_agents,
     read_text,
     read_yaml,
-    resolve,
     validation_error,
 )
 
@@ -37,7 +37,7 @@ def bundled_populations() -> list[Path]:
 
 def population_agents(spec: str) -> dict[str, AgentSection]:
     """The co-players one ``--against`` value names."""
-    path = resolve(spec, POPULATIONS_DIR)
+    path = resolve(spec, [POPULATIONS_DIR])
     if path.exists() or path.suffix in (".yaml", ".yml"):
         data = read_yaml(read_text(path), source=str(path), fields="agents")
         try:

@@ -1,29 +1,27 @@
 """Exploration scenarios: one agent, one contextual grid task, one bonus, one PPO recipe.
 
+    kind: exploration
     name: deadends_unlimited_product
     env: {id: coplay/grid-deadends-v0, contexts: null, branches: 6}   # null: a new layout each episode
     bonus: {episodic_term: counts, global_term: counts, combine: product}
     train: {frames: 300000, envs: 16}
 
-``bonus`` marks the file as an exploration scenario (``bonus: {}`` trains without one).
-The bundled ones, one per task x context count x bonus, live in ``scenarios/data/explore/``;
-``coplay train NAME`` finds them by name, and ``studies/exploration_study.py`` runs them.
+Files say ``kind: exploration``; ``scenarios.load`` reads them (``bonus: {}`` trains without a
+bonus). The bundled ones, one per task x context count x bonus, live in
+``scenarios/data/explore/``; ``coplay train NAME`` finds them by name, and
+``studies/exploration_study.py`` runs them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from agents.exploration import BonusConfig
 from agents.train.ppo_grid import GridPPOConfig, GridTrainer
-from coplay.errors import CoplayError, ScenarioError
-from scenarios import schema
-from scenarios.schema import Strict, read_text, read_yaml, validation_error
+from scenarios.schema import Strict
 
-EXPLORE_DIR = Path(__file__).parent / "data" / "explore"
 # The bundled grid: ``explore/<task>_<contexts>_<method>.yaml`` for each of these.
 TASKS = ("deadends", "multiroom", "keydoor")
 CONTEXTS = ("1", "unlimited")
@@ -71,37 +69,3 @@ class ExplorationScenario(Strict):
     @property
     def contexts_label(self) -> str:
         return "unlimited" if self.env.contexts is None else str(self.env.contexts)
-
-
-def load(path: str | Path) -> ExplorationScenario:
-    path = resolve(path)
-    return parse(read_text(path), source=str(path))
-
-
-def parse(text: str, *, source: str = "<exploration scenario>") -> ExplorationScenario:
-    data = read_yaml(text, source=source, fields="name, env, bonus, train")
-    try:
-        return ExplorationScenario.model_validate(data)
-    except ValidationError as error:
-        raise validation_error(source, error) from None
-    except CoplayError as error:  # the settings' own checks, run as pydantic builds them
-        raise ScenarioError(f"{source}: {error.where}", expected=error.expected, got=error.got,
-                            fix=error.fix) from None
-
-
-def resolve(path: str | Path) -> Path:
-    return schema.resolve(path, EXPLORE_DIR)
-
-
-def bundled() -> list[Path]:
-    return sorted(EXPLORE_DIR.glob("*.yaml"))
-
-
-def is_exploration_file(file: str | Path) -> bool:
-    """Exploration scenarios have a top-level ``bonus``; bundled ones are found by name too."""
-    if not Path(file).exists() and resolve(file).exists():
-        return True
-    try:
-        return "\nbonus:" in "\n" + Path(file).read_text()
-    except OSError:
-        return False

@@ -1,7 +1,9 @@
-"""Scenario files: YAML validated into typed models, then checked by building what they name.
+"""The simulation scenario (``kind: simulation``, what `coplay run` plays) and the pieces every
+scenario kind shares: reading YAML, turning validation errors into one line, building agents.
 
-A scenario is data (as in Melting Pot): an environment, named agents, who plays whom, and
-run settings. ``load`` reports the first problem as ``file: field: expected ..., got ...``.
+A simulation scenario is data (as in Melting Pot): an environment, named agents, who plays
+whom, and run settings. ``scenarios.loading`` reads every kind of scenario file; it reports the
+first problem as ``file: field: expected ..., got ...``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import agents
 import envs
 from coplay.errors import ConfigError, CoplayError, ScenarioError
 
-BUNDLED_DIR = Path(__file__).parent / "data"
 # A round of one episode keeps its joint action (1 byte) and two beliefs (float32 each).
 BYTES_PER_ROUND = 9
 ROUND_ARRAYS_BUDGET = 4 * 2**30
@@ -188,10 +189,8 @@ class Scenario(Strict):
         return build_agent(self.env, self.agents[name], name)
 
 
-def load(path: str | Path) -> Scenario:
-    """Read, validate and check a scenario file (or a bundled scenario's name)."""
-    path = resolve(path)
-    return parse(read_text(path), source=str(path))
+# The name the scenario kinds go by; `Scenario` stays the simulation model's class name.
+SimulationScenario = Scenario
 
 
 def read_text(path: Path) -> str:
@@ -218,16 +217,6 @@ def read_yaml(text: str, *, source: str, fields: str) -> dict:
     if not isinstance(data, dict):
         raise ScenarioError(source, expected=f"a mapping with {fields}", got=type(data).__name__)
     return data
-
-
-def parse(text: str, *, source: str = "<scenario>") -> Scenario:
-    data = read_yaml(text, source=source, fields="name, env, agents, matchups")
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as error:
-        raise validation_error(source, error) from None
-    check_agents(scenario.env, scenario.agents, source=source)
-    return scenario
 
 
 def check_agents(env: EnvSection, sections: dict[str, AgentSection], *, source: str) -> None:
@@ -270,19 +259,26 @@ def _env_field(where: str) -> str:
     return where if where.startswith("env") else f"env.{where}"
 
 
+# Pydantic's error types for a key the model does not have (models, dataclasses).
+UNKNOWN_FIELD_ERRORS = ("extra_forbidden", "unexpected_keyword_argument")
+
+
+def error_field(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location as the file's dotted field (matchup modes are no fields)."""
+    modes = ("round_robin", "population", "cross_play", "solo")
+    return ".".join(str(part) for part in loc if part not in modes)
+
+
 def validation_error(source: str, error: ValidationError) -> ScenarioError:
     first = error.errors()[0]
-    field = ".".join(
-        str(part) for part in first["loc"]
-        if part not in ("round_robin", "population", "cross_play", "solo")
-    )
+    field = error_field(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "value_error" and ": expected " in message:
         field_in_message, rest = message.split(": expected ", 1)
         expected, _, got = rest.partition(", got ")
         return ScenarioError(f"{source}: {field_in_message}", expected=expected, got=got)
     kind, context = first["type"], first.get("ctx", {})
-    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+    if kind in UNKNOWN_FIELD_ERRORS:
         return ScenarioError(
             f"{source}: {field}", expected="a known field", got=f"unknown field {first['loc'][-1]!r}",
             fix="Check the spelling against the bundled scenarios (`coplay scenarios list`).",
@@ -295,16 +291,3 @@ def validation_error(source: str, error: ValidationError) -> ScenarioError:
     got = "nothing" if kind == "missing" else repr(first.get("input"))
     expected = "this field" if kind == "missing" else message.removeprefix("Input should be ")
     return ScenarioError(f"{source}: {field or 'scenario'}", expected=expected, got=got)
-
-
-def resolve(path: str | Path, folder: Path = BUNDLED_DIR) -> Path:
-    """A path as given, or the file of that name bundled in ``folder``."""
-    candidate = Path(path)
-    if candidate.exists() or candidate.suffix in (".yaml", ".yml"):
-        return candidate
-    bundled_path = folder / f"{path}.yaml"
-    return bundled_path if bundled_path.exists() else candidate
-
-
-def bundled() -> list[Path]:
-    return sorted(BUNDLED_DIR.glob("*.yaml"))

@@ -2,29 +2,28 @@
 
 A training scenario is data like a simulation scenario (same ``env`` and ``agents`` sections):
 
+    kind: training
     learners: {alice: {}, bob: {}}          # learning agents; `init` starts one from a checkpoint
     pool: {learners: 0.5, tabular: 0.5}     # each learner's episodes: vs other learners, vs agents
     train: {algorithm: a2c, updates: 600, policy: {hidden_size: 64}, ...}
     evaluate: {against: [tit_for_tat, always_defect], episodes: 256}
 
-The bundled ones live in ``scenarios/data/train/``; ``coplay train NAME`` finds them by name.
+Files say ``kind: training``; ``scenarios.load`` reads them. The bundled ones live in
+``scenarios/data/train/``; ``coplay train NAME`` finds them by name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 import agents
 import envs
-from agents.checkpoint import CheckpointRef
 from agents.train.config import TrainConfig
 from agents.train.experience import LEARNERS
-from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup
-from coplay.errors import CoplayError, ScenarioError
-from scenarios import schema
+from coplay.errors import ScenarioError
 from scenarios.schema import (
     AgentSection,
     CrossPlay,
@@ -34,12 +33,10 @@ from scenarios.schema import (
     Strict,
     build_agent,
     check_agents,
-    read_text,
-    read_yaml,
-    validation_error,
 )
 
-TRAINING_DIR = Path(__file__).parent / "data" / "train"
+if TYPE_CHECKING:
+    from agents.train.trainer import Trainer, TrainingSetup
 
 
 class InitSection(Strict):
@@ -96,6 +93,9 @@ class TrainingScenario(Strict):
         return self
 
     def setup(self) -> TrainingSetup:
+        from agents.checkpoint import CheckpointRef
+        from agents.train.trainer import LearnerSpec, TrainingSetup
+
         config = self.train
         return TrainingSetup(
             game=envs.make_config(self.env.id, **self.env.settings()),
@@ -111,6 +111,8 @@ class TrainingScenario(Strict):
         )
 
     def make_trainer(self) -> Trainer:
+        from agents.train.trainer import Trainer
+
         return Trainer(self.setup(), self.coplayers())
 
     def coplayers(self) -> dict[str, agents.Agent]:
@@ -136,44 +138,13 @@ class TrainingScenario(Strict):
         )
 
 
-def load(path: str | Path, *, check_files: bool = True) -> TrainingScenario:
-    """Read and validate a training scenario. ``check_files`` also builds every agent and
-    checks that the checkpoints it names exist (off for listing scenarios whose checkpoints
-    come from running earlier ones)."""
-    path = resolve(path)
-    return parse(read_text(path), source=str(path), check_files=check_files)
-
-
-def parse(
-    text: str, *, source: str = "<training scenario>", check_files: bool = True
-) -> TrainingScenario:
-    data = read_yaml(text, source=source, fields="name, env, learners, pool, train")
-    try:
-        scenario = TrainingScenario.model_validate(data)
-    except ValidationError as error:
-        raise validation_error(source, error) from None
-    except CoplayError as error:  # the settings' own checks, run as pydantic builds them
-        # Policy settings sit under train.policy in the file.
-        where = f"train.{error.where}" if error.where.startswith("policy.") else error.where
-        raise ScenarioError(
-            f"{source}: {where}", expected=error.expected, got=error.got, fix=error.fix
-        ) from None
-    if check_files:
-        check_agents(scenario.env, scenario.agents, source=source)
-        for name, learner in scenario.learners.items():
-            if learner.init is not None and not Path(learner.init.path).is_file():
-                raise ScenarioError(
-                    f"{source}: learners.{name}.init.path", expected="an existing checkpoint file",
-                    got=repr(learner.init.path),
-                    fix="Train one with `coplay train SCENARIO`; it prints where the checkpoint is saved.",
-                )
-    return scenario
-
-
-def resolve(path: str | Path) -> Path:
-    """A path as given, or the bundled training scenario of that name."""
-    return schema.resolve(path, TRAINING_DIR)
-
-
-def bundled() -> list[Path]:
-    return sorted(TRAINING_DIR.glob("*.yaml"))
+def check_files(scenario: TrainingScenario, *, source: str) -> None:
+    """Build every agent and check that the checkpoints learners start from exist."""
+    check_agents(scenario.env, scenario.agents, source=source)
+    for name, learner in scenario.learners.items():
+        if learner.init is not None and not Path(learner.init.path).is_file():
+            raise ScenarioError(
+                f"{source}: learners.{name}.init.path", expected="an existing checkpoint file",
+                got=repr(learner.init.path),
+                fix="Train one with `coplay train SCENARIO`; it prints where the checkpoint is saved.",
+            )

@@ -64,16 +64,16 @@ def train_one(task: str, contexts: str, method: str, count_over: str, frames: in
     """One run in a worker process; the curve goes to ``out`` and back to the caller."""
     import torch
 
-    from scenarios import exploration
+    import scenarios
+    from scenarios import Override
 
     torch.set_num_threads(1)
     name = run_name(task, contexts, method, count_over)
-    scenario = exploration.load(scenario_name(task, contexts, method))
-    data = scenario.model_dump(mode="json")
-    data["train"] |= {"frames": frames, "seed": seed}
+    overrides = [Override("train.frames", frames, option="--frames"),
+                 Override("train.seed", seed, option="--seeds")]
     if method in COUNTING_METHODS:
-        data["bonus"]["count_over"] = count_over
-    scenario = exploration.ExplorationScenario.model_validate(data)
+        overrides.append(Override("bonus.count_over", count_over, option="--count-over"))
+    scenario = scenarios.load(scenario_name(task, contexts, method), overrides=overrides)
     trainer = scenario.make_trainer()
     start = time.perf_counter()
     curve = []

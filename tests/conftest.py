@@ -8,6 +8,7 @@ import pytest
 import scenarios
 
 TINY_SCENARIO = """\
+kind: simulation
 name: tiny
 env: {id: coplay/ipd-v0, horizon: 10}
 agents:

@@ -22,6 +22,7 @@ from agents.exploration import (
 from agents.grid_policy import GridPolicy, GridPolicyConfig
 from agents.train.ppo_grid import GridPPOConfig, GridTrainer, Rollout, advantages
 from coplay.errors import ConfigError
+import scenarios
 from scenarios import exploration
 
 VIEW = 7
@@ -358,11 +359,11 @@ def test_ppo_learns_a_small_singleton_task() -> None:
 
 
 def test_every_bundled_exploration_scenario_loads() -> None:
-    paths = exploration.bundled()
+    paths = scenarios.bundled("exploration")
     assert paths, "no bundled exploration scenarios"
     names = {p.stem for p in paths}
     for path in paths:
-        scenario = exploration.load(path)
+        scenario = scenarios.load(path)
         assert scenario.name == path.stem
         task, contexts, _method = path.stem.split("_", 2)
         assert scenario.env.id == f"coplay/grid-{task}-v0"
@@ -373,10 +374,10 @@ def test_every_bundled_exploration_scenario_loads() -> None:
 
 
 def test_a_bundled_exploration_scenario_trains_briefly() -> None:
-    scenario = exploration.load("deadends_unlimited_product")
-    data = scenario.model_dump(mode="json")
-    data["train"] |= {"frames": 512, "envs": 4, "steps": 128, "minibatches": 2}
-    trainer = exploration.ExplorationScenario.model_validate(data).make_trainer()
+    small = {"frames": 512, "envs": 4, "steps": 128, "minibatches": 2}
+    scenario = scenarios.load("deadends_unlimited_product", overrides=[
+        scenarios.Override(f"train.{key}", value, option=key) for key, value in small.items()])
+    trainer = scenario.make_trainer()
     point = trainer.step()[0]
     assert point["frames"] == 512 and point["bonus"] > 0 and trainer.finished()
 
@@ -408,7 +409,8 @@ def test_coplay_train_runs_a_bundled_exploration_scenario_and_resumes(monkeypatc
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--updates", "3"), "--updates: expected --set train.frames=N"),
+    (("--updates", "3"), "--updates: expected a known field, got unknown field 'updates'. An "
+                         "exploration scenario's budget is in frames: use --set train.frames=N."),
     (("--set", "bonus.global_term=count"), "bonus.global_term: expected"),
     (("--set", "env.contexts=0"), "env.contexts"),
     (("--set", "env.doors=2"), "layout settings of coplay/grid-deadends-v0"),

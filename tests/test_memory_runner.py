@@ -31,6 +31,7 @@ OPEN_WITH_A_PROBE = NewBehavior(
     kind="action_macro", payload={"actions": [1, 0, 0]},
 )
 SCENARIO = """\
+kind: simulation
 name: memory-test
 env: {id: coplay/ipd-v0, horizon: 12}
 agents:
@@ -121,6 +122,7 @@ def test_a_follower_in_a_background_population_gets_its_own_games_hints(db_url) 
     handbook = Handbook.open(db_url)
     handbook.add(DEFECT_ALWAYS)
     scenario = scenarios.parse("""\
+kind: simulation
 name: population-memory
 env: {id: coplay/ipd-v0, horizon: 10}
 agents:
@@ -157,6 +159,7 @@ def test_the_usage_tally_equals_a_count_over_every_game_and_round(db_url, monkey
         NewBehavior(name="Be patient", instruction="In the opening of the game, wait and see."),
     ])
     scenario = scenarios.parse("""\
+kind: simulation
 name: tally-check
 env: ENV
 agents:
@@ -269,6 +272,7 @@ def test_each_round_s_context_is_what_the_seat_has_seen(db_url, monkeypatch, env
     handbook = Handbook.open(db_url)
     handbook.add(DEFECT_ALWAYS)
     scenario = scenarios.parse(f"""\
+kind: simulation
 name: context-check
 env: {env}
 agents:

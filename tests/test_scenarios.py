@@ -1,5 +1,6 @@
-"""Scenario files and the runner: every bundled scenario loads and runs, results are right
-for strategies whose outcome is known, and seeds reproduce runs."""
+"""Scenario files and the runner: every bundled scenario loads through the one loader, bad
+files and overrides fail with one line, simulations run, results are right for strategies whose
+outcome is known, and seeds reproduce runs."""
 
 from __future__ import annotations
 
@@ -7,11 +8,39 @@ import numpy as np
 import pytest
 
 import scenarios
-from coplay.errors import ScenarioError
+from coplay.errors import ConfigError, ScenarioError
+from memory import RunStore
 from memory.handbook import Handbook
+from scenarios import Override, loading
 from scenarios.runner import jobs
+from tests.conftest import TINY_SCENARIO, write
+from tests.test_cli import coplay
 
-BUNDLED = scenarios.bundled()
+BUNDLED = scenarios.bundled("simulation")
+
+
+@pytest.mark.parametrize("path", scenarios.bundled(), ids=lambda p: p.stem)
+def test_every_bundled_scenario_loads_through_the_one_loader_and_reports_its_kind(path) -> None:
+    # Not built: some seat checkpoints that earlier bundled scenarios write.
+    scenario = scenarios.load(path, build=False)
+    assert scenario.kind in scenarios.KINDS
+    assert loading.FOLDERS[scenario.kind] == path.parent
+    assert type(scenario) is loading.model(scenario.kind)
+    assert scenario.name
+
+
+def test_each_kind_is_its_models_discriminator() -> None:
+    for kind in scenarios.KINDS:
+        assert loading.model(kind).model_fields["kind"].default == kind
+
+
+def test_bundled_names_are_unique_and_resolve_across_folders() -> None:
+    paths = scenarios.bundled()
+    names = [p.stem for p in paths]
+    assert len(names) == len(set(names))
+    assert {p.parent for p in paths} == set(loading.FOLDERS.values())
+    for path in paths:
+        assert scenarios.resolve(path.stem) == path
 
 
 def test_there_are_at_least_three_bundled_scenarios() -> None:
@@ -107,6 +136,7 @@ def test_tit_for_tat_mirrors_its_co_player_one_round_later(tiny_scenario) -> Non
 
 def test_population_draws_co_players_by_weight() -> None:
     scenario = scenarios.parse("""
+kind: simulation
 name: pop
 env: {id: coplay/ipd-v0, horizon: 5}
 agents:
@@ -155,6 +185,7 @@ def test_scenario_round_trips_through_its_stored_json(tiny_scenario) -> None:
 
 
 BASE = """\
+kind: simulation
 name: t
 env: {id: coplay/ipd-v0}
 agents:
@@ -169,7 +200,19 @@ BAD_INPUTS = {
         "name: t\nenv: {id: coplay/ipd-v0\nagents: [\n",
         "line 3: expected valid YAML, got expected ',' or '}', but got ':'.",
     ),
-    "not a mapping": ("- a\n- b\n", "expected a mapping with name, env, agents, matchups, got list."),
+    "not a mapping": (
+        "- a\n- b\n",
+        "expected a mapping with kind, name, env and the sections of its kind, got list.",
+    ),
+    "missing kind": (
+        BASE.removeprefix("kind: simulation\n"),
+        "kind: expected one of ['simulation', 'training', 'exploration'], got nothing. Add a first "
+        "line `kind: simulation` (or training, exploration) saying what the file describes.",
+    ),
+    "unknown kind": (
+        BASE.replace("kind: simulation", "kind: tournament"),
+        "kind: expected one of ['simulation', 'training', 'exploration'], got 'tournament'.",
+    ),
     "unknown env": (
         BASE.replace("coplay/ipd-v0", "coplay/nope-v0"),
         "env.id: expected one of ['coplay/chicken-v0', 'coplay/ipd-v0', 'coplay/stag-hunt-v0'], "
@@ -224,7 +267,7 @@ BAD_INPUTS = {
         "bundled scenarios (`coplay scenarios list`).",
     ),
     "missing section": (
-        "name: t\nenv: {id: coplay/ipd-v0}\nagents: {a: {kind: tit_for_tat}}\n",
+        "kind: simulation\nname: t\nenv: {id: coplay/ipd-v0}\nagents: {a: {kind: tit_for_tat}}\n",
         "matchups: expected this field, got nothing.",
     ),
     "continuation probability of one": (
@@ -270,6 +313,7 @@ def test_a_plug_in_named_in_a_scenario_plays(tmp_path, monkeypatch) -> None:
     (tmp_path / "my_strategies.py").write_text(PLUGIN_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     scenario = scenarios.parse("""
+kind: simulation
 name: plug
 env: {id: coplay/ipd-v0, horizon: 6}
 agents:
@@ -283,3 +327,136 @@ run: {episodes: 3, seed: 0}
     assert outcome.stats.cooperation_rate(0) == 0.5
     assert outcome.stats.return_per_step(0) == pytest.approx((2 + 1) / 2)
     assert outcome.stats.return_per_step(1) == pytest.approx((-1 + 1) / 2)
+
+
+# --- overrides: set in the file's mapping, then validated with it ---------------------------
+
+def test_overrides_are_validated_with_the_file_and_later_ones_win() -> None:
+    scenario = scenarios.parse(BASE, source="t.yaml", overrides=[
+        Override.parse("run.seed=1"), Override.parse("run.seed=2"),
+        Override.parse("matchups.self_play=true"),
+        Override.parse("env.payoffs={R: 3, S: 0, T: 5, P: 1}"),
+        Override("run.episodes", 5, option="--episodes"),
+    ])
+    assert (scenario.run.seed, scenario.run.episodes, scenario.run.batch_size) == (2, 5, 1024)
+    assert scenario.matchups.self_play is True
+    assert scenario.env.payoffs == {"R": 3, "S": 0, "T": 5, "P": 1}
+    assert scenario.agents["b"].kind == "always_defect"  # the rest is the file's
+
+
+BAD_OVERRIDES = {
+    "unknown field": (
+        "run.episdoes=3",
+        "--set run.episdoes: expected a known field, got unknown field 'episdoes'. Check the "
+        "spelling against the bundled scenarios (`coplay scenarios list`).",
+    ),
+    "unknown section": (
+        "rnu.episodes=3",
+        "--set rnu.episodes: expected a known field, got unknown field 'rnu'. Check the "
+        "spelling against the bundled scenarios (`coplay scenarios list`).",
+    ),
+    "bad value": (
+        "run.episodes=many",
+        "run.episodes: expected a valid integer, unable to parse string as an integer, got 'many'.",
+    ),
+    "value a check rejects": (
+        "matchups.players=[a, c]",
+        "matchups.players: expected an agent defined under agents (['a', 'b']), got 'c'.",
+    ),
+    "field inside a value": (
+        "env.id.version=1",
+        "--set env.id.version: expected a mapping at env.id to set a field in, "
+        "got 'coplay/ipd-v0'.",
+    ),
+    "unknown kind": (
+        "kind=league",
+        "kind: expected one of ['simulation', 'training', 'exploration'], got 'league'.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OVERRIDES), ids=list(BAD_OVERRIDES))
+def test_bad_overrides_fail_like_the_files_own_fields(case: str) -> None:
+    setting, message = BAD_OVERRIDES[case]
+    with pytest.raises(ScenarioError) as caught:
+        scenarios.parse(BASE, source="t.yaml", overrides=[Override.parse(setting)])
+    assert str(caught.value) == f"t.yaml: {message}"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("run.episodes",
+     "--set: expected KEY=VALUE with a dotted KEY, e.g. train.seed=3, got 'run.episodes'."),
+    ("run..episodes=3",
+     "--set: expected KEY=VALUE with a dotted KEY, e.g. train.seed=3, got 'run..episodes=3'."),
+    ("run.episodes=[3",
+     "--set run.episodes: expected a YAML value, got expected ',' or ']', but got '<stream end>'."),
+])
+def test_malformed_set_fails_naming_the_option(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Override.parse(text)
+    assert str(caught.value) == message
+
+
+# --- the commands take only their kinds, and --set -------------------------------------------
+
+TRAINING_FILE = loading.FOLDERS["training"] / "mixed_pool.yaml"
+SIMULATION_FILE = loading.FOLDERS["simulation"] / "round_robin.yaml"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "mixed_pool"],
+     (f"{TRAINING_FILE}: kind: expected 'simulation' for `coplay run`, got 'training'. "
+      "Use `coplay train` for a training scenario.")),
+    (["train", "round_robin"],
+     (f"{SIMULATION_FILE}: kind: expected 'training' or 'exploration' for `coplay train`, "
+      "got 'simulation'. Use `coplay run` for a simulation scenario.")),
+    (["train", "mixed_pool", "--set", "train.gama=0.5"],
+     (f"{TRAINING_FILE}: --set train.gama: expected a known field, got unknown field 'gama'. "
+      "Check the spelling against the bundled scenarios (`coplay scenarios list`).")),
+    (["train", "mixed_pool", "--set", "train.updates=-1"],
+     f"{TRAINING_FILE}: train.updates: expected a positive integer, got -1."),
+    (["run", "round_robin", "--set", "episodes=3"],
+     (f"{SIMULATION_FILE}: --set episodes: expected a known field, got unknown field "
+      "'episodes'. Check the spelling against the bundled scenarios (`coplay scenarios list`).")),
+    (["run", "round_robin", "--set", "run.episodes"],
+     "--set: expected KEY=VALUE with a dotted KEY, e.g. train.seed=3, got 'run.episodes'."),
+])
+def test_commands_refuse_other_kinds_and_bad_overrides_in_one_line(monkeypatch, capsys, tmp_path,
+                                                                    args, message) -> None:
+    code, stdout, stderr = coplay(monkeypatch, capsys, *args, "--db", f"sqlite:///{tmp_path}/s.db")
+    assert code == 2
+    assert stderr == f"coplay: error: {message}\n"
+    assert "Traceback" not in stdout + stderr
+    assert not (tmp_path / "s.db").exists()  # refused before the store is opened
+
+
+def test_a_file_without_kind_is_refused_by_run_in_one_line(monkeypatch, capsys, tmp_path) -> None:
+    path = write(tmp_path, "old.yaml", TINY_SCENARIO.removeprefix("kind: simulation\n"))
+    code, _, stderr = coplay(monkeypatch, capsys, "run", str(path),
+                             "--db", f"sqlite:///{tmp_path}/s.db")
+    assert code == 2
+    assert stderr == (f"coplay: error: {path}: kind: expected one of ['simulation', 'training', "
+                      "'exploration'], got nothing. Add a first line `kind: simulation` (or "
+                      "training, exploration) saying what the file describes.\n")
+
+
+def test_run_applies_set_and_options_before_validating_once(monkeypatch, capsys, tmp_path, db_url):
+    path = write(tmp_path, "tiny.yaml", TINY_SCENARIO)
+    code, _, stderr = coplay(monkeypatch, capsys, "run", str(path), "--db", db_url, "--no-plots",
+                             "--set", "env.horizon=4", "--set", "run.episodes=9", "--episodes", "2")
+    assert code == 0, stderr
+    store = RunStore(db_url)
+    assert store.run(1).episodes == 3 * 2  # three pairings; --episodes wins over --set
+    assert store.scenario(1)["env"]["horizon"] == 4
+
+
+def test_loading_a_simulation_imports_no_training_model() -> None:
+    # The training kinds' settings import torch; a `coplay run` should not pay for it.
+    import subprocess
+    import sys
+
+    code = ("import sys, scenarios; scenarios.load('round_robin'); "
+            "print(sorted(m for m in ('torch', 'scenarios.training', 'scenarios.exploration') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -11,13 +11,15 @@ import pytest
 
 import envs
 from memory import RunStore, TrainingStore
-from scenarios import evaluation, training
+import scenarios
+from scenarios import evaluation
 from scenarios.runner import play_batch
 from scenarios.schema import AgentSection, EnvSection, build_agent
 from tests.conftest import write
 from tests.test_cli import coplay
 
 TINY_TRAINING = """\
+kind: training
 name: tiny_training
 env: {id: coplay/ipd-v0, horizon: 10}
 agents:
@@ -174,6 +176,7 @@ def test_eval_errors_name_the_option(monkeypatch, capsys, db_url, trained, args,
 
 def test_run_seats_a_checkpoint_agent(monkeypatch, capsys, tmp_path, db_url, trained):
     scenario = write(tmp_path, "s.yaml", f"""\
+kind: simulation
 name: with_learner
 env: {{id: coplay/ipd-v0, horizon: 10}}
 agents:
@@ -218,18 +221,19 @@ TINY_OVERRIDES = [
 ]
 
 
-@pytest.mark.parametrize("path", training.bundled(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", scenarios.bundled("training"), ids=lambda p: p.stem)
 def test_every_bundled_training_scenario_loads(path):
-    scenario = training.load(path, check_files=False)
+    scenario = scenarios.load(path, build=False)
     assert scenario.name == path.stem
     assert scenario.description
 
 
-@pytest.mark.parametrize("name", [p.stem for p in training.bundled() if not p.stem.startswith("mechanism")])
+@pytest.mark.parametrize("name", [p.stem for p in scenarios.bundled("training")
+                                  if not p.stem.startswith("mechanism")])
 def test_every_bundled_training_scenario_trains(monkeypatch, capsys, tmp_path, db_url, name):
     monkeypatch.chdir(tmp_path)
     overrides = list(TINY_OVERRIDES)
-    if training.load(name, check_files=False).train.algorithm == "ppi":
+    if scenarios.load(name, build=False).train.algorithm == "ppi":
         overrides += ["--set", "train.ppi={pretrain_episodes: 16, pretrain_steps: 1, fit_steps: 1, "
                                "minibatch: 4, depth: 2, samples: 1}"]
     code, _, stderr = coplay(monkeypatch, capsys, "train", name, "--db", db_url, *overrides)
