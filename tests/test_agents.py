@@ -627,6 +627,7 @@ def test_a_plugin_gets_the_horizon_and_may_decide_on_the_whole_history():
     import scenarios
 
     scenario = scenarios.parse("""\
+kind: simulation
 name: history-plugin
 env: {id: coplay/ipd-v0, horizon: 12}
 agents:

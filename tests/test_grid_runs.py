@@ -9,7 +9,6 @@ import scenarios
 from coplay.errors import ScenarioError
 from memory.behaviors import NewBehavior
 from memory.handbook import Handbook
-from scenarios import exploration
 
 TURN_AND_PICK_UP = NewBehavior(
     name="Turn and pick up", instruction="Turn right, then pick up what is ahead.",
@@ -76,7 +75,7 @@ def test_grid_scenarios_need_solo_matchups_and_grid_settings() -> None:
 
 
 def test_a_trained_grid_policy_takes_a_seat(tmp_path) -> None:
-    scenario = exploration.parse("""\
+    scenario = scenarios.parse("""\
 kind: exploration
 name: tiny-keydoor
 env: {id: coplay/grid-keydoor-v0, contexts: 1, size: 5}

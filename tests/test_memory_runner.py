@@ -421,6 +421,7 @@ def test_the_matrix_fast_path_plays_and_tallies_as_the_general_path(db_url, env)
         NewBehavior(name="Be patient", instruction="In the opening of the game, wait and see."),
     ])
     scenario = scenarios.parse(f"""\
+kind: simulation
 name: fast-and-general
 env: {env}
 agents:
