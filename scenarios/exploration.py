@@ -103,5 +103,5 @@ def is_exploration_file(file: str | Path) -> bool:
         return True
     try:
         return "\nbonus:" in "\n" + Path(file).read_text()
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # the loader reports it in one line
         return False
