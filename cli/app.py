@@ -351,6 +351,7 @@ def training_show(
         }))
         return
     console.print(report.training_runs_table([info]))
+    console.print(f"checkpoint: {info.checkpoint}", soft_wrap=True)
     console.print(report.learning_table(points))
     if plots is not None:
         from cli.plots import learning_curves
@@ -511,10 +512,22 @@ def agents_list() -> None:
 
 
 def main() -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from memory.db import describe_failure
+
     try:
         app(prog_name="coplay")
     except CoplayError as error:
         print(f"coplay: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except DBAPIError as error:
+        # A store that failed after it was opened and checked (a disk that filled, a lock held
+        # past the timeout by another writer): one line too. coplay's own bugs still show.
+        failure = describe_failure(error)
+        if failure is None:
+            raise
+        print(f"coplay: error: {failure}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from coplay.errors import ConfigError, StoreError
 from memory import URL_ENV_VAR, default_url, migrations, open_engine
-from memory.db import check_writable, newer_schema, reporting
 from memory.behaviors import Behavior, NewBehavior, Provenance
+from memory.db import check_writable, newer_schema, reporting
 from memory.embedding import make_embedder
 from memory.extraction import extract_run
 from memory.graph import graph_records

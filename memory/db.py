@@ -85,35 +85,45 @@ def reporting(engine: Engine) -> Iterator[None]:
         raise describe(engine, error) from None
 
 
+def describe_failure(error: DBAPIError) -> StoreError | None:
+    """The one-line StoreError for a database failure whose engine is unknown, or None for an
+    integrity error (a bug in coplay, not a fault of the user's database)."""
+    if isinstance(error, IntegrityError):
+        return None
+    return _describe(error, "")
+
+
 def describe(engine: Engine, error: DBAPIError) -> StoreError:
     """The one-line StoreError for a database failure."""
+    return _describe(error, f" at {engine.url.render_as_string(hide_password=True)}",
+                     engine.url.query.get("timeout", DEFAULT_SQLITE_TIMEOUT))
+
+
+def _describe(error: DBAPIError, at: str, timeout: object = DEFAULT_SQLITE_TIMEOUT) -> StoreError:
     reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-    at = f"at {engine.url.render_as_string(hide_password=True)}"
     lowered = reason.lower()
     if "readonly" in lowered or "read-only" in lowered or "permission denied" in lowered:
-        return StoreError("--db", expected=f"a database coplay can write to {at}", got=reason,
+        return StoreError("--db", expected=f"a database coplay can write to{at}", got=reason,
                           fix="Make the file and its folder writable, or pass another --db.")
     if "locked" in lowered:
-        timeout = engine.url.query.get("timeout", DEFAULT_SQLITE_TIMEOUT)
-        return StoreError("--db", expected=f"the database {at} free within {timeout} s",
+        return StoreError("--db", expected=f"the database{at} free within {timeout} s",
                           got=f"{reason} (another process is writing to it)",
                           fix="Wait for it to finish, or wait longer with ?timeout=SECONDS "
                               "in the URL.")
     if "not a database" in lowered or "malformed" in lowered:
-        return StoreError("--db", expected=f"an SQLite database file {at}", got=reason,
+        return StoreError("--db", expected=f"an SQLite database file{at}", got=reason,
                           fix="Pass --db with another file, or move this one aside.")
     if "too long" in lowered:
-        return StoreError("--db", expected=f"values that fit their columns {at}", got=reason)
-    return StoreError("--db", expected=f"a reachable coplay database {at}", got=reason)
+        return StoreError("--db", expected=f"values that fit their columns{at}", got=reason)
+    return StoreError("--db", expected=f"a reachable coplay database{at}", got=reason)
 
 
 def check_writable(engine: Engine) -> None:
     """Fail now, not after a long simulation, if the run could not be stored: take the
     write lock (waiting out the timeout), rewrite the schema stamp unchanged, roll back."""
-    with reporting(engine), engine.connect() as connection:
-        with connection.begin() as transaction:
-            connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
-            transaction.rollback()
+    with reporting(engine), engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        transaction.rollback()
 
 
 def check_fits(where: str, column: InstrumentedAttribute, value: str) -> None:

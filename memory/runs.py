@@ -30,7 +30,6 @@ from memory.schema import (
     TrajectoryRow,
 )
 
-
 # A round's joint outcome seen from one seat, its own action first (C: cooperate, D: defect).
 OUTCOMES = ("CC", "CD", "DC", "DD")
 

@@ -155,7 +155,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise ScenarioError(
-            f"{str(path)}: line {line}", expected="UTF-8 text",
+            f"{path!s}: line {line}", expected="UTF-8 text",
             got=f"byte 0x{data[error.start]:02x}, which is not UTF-8",
             fix="Save the file as UTF-8.",
         ) from None

@@ -147,12 +147,12 @@ def test_a_well_behaved_plugin_plays(monkeypatch, capsys, tmp_path, db_url, plug
 
 @pytest.mark.parametrize(("source", "cause"), [
     ("raise RuntimeError('no licence for this strategy')\n",
-     "expected module '{module}' to import, got RuntimeError: no licence for this strategy. "
-     "Fix the plug-in module."),
+     ("expected module '{module}' to import, got RuntimeError: no licence for this strategy. "
+      "Fix the plug-in module.")),
     ("def factory(context:\n    pass\n", "got SyntaxError: "),
     ("import coplay_robust_missing_dependency\n",
-     "expected module '{module}' to import, got ModuleNotFoundError: No module named "
-     "'coplay_robust_missing_dependency'. Install what the plug-in needs."),
+     ("expected module '{module}' to import, got ModuleNotFoundError: No module named "
+      "'coplay_robust_missing_dependency'. Install what the plug-in needs.")),
     ("import sys\nsys.exit(3)\n", "got SystemExit: 3"),
     (PLUGIN_SOURCE.replace('mode="fine"', 'mode="factory_raises"'),
      "expected {module}:factory(context, ...) to build an agent, got ValueError: no such strategy"),
@@ -177,11 +177,11 @@ def test_a_plugin_that_fails_to_load_is_reported_before_anything_runs(
 @pytest.mark.parametrize(("content", "cause"), [
     (TINY_SCENARIO.replace("  alld: {kind: always_defect}\n",
                            "  alld: {kind: always_defect}\n  tft: {kind: always_cooperate}\n"),
-     ": line 6: expected each key once in a mapping, got key 'tft' again (first given at "
-     "line 4). Remove or rename one of them.\n"),
+     (": line 6: expected each key once in a mapping, got key 'tft' again (first given at "
+      "line 4). Remove or rename one of them.\n")),
     (TINY_SCENARIO + "name: other\n",
-     ": line 9: expected each key once in a mapping, got key 'name' again (first given at "
-     "line 1)."),
+     (": line 9: expected each key once in a mapping, got key 'name' again (first given at "
+      "line 1).")),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
      ": expected a YAML text file, got a binary file. Pass the scenario's .yaml file.\n"),
     (TINY_SCENARIO.replace("name: tiny", "name: tiny\ndescription: caf\xe9").encode("latin-1"),
@@ -206,7 +206,7 @@ def test_yaml_merge_keys_are_not_duplicates(monkeypatch, capsys, tmp_path, db_ur
         "  alld: {kind: always_defect}\n",
         "  alld: &base {kind: always_defect}\n  alld2:\n    <<: *base\n    kind: always_cooperate\n")
     path = write(tmp_path, "merge.yaml", text)
-    code, stdout, stderr = coplay(monkeypatch, capsys, "scenarios", "validate", str(path))
+    code, _, stderr = coplay(monkeypatch, capsys, "scenarios", "validate", str(path))
     assert code == 0, stderr
 
 
@@ -312,6 +312,8 @@ def test_a_value_longer_than_its_column_is_refused_before_simulating(
 
 INTERRUPTING_PLUGIN = '''
 import os
+import signal
+import time
 
 import numpy as np
 
@@ -330,6 +332,9 @@ class Stopper:
         self.moves += 1
         if self.moves >= self.after and os.path.exists(self.flag):
             os.remove(self.flag)
+            if self.error == "terminate":  # as `kill PID` or a job scheduler would
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(10)  # the handler interrupts this at once
             raise KeyboardInterrupt if self.error == "interrupt" else OSError("disk on fire")
         return np.zeros(observations.shape[0], dtype=np.int64)
 
@@ -354,7 +359,7 @@ def without_timing(points):
             for p in points]
 
 
-@pytest.mark.parametrize(("error", "exit_code"), [("interrupt", 130), ("raise", 2)])
+@pytest.mark.parametrize(("error", "exit_code"), [("interrupt", 130), ("terminate", 130), ("raise", 2)])
 def test_killed_training_is_marked_interrupted_and_resume_continues_it(
         monkeypatch, capsys, tmp_path, db_url, plugin_folder, error, exit_code):
     module = plugin_folder(INTERRUPTING_PLUGIN)
@@ -425,3 +430,77 @@ def test_importing_the_same_file_twice_merges_instead_of_duplicating(
     assert coplay(monkeypatch, capsys, "memory", "import", str(exported), "--db", db_url)[0] == 0
     assert {k: v for k, v in stats(db_url).items() if k != "revision"} == {
         k: v for k, v in before.items() if k != "revision"}
+
+
+# --- real file permissions (as an unprivileged user: root may write anywhere) ---------------
+
+
+def coplay_as_user(folder, *args: str) -> tuple[int, str, str]:
+    """`coplay ARGS` in a child process; run as the unprivileged user `nobody` (through
+    util-linux's setpriv) when the tests run as root, for whom file permissions do not apply."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    command = [sys.executable, "-m", "cli", *args]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    repository = Path(__file__).resolve().parent.parent
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder), "PYTHONPATH": str(repository),
+           "MPLCONFIGDIR": str(folder), "NUMBA_CACHE_DIR": str(folder)}
+    done = subprocess.run(command, cwd=repository, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture
+def shared_folder():
+    """A folder the unprivileged user can enter (pytest's tmp_path is private to root)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="coplay-robust-"))
+    folder.chmod(0o777)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_a_database_in_a_read_only_file_or_folder_is_refused_before_simulating(shared_folder, locked):
+    store = shared_folder / "runs"
+    store.mkdir()
+    path = store / "store.db"
+    open_engine(f"sqlite:///{path}").dispose()
+    scenario = write(shared_folder, "tiny.yaml", TINY_SCENARIO)
+    for item in (store, path, scenario):
+        item.chmod(0o777 if item.is_dir() else 0o666)
+    (path if locked == "file" else store).chmod(0o444 if locked == "file" else 0o555)
+    before = path.read_bytes()
+    code, stdout, stderr = coplay_as_user(shared_folder, "run", str(scenario), "--db",
+                                          f"sqlite:///{path}", "--no-plots")
+    line = one_error_line(code, stdout, stderr)
+    assert line.startswith(f"coplay: error: --db: expected a database coplay can write to at "
+                           f"sqlite:///{path}, got attempt to write a readonly database.")
+    assert "episodes" not in stdout  # refused before the simulation started
+    assert path.read_bytes() == before
+
+
+def test_a_database_failure_after_the_checks_is_still_one_line(monkeypatch, capsys, tmp_path, db_url):
+    def locked_at_the_end(*_args, **_kwargs):
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("INSERT INTO runs ...", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(RunStore, "save", locked_at_the_end)
+    scenario = write(tmp_path, "tiny.yaml", TINY_SCENARIO)
+    line = one_error_line(*coplay(monkeypatch, capsys, "run", str(scenario), "--db", db_url,
+                                  "--no-plots"))
+    assert line.startswith("coplay: error: --db: expected the database free within 30.0 s, got "
+                           "database is locked (another process is writing to it).")
