@@ -159,7 +159,8 @@ def load_plugin(path: str, *, where: str) -> Callable[..., Any]:
     try:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is not None and module_name.startswith(error.name):
+        missing = error.name or ""
+        if module_name == missing or module_name.startswith(f"{missing}."):
             raise PluginError(
                 where, expected=f"an importable module {module_name!r}", got=f"{error}",
                 fix="Install the package or add its folder to PYTHONPATH.",
@@ -229,6 +230,9 @@ def build_plugin(
     return PluginAgent(agent, factory=factory, num_actions=int(context.payoffs.table.shape[0]))
 
 
+_UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
 class PluginAgent:
     """A plug-in agent checked at the boundary: whatever its methods raise, and actions of
     the wrong type, shape or range, become a PluginError naming the plug-in, instead of a
@@ -293,31 +297,32 @@ class PluginAgent:
             raise self._failed("observe", error) from None
 
     def _check_actions(self, actions: Any, num_games: int) -> None:
-        expected = (f"a numpy integer array of shape ({num_games},) with actions in "
-                    f"0..{self._num_actions - 1}")
         if not isinstance(actions, np.ndarray):
             got = type(actions).__name__
         elif actions.shape != (num_games,):
             got = f"shape {actions.shape}"
-        elif not np.issubdtype(actions.dtype, np.integer):
-            nan = np.issubdtype(actions.dtype, np.floating) and bool(np.isnan(actions).any())
+        elif actions.dtype.kind not in "iu":
+            nan = actions.dtype.kind == "f" and bool(np.isnan(actions).any())
             got = f"NaN actions (dtype {actions.dtype})" if nan else f"dtype {actions.dtype}"
-        elif num_games and (actions.min() < 0 or actions.max() >= self._num_actions):
+        # Seen as unsigned, a negative action is huge: one reduction checks both ends.
+        elif num_games and actions.view(_UNSIGNED[actions.itemsize]).max() >= self._num_actions:
             bad = actions[(actions < 0) | (actions >= self._num_actions)]
             got = f"action {int(bad[0])}"
         else:
             return
+        expected = (f"a numpy integer array of shape ({num_games},) with actions in "
+                    f"0..{self._num_actions - 1}")
         raise PluginError(self._where("act"), expected=expected, got=got,
                           fix="Fix the plug-in's act.")
 
     def _check_hint_used(self, used: Any, num_games: int, k: int) -> None:
         if (isinstance(used, np.ndarray) and used.shape == (num_games,)
-                and np.issubdtype(used.dtype, np.integer)
+                and used.dtype.kind in "iu"
                 and (num_games == 0 or (used.min() >= -1 and used.max() < k))):
             return
         if not isinstance(used, np.ndarray):
             got = type(used).__name__
-        elif used.shape != (num_games,) or not np.issubdtype(used.dtype, np.integer):
+        elif used.shape != (num_games,) or used.dtype.kind not in "iu":
             got = f"shape {used.shape}, dtype {used.dtype}"
         else:
             got = f"{int(used[(used < -1) | (used >= k)][0])}"
