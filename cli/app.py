@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -92,7 +96,10 @@ def run_command(
         Override("run.record_trajectories", record_trajectories or None,
                  option="--record-trajectories"),
     ]))
-    store = RunStore(db)  # open first: a bad URL should fail before minutes of simulation
+    # Open and check the store first: a bad URL, a read-only or locked database, or a name
+    # too long for its column should fail before minutes of simulation, not after.
+    store = RunStore(db)
+    store.prepare(scenario_name=scenario.name, env_id=scenario.env.id, agents=scenario.agents)
     handbook = open_handbook(db, embedder) if scenario.memory is not None else None
     with Progress(
         TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(),
@@ -182,14 +189,15 @@ def train_command(
             progress.update(task, completed=update, status=training_status(metrics))
 
         try:
-            outcome = training_loop.train(
-                scenario, out=folder, store=store, resume=resume,
-                checkpoint_every=checkpoint_every, on_update=on_update,
-                time_limit=None if minutes is None else 60 * minutes,
-            )
+            with terminate_as_interrupt():
+                outcome = training_loop.train(
+                    scenario, out=folder, store=store, resume=resume,
+                    checkpoint_every=checkpoint_every, on_update=on_update,
+                    time_limit=None if minutes is None else 60 * minutes,
+                )
         except KeyboardInterrupt:
-            print(f"coplay: interrupted; the last checkpoint is in {folder} "
-                  "(continue with --resume)", file=sys.stderr)
+            print(f"coplay: interrupted; the run is marked so, and the last checkpoint is in "
+                  f"{folder} (continue with --resume)", file=sys.stderr)
             raise typer.Exit(130) from None
     console.print(f"checkpoint: {outcome.checkpoint} ({outcome.seconds:.1f} s of training)")
     console.print(f"training run {outcome.training_run_id} stored in "
@@ -216,6 +224,24 @@ def train_command(
             written += plot_run(runs.pairings(run_id), folder / "evaluation",
                                 title=f"{scenario.name}: evaluation (run {run_id})")
         console.print("plots: " + ", ".join(str(p) for p in written), soft_wrap=True)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While training, SIGTERM (``kill``, a job scheduler's stop) interrupts like Ctrl-C, so
+    the run is marked interrupted in the store instead of vanishing mid-update."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def interrupt(_signum, _frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def training_status(metrics: list[dict[str, float]]) -> str:
@@ -264,6 +290,7 @@ def eval_command(
         record_trajectories=record_trajectories, greedy=greedy,
     )
     store = RunStore(db)
+    store.prepare(scenario_name=scenario.name, env_id=scenario.env.id, agents=scenario.agents)
     with Progress(
         TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
         TimeElapsedColumn(), console=console,
@@ -310,6 +337,7 @@ def training_show(
         }))
         return
     console.print(report.training_runs_table([info]))
+    console.print(f"checkpoint: {info.checkpoint}", soft_wrap=True)
     console.print(report.learning_table(points))
     if plots is not None:
         from cli.plots import learning_curves
@@ -447,10 +475,22 @@ def agents_list() -> None:
 
 
 def main() -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from memory.db import describe_failure
+
     try:
         app(prog_name="coplay")
     except CoplayError as error:
         print(f"coplay: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except DBAPIError as error:
+        # A store that failed after it was opened and checked (a disk that filled, a lock held
+        # past the timeout by another writer): one line too. coplay's own bugs still show.
+        failure = describe_failure(error)
+        if failure is None:
+            raise
+        print(f"coplay: error: {failure}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from coplay.errors import ConfigError
+from coplay.errors import ConfigError, StoreError
 from memory import URL_ENV_VAR, default_url, migrations, open_engine
 from memory.behaviors import Behavior, NewBehavior, Provenance
+from memory.db import check_writable, newer_schema, reporting
 from memory.embedding import make_embedder
 from scenarios.domains import extract_run
 from memory.graph import graph_records
@@ -47,8 +48,17 @@ KindOption = Annotated[list[str] | None, typer.Option(
     "--kind", help="Only this kind: text, response_rule, action_macro (repeatable).")]
 
 
-def open_handbook(db: str, embedder: str = "hashing") -> Handbook:
-    return Handbook.open(db, embedder=make_embedder(embedder))
+def open_handbook(db: str, embedder: str = "hashing", *, writing: bool = False) -> Handbook:
+    """The handbook at ``db``; ``writing`` checks at once that the database can be written
+    (not read-only, not locked past its timeout)."""
+    handbook = Handbook.open(db, embedder=make_embedder(embedder))
+    if writing:
+        try:
+            check_writable(handbook.engine)
+        except StoreError:
+            handbook.close()
+            raise
+    return handbook
 
 
 def _record(behavior: Behavior) -> dict[str, Any]:
@@ -204,7 +214,7 @@ def memory_add(
     triggers = dict(parse_ref(ref, where="--trigger") for ref in trigger or ())
     new = NewBehavior(name=name, instruction=instruction, kind=kind, payload=parsed,
                       trigger=triggers, tags=tuple(tag or ()), provenance=Provenance(extractor="cli"))
-    with open_handbook(db, embedder) as handbook:
+    with open_handbook(db, embedder, writing=True) as handbook:
         result = handbook.add(new)
     verb = "merged into existing" if result.merged else "added"
     console.print(f"{verb} behavior {result.behavior.id}: {result.behavior.name}", soft_wrap=True)
@@ -220,7 +230,7 @@ def memory_edit(
     note: Annotated[str, typer.Option(help="Why it changed, kept with the version.")] = "edited",
 ) -> None:
     """Write a new version of a behavior; earlier versions stay readable."""
-    with open_handbook(db, embedder) as handbook:
+    with open_handbook(db, embedder, writing=True) as handbook:
         behavior = handbook.edit(behavior_id, name=name, instruction=instruction,
                                  tags=tag, note=note)
     console.print(f"behavior {behavior.id} is now at version {behavior.version}", soft_wrap=True)
@@ -233,7 +243,7 @@ def memory_invalidate(
     db: DbOption = default_url(),
 ) -> None:
     """End a behavior's validity: it is kept (and exported) but no longer retrieved."""
-    with open_handbook(db) as handbook:
+    with open_handbook(db, writing=True) as handbook:
         handbook.invalidate(behavior_id, reason)
     console.print(f"behavior {behavior_id} invalidated", soft_wrap=True)
 
@@ -345,11 +355,18 @@ def memory_export(file: Annotated[Path, typer.Argument(help="JSON file to write.
 @memory_app.command("import")
 def memory_import(file: Annotated[Path, typer.Argument(help="A file from `coplay memory export`.")],
                   db: DbOption = default_url(), embedder: EmbedderOption = "hashing") -> None:
-    """Add an exported handbook; the file is checked whole, and nothing is written if it fails."""
-    with open_handbook(db, embedder) as handbook:
+    """Add an exported handbook; the file is checked whole, and nothing is written if it fails.
+    Behaviors already in the handbook (imported before, or the same content) are merged, not
+    added again: importing a file twice changes nothing the second time."""
+    with open_handbook(db, embedder, writing=True) as handbook:
+        count = handbook.summary().behaviors
+        stored = {b.id for b in handbook.list(include_invalid=True, limit=max(count, 1))}
         mapping = handbook.import_file(file)
-    moved = sum(1 for old, new in mapping.items() if old != new)
-    note = f" ({moved} got new ids: theirs were taken)" if moved else ""
+    merged = sum(1 for new in mapping.values() if new in stored)
+    moved = sum(1 for old, new in mapping.items() if new not in stored and old != new)
+    notes = [f"{merged} merged into behaviors already stored"] if merged else []
+    notes += [f"{moved} got new ids: theirs were taken"] if moved else []
+    note = f" ({'; '.join(notes)})" if notes else ""
     console.print(f"imported {len(mapping)} behaviors from {file}{note}", soft_wrap=True)
 
 
@@ -361,7 +378,7 @@ def memory_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
 ) -> None:
     """Delete invalidated behaviors for good, with their versions, provenance and edges."""
-    with open_handbook(db) as handbook:
+    with open_handbook(db, writing=not dry_run) as handbook:
         doomed = handbook.prune(invalidated_before=before, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     console.print(f"{verb} {len(doomed)} behaviors" + (f": {doomed}" if doomed else ""), soft_wrap=True)
@@ -374,7 +391,7 @@ def memory_extract(
     min_episodes: Annotated[int, typer.Option(min=1, help="Episodes a pairing needs.")] = 8,
 ) -> None:
     """Distil a stored run's episodes into response-rule behaviors (duplicates merge)."""
-    with open_handbook(db, embedder) as handbook:
+    with open_handbook(db, embedder, writing=True) as handbook:
         results = extract_run(handbook, run_id, min_episodes=min_episodes)
     new = sum(not r.merged for r in results)
     console.print(f"extracted {len(results)} behaviors from run {run_id}: {new} new, "
@@ -387,18 +404,28 @@ def memory_extract(
 def db_current(db: DbOption = default_url()) -> None:
     """The database's schema revision and the newest one this coplay knows."""
     engine = open_engine(db, check_schema=False)
-    with engine.connect() as connection:
+    with reporting(engine), engine.connect() as connection:
         revision = migrations.revision_of(connection)
     engine.dispose()
-    console.print(f"schema revision {revision or 'none'}; newest {migrations.head()}", soft_wrap=True)
+    note = ("" if revision is None or migrations.known(revision)
+            else " (written by a newer coplay: upgrade coplay to use it)")
+    console.print(f"schema revision {revision or 'none'}{note}; newest {migrations.head()}",
+                  soft_wrap=True)
 
 
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = default_url()) -> None:
     """Bring an existing database up to the newest schema (back it up first)."""
     engine = open_engine(db, check_schema=False)
-    before, after = migrations.upgrade(engine)
-    engine.dispose()
+    try:
+        with reporting(engine):
+            with engine.connect() as connection:
+                revision = migrations.revision_of(connection)
+            if revision is not None and not migrations.known(revision):
+                raise newer_schema(db, revision)
+            before, after = migrations.upgrade(engine)
+    finally:
+        engine.dispose()
     if before == after:
         console.print(f"already at revision {after}", soft_wrap=True)
     else:

@@ -104,11 +104,14 @@ def runs_table(runs: list[RunInfo]) -> Table:
 
 
 def training_runs_table(runs: list[TrainingRunInfo]) -> Table:
+    """Stored training runs (their checkpoints: `coplay training show ID`)."""
     table = Table(title="stored training runs")
-    for header in ("id", "scenario", "seed", "checkpoint", "created (UTC)"):
-        table.add_column(header, justify="right" if header in ("id", "seed") else "left")
+    for header in ("id", "scenario", "seed", "status", "updates", "created (UTC)"):
+        table.add_column(header, justify="right" if header in ("id", "seed", "updates") else "left",
+                         no_wrap=header != "scenario", overflow="fold")
     for r in runs:
-        table.add_row(str(r.id), r.scenario_name, str(r.seed), r.checkpoint,
+        table.add_row(str(r.id), r.scenario_name, str(r.seed), r.status or "-",
+                      "-" if r.last_update is None else str(r.last_update),
                       r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
     return table
 

@@ -3,7 +3,9 @@
 Exporting a database and importing the file into an empty one reproduces it exactly:
 behaviors with their ids, versions, provenance, statistics, validity and embeddings, and
 every entity and relation with its times. Imported into a handbook that already uses some
-of the ids, behaviors get fresh ids and every reference to them follows.
+of the ids, behaviors get fresh ids and every reference to them follows. Behaviors the
+handbook already holds are merged, not added again, so importing a file twice changes
+nothing the second time.
 """
 
 from __future__ import annotations
@@ -184,35 +186,53 @@ def read_document(path: str | Path) -> HandbookDocument:
 
 
 def import_document(session: Session, document: HandbookDocument, revision: int) -> dict[int, int]:
-    """Write the document into the handbook; returns old behavior id -> new id."""
+    """Write the document into the handbook; returns old behavior id -> id in the handbook.
+
+    A behavior of the document that the handbook already holds is merged into it instead of
+    added: the same behavior (equal content and creation time, as after importing the same
+    file before) or, if valid, a valid behavior with the same content (the handbook keeps one
+    of each). A merged behavior keeps its stored versions and statistics (counting the same
+    episodes twice would skew them) and gains only the provenance it lacked."""
+    matched = _stored_matches(session, document.behaviors)
+    fresh = [b for b in document.behaviors if b.id not in matched]
     taken = set(session.scalars(select(BehaviorRow.id).where(
-        BehaviorRow.id.in_([b.id for b in document.behaviors]))))
+        BehaviorRow.id.in_([b.id for b in fresh]))))
     start = (session.scalar(select(func.max(BehaviorRow.id))) or 0) + 1
-    new_id = {b.id: (b.id if not taken else start + i) for i, b in enumerate(document.behaviors)}
+    new_id = {b.id: (b.id if not taken else start + i) for i, b in enumerate(fresh)}
+    new_id.update(matched)
 
     def remap(ref: str) -> str:
         kind, key = parse_ref(ref)
         return f"behavior:{new_id.get(int(key), key)}" if kind == "behavior" and key.isdigit() else ref
 
-    if document.behaviors:
+    if fresh:
         # merged_into may point at a behavior later in the file: set it once all exist.
         session.execute(insert(BehaviorRow), [{
             **b.model_dump(exclude={"versions", "provenance", "embedding"}),
             "id": new_id[b.id], "embedding": base64.b64decode(b.embedding),
             "merged_into": None, "revision": revision,
-        } for b in document.behaviors])
-        for b in document.behaviors:
+        } for b in fresh])
+        for b in fresh:
             if b.merged_into is not None:
                 session.execute(update(BehaviorRow).where(BehaviorRow.id == new_id[b.id])
                                 .values(merged_into=new_id.get(b.merged_into, b.merged_into)))
-        session.execute(insert(BehaviorVersionRow), [
-            {**v.model_dump(), "behavior_id": new_id[b.id]}
-            for b in document.behaviors for v in b.versions
-        ])
-        provenance = [{**p.model_dump(), "behavior_id": new_id[b.id]}
-                      for b in document.behaviors for p in b.provenance]
-        if provenance:
-            session.execute(insert(ProvenanceRow), provenance)
+        versions = [{**v.model_dump(), "behavior_id": new_id[b.id]} for b in fresh for v in b.versions]
+        if versions:
+            session.execute(insert(BehaviorVersionRow), versions)
+    known = {
+        (row.behavior_id, *_provenance_key(row))
+        for row in session.scalars(select(ProvenanceRow).where(
+            ProvenanceRow.behavior_id.in_(sorted(set(matched.values())))))
+    }
+    provenance = []
+    for b in document.behaviors:
+        for p in b.provenance:
+            key = (new_id[b.id], *_provenance_key(p))
+            if key not in known:
+                known.add(key)
+                provenance.append({**p.model_dump(), "behavior_id": new_id[b.id]})
+    if provenance:
+        session.execute(insert(ProvenanceRow), provenance)
     ids = {f"{row.type}:{row.key}": row.id for row in session.scalars(select(EntityRow))}
     for entity in document.entities:
         ref = remap(f"{entity.type}:{entity.key}")
@@ -231,17 +251,49 @@ def import_document(session: Session, document: HandbookDocument, revision: int)
             if ref not in ids:
                 raise StoreError("import", expected="relations between listed entities",
                                  got=f"an edge to {ref}, which is not among the entities")
-        edge = existing.get((ids[source], ids[target], relation.type))
+        key = (ids[source], ids[target], relation.type)
+        edge = existing.get(key)
         if edge is None:
-            session.add(RelationRow(
+            existing[key] = RelationRow(
                 source_id=ids[source], target_id=ids[target], type=relation.type,
                 weight=relation.weight, created_at=relation.created_at,
                 updated_at=relation.updated_at, revision=revision,
-            ))
+            )
+            session.add(existing[key])
         else:
             edge.weight, edge.updated_at, edge.revision = relation.weight, relation.updated_at, revision
     session.flush()
     return new_id
+
+
+def _stored_matches(session: Session, behaviors: list[BehaviorRecord]) -> dict[int, int]:
+    """Document behavior id -> id of the stored behavior it is (see ``import_document``)."""
+    hashes = sorted({b.content_hash for b in behaviors})
+    same: dict[tuple[str, datetime], int] = {}
+    valid: dict[str, int] = {}
+    for start in range(0, len(hashes), 500):
+        rows = session.execute(
+            select(BehaviorRow.id, BehaviorRow.content_hash, BehaviorRow.created_at,
+                   BehaviorRow.valid_to)
+            .where(BehaviorRow.content_hash.in_(hashes[start:start + 500]))
+            .order_by(BehaviorRow.id)
+        )
+        for behavior_id, content_hash, created_at, valid_to in rows:
+            same.setdefault((content_hash, created_at), behavior_id)
+            if valid_to is None:
+                valid.setdefault(content_hash, behavior_id)
+    matched = {}
+    for b in behaviors:
+        stored = same.get((b.content_hash, b.created_at))
+        if stored is None and b.valid_to is None:
+            stored = valid.get(b.content_hash)
+        if stored is not None:
+            matched[b.id] = stored
+    return matched
+
+
+def _provenance_key(p: ProvenanceRow | ProvenanceRecord) -> tuple:
+    return (p.extractor, p.scenario, p.agent, p.run_id, tuple(p.episodes), p.created_at)
 
 
 def _time(moment: datetime | None) -> str | None:

@@ -6,6 +6,7 @@ transaction per call for scripts and notebooks.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from coplay import __version__
 from coplay.errors import StoreError
 from memory.behaviors import MemoryUsage
-from memory.db import open_engine
+from memory.db import check_fits, check_writable, open_engine, reporting
 from memory.schema import (
     AgentResultRow,
     EpisodeRow,
@@ -28,7 +29,6 @@ from memory.schema import (
     TrajectoryBeliefRow,
     TrajectoryRow,
 )
-
 
 # A round's joint outcome seen from one seat, its own action first (C: cooperate, D: defect).
 OUTCOMES = ("CC", "CD", "DC", "DD")
@@ -132,8 +132,18 @@ class EpisodeRecord:
     beliefs: tuple[bytes | None, bytes | None] = (None, None)
 
 
+def check_names(scenario_name: str, env_id: str, agents: Iterable[str]) -> None:
+    """Reject names longer than their columns: before a run is simulated, not after."""
+    check_fits("scenario name", RunRow.scenario_name, scenario_name)
+    check_fits("env id", RunRow.env_id, env_id)
+    for agent in agents:
+        check_fits(f"agent name {agent[:40]!r}", PairingRow.agent_0, agent)
+
+
 def save_run(session: Session, run: NewRun) -> int:
     """Add a finished run; it becomes visible when the caller's transaction commits."""
+    check_names(run.scenario_name, run.env_id,
+                [name for outcome in run.pairings for name in outcome.stats.agents])
     run_row = RunRow(
         scenario_name=run.scenario_name, env_id=run.env_id, seed=run.seed,
         scenario=run.scenario, created_at=datetime.now(UTC),
@@ -292,8 +302,14 @@ class RunStore:
     def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
         self.engine = engine or open_engine(url)
 
+    def prepare(self, *, scenario_name: str, env_id: str, agents: Iterable[str]) -> None:
+        """Fail now rather than after a long simulation: names longer than their columns, or
+        a store that cannot be written (read-only, locked past its timeout)."""
+        check_names(scenario_name, env_id, agents)
+        check_writable(self.engine)
+
     def save(self, run: NewRun) -> int:
-        with Session(self.engine) as session, session.begin():
+        with reporting(self.engine), Session(self.engine) as session, session.begin():
             return save_run(session, run)
 
     def list(self, *, limit: int = 50) -> list[RunInfo]:

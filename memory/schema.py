@@ -142,6 +142,10 @@ class TrainingRunRow(Base):
     checkpoint: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime]
     coplay_version: Mapped[str] = mapped_column(String(40))
+    # running, finished, stopped (at a time limit: --resume continues it) or interrupted
+    # (killed or failed: --resume continues from its last checkpoint); null for runs stored
+    # before statuses were kept.
+    status: Mapped[str | None] = mapped_column(String(20))
 
 
 class LearningPointRow(Base):

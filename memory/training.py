@@ -2,7 +2,8 @@
 
 Points are appended in short transactions as training goes, so a long run's curves can be
 read (and plotted) before it ends. A resumed run first drops the points recorded after its
-checkpoint, so the stored curve is exactly that of the uninterrupted run.
+checkpoint, so the stored curve is exactly that of the uninterrupted run. A run's status says
+whether it is still running, finished, stopped at a time limit, or was interrupted.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from coplay import __version__
 from coplay.errors import StoreError
-from memory.db import open_engine
+from memory.db import check_fits, open_engine, reporting
 from memory.schema import LearningPointRow, TrainingRunRow
 
 
@@ -29,6 +30,12 @@ class TrainingRunInfo:
     checkpoint: str
     created_at: datetime
     coplay_version: str
+    status: str | None = None  # one of STATUSES; None for runs stored before statuses
+    last_update: int | None = None  # the last update with stored points
+
+
+RUNNING, FINISHED, STOPPED, INTERRUPTED = "running", "finished", "stopped", "interrupted"
+STATUSES = (RUNNING, FINISHED, STOPPED, INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -39,11 +46,17 @@ class LearningPoint:
 
 
 def start_training_run(
-    session: Session, *, scenario_name: str, seed: int, scenario: dict[str, Any], checkpoint: str
+    session: Session, *, scenario_name: str, seed: int, scenario: dict[str, Any], checkpoint: str,
+    learners: Sequence[str] = (),
 ) -> int:
+    """A new running training run; ``learners`` are checked to fit before training starts."""
+    check_fits("scenario name", TrainingRunRow.scenario_name, scenario_name)
+    check_fits("checkpoint path", TrainingRunRow.checkpoint, checkpoint)
+    for learner in learners:
+        check_fits(f"learner name {learner[:40]!r}", LearningPointRow.learner, learner)
     row = TrainingRunRow(
         scenario_name=scenario_name, seed=seed, scenario=scenario, checkpoint=checkpoint,
-        created_at=datetime.now(UTC), coplay_version=__version__,
+        created_at=datetime.now(UTC), coplay_version=__version__, status=RUNNING,
     )
     session.add(row)
     session.flush()
@@ -59,6 +72,14 @@ def add_learning_points(session: Session, training_run_id: int, points: Sequence
         ])
 
 
+def set_status(session: Session, training_run_id: int, status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+    get_training_run(session, training_run_id)
+    session.execute(update(TrainingRunRow).where(TrainingRunRow.id == training_run_id)
+                    .values(status=status))
+
+
 def drop_points_after(session: Session, training_run_id: int, update: int) -> None:
     session.execute(delete(LearningPointRow).where(
         LearningPointRow.training_run_id == training_run_id, LearningPointRow.update > update
@@ -70,14 +91,24 @@ def get_training_run(session: Session, training_run_id: int) -> TrainingRunInfo:
     if row is None:
         raise StoreError(
             "training run id", expected="the id of a stored training run",
-            got=str(training_run_id), fix="Run `coplay train list` to see them.",
+            got=str(training_run_id), fix="Run `coplay training list` to see them.",
         )
-    return _info(row)
+    last_update = session.scalar(select(func.max(LearningPointRow.update))
+                                 .where(LearningPointRow.training_run_id == training_run_id))
+    return _info(row, last_update)
 
 
 def list_training_runs(session: Session, *, limit: int = 50) -> list[TrainingRunInfo]:
-    rows = session.scalars(select(TrainingRunRow).order_by(TrainingRunRow.id.desc()).limit(limit))
-    return [_info(row) for row in rows]
+    last = (
+        select(LearningPointRow.training_run_id, func.max(LearningPointRow.update).label("last"))
+        .group_by(LearningPointRow.training_run_id).subquery()
+    )
+    rows = session.execute(
+        select(TrainingRunRow, last.c.last)
+        .outerjoin(last, last.c.training_run_id == TrainingRunRow.id)
+        .order_by(TrainingRunRow.id.desc()).limit(limit)
+    ).all()
+    return [_info(row, last_update) for row, last_update in rows]
 
 
 def get_learning_curve(session: Session, training_run_id: int) -> list[LearningPoint]:
@@ -90,10 +121,11 @@ def get_learning_curve(session: Session, training_run_id: int) -> list[LearningP
     return [LearningPoint(r.update, r.learner, dict(r.metrics)) for r in rows]
 
 
-def _info(row: TrainingRunRow) -> TrainingRunInfo:
+def _info(row: TrainingRunRow, last_update: int | None) -> TrainingRunInfo:
     return TrainingRunInfo(
         id=row.id, scenario_name=row.scenario_name, seed=row.seed, checkpoint=row.checkpoint,
-        created_at=row.created_at, coplay_version=row.coplay_version,
+        created_at=row.created_at, coplay_version=row.coplay_version, status=row.status,
+        last_update=last_update,
     )
 
 
@@ -103,19 +135,24 @@ class TrainingStore:
     def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
         self.engine = engine or open_engine(url)
 
-    def start(self, *, scenario_name: str, seed: int, scenario: dict[str, Any], checkpoint: str) -> int:
-        with Session(self.engine) as session, session.begin():
+    def start(self, *, scenario_name: str, seed: int, scenario: dict[str, Any], checkpoint: str,
+              learners: Sequence[str] = ()) -> int:
+        with reporting(self.engine), Session(self.engine) as session, session.begin():
             return start_training_run(
                 session, scenario_name=scenario_name, seed=seed, scenario=scenario,
-                checkpoint=checkpoint,
+                checkpoint=checkpoint, learners=learners,
             )
 
     def add_points(self, training_run_id: int, points: Sequence[LearningPoint]) -> None:
-        with Session(self.engine) as session, session.begin():
+        with reporting(self.engine), Session(self.engine) as session, session.begin():
             add_learning_points(session, training_run_id, points)
 
+    def set_status(self, training_run_id: int, status: str) -> None:
+        with reporting(self.engine), Session(self.engine) as session, session.begin():
+            set_status(session, training_run_id, status)
+
     def drop_points_after(self, training_run_id: int, update: int) -> None:
-        with Session(self.engine) as session, session.begin():
+        with reporting(self.engine), Session(self.engine) as session, session.begin():
             drop_points_after(session, training_run_id, update)
 
     def run(self, training_run_id: int) -> TrainingRunInfo:

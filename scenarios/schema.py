@@ -194,19 +194,65 @@ SimulationScenario = Scenario
 
 
 def read_text(path: Path) -> str:
+    """A scenario file's text: refuses what cannot be read, binary files and non-UTF-8."""
     try:
-        return path.read_text()
+        data = path.read_bytes()
     except OSError as error:
         raise ScenarioError(
             str(path), expected="a readable scenario file", got=error.strerror or str(error),
             fix="Run `coplay scenarios list` for the bundled scenarios.",
         ) from None
+    if b"\0" in data:
+        raise ScenarioError(str(path), expected="a YAML text file", got="a binary file",
+                            fix="Pass the scenario's .yaml file.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ScenarioError(
+            f"{path!s}: line {line}", expected="UTF-8 text",
+            got=f"byte 0x{data[error.start]:02x}, which is not UTF-8",
+            fix="Save the file as UTF-8.",
+        ) from None
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error
+    rather than silently taking the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = key in first_line
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if seen:
+                raise _DuplicateKey(
+                    problem=f"key {key!r} again (first given at line {first_line[key]})",
+                    problem_mark=key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml(text: str, *, source: str, fields: str) -> dict:
     """The YAML mapping in ``text``; ``fields`` names what the mapping should hold."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _DuplicateKey as error:
+        raise ScenarioError(
+            f"{source}: line {error.problem_mark.line + 1}",
+            expected="each key once in a mapping", got=error.problem,
+            fix="Remove or rename one of them.",
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f"line {mark.line + 1}" if mark is not None else "the file"

@@ -2,7 +2,9 @@
 
 The checkpoint is written every ``checkpoint_every`` updates and at the end; learning-curve
 points reach the store just before each checkpoint, so after a crash the store holds at least
-the points up to the last checkpoint, and a resume drops any past it.
+the points up to the last checkpoint, and a resume drops any past it. A run stopped by an
+interruption or an error is marked ``interrupted`` in the store; one stopped by its time
+limit, ``stopped``; both continue with ``resume``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agents.train.trainer import Metrics
-from coplay.errors import ConfigError
+from coplay.errors import ConfigError, StoreError
 from memory import LearningPoint, RunStore, TrainingStore
+from memory.training import FINISHED, INTERRUPTED, RUNNING, STOPPED
 from scenarios.runner import run as run_scenario
 from scenarios.training import TrainingScenario
 
@@ -72,8 +75,14 @@ def train(
     checkpoint = out / CHECKPOINT_NAME
     trainer = scenario.make_trainer()
     if resume:
+        if not checkpoint.exists():
+            raise ConfigError(
+                "--resume", expected=f"a checkpoint to continue from in {out}",
+                got="none", fix="Train without --resume to start the run afresh.",
+            )
         saved = trainer.restore(checkpoint)
         training_run_id = int(saved["training_run_id"])
+        store.set_status(training_run_id, RUNNING)
         store.drop_points_after(training_run_id, trainer.updates_done)
     elif checkpoint.exists():
         raise ConfigError(
@@ -84,6 +93,7 @@ def train(
         training_run_id = store.start(
             scenario_name=scenario.name, seed=scenario.train.seed,
             scenario=scenario.model_dump(mode="json"), checkpoint=str(checkpoint),
+            learners=trainer.learner_names,
         )
     start = time.perf_counter()
     pending: list[LearningPoint] = []
@@ -94,18 +104,32 @@ def train(
         trainer.save(checkpoint, extra={"training_run_id": training_run_id,
                                         "scenario": scenario.model_dump(mode="json")})
 
-    while not trainer.finished():
-        if time_limit is not None and time.perf_counter() - start >= time_limit:
-            break
-        metrics = trainer.step()
-        pending.extend(
-            LearningPoint(trainer.updates_done, name, m)
-            for name, m in zip(trainer.learner_names, metrics)
-        )
-        on_update(trainer.updates_done, metrics)
-        if trainer.updates_done % checkpoint_every == 0:
+    try:
+        if not resume:
+            # A checkpoint before the first update: a run killed at any point can resume.
             save()
-    save()
+        while not trainer.finished():
+            if time_limit is not None and time.perf_counter() - start >= time_limit:
+                break
+            metrics = trainer.step()
+            pending.extend(
+                LearningPoint(trainer.updates_done, name, m)
+                for name, m in zip(trainer.learner_names, metrics)
+            )
+            on_update(trainer.updates_done, metrics)
+            if trainer.updates_done % checkpoint_every == 0:
+                save()
+        save()
+    except BaseException:
+        # Killed (Ctrl-C, SIGTERM turned into KeyboardInterrupt by the CLI) or failed: the
+        # store says so, and the last checkpoint is where --resume continues. The update
+        # under way may be half done, so no checkpoint is written now.
+        try:
+            store.set_status(training_run_id, INTERRUPTED)
+        except StoreError:
+            pass  # the store itself failed (e.g. locked): report the original error
+        raise
+    store.set_status(training_run_id, FINISHED if trainer.finished() else STOPPED)
     return TrainingOutcome(training_run_id, checkpoint, trainer, time.perf_counter() - start)
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import multiprocessing
 import sqlite3
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import create_engine, inspect
@@ -268,11 +269,24 @@ def test_importing_over_taken_ids_gives_fresh_ids_and_follows_references(handboo
     handbook.merge(1, 2)
     exported = tmp_path / "handbook.json"
     handbook.export(exported)
-    mapping = handbook.import_file(exported)
-    assert mapping == {1: 3, 2: 4}
-    assert handbook.get(3).merged_into == 4
-    edges = {(r.source, r.type, r.target) for r in handbook.graph.relations()}
-    assert ("behavior:3", "merged_into", "behavior:4") in edges
+    with Handbook.open(f"sqlite:///{tmp_path / 'other.db'}") as other:
+        other.add_many([MACRO, NewBehavior(name="Mirror", instruction="Copy the last move.")])
+        mapping = other.import_file(exported)
+        assert mapping == {1: 3, 2: 4}
+        assert other.get(3).merged_into == 4
+        edges = {(r.source, r.type, r.target) for r in other.graph.relations()}
+        assert ("behavior:3", "merged_into", "behavior:4") in edges
+
+
+def test_importing_a_handbook_into_itself_merges_every_behavior(handbook, tmp_path) -> None:
+    handbook.add_many([FORGIVE, PUNISH])
+    handbook.merge(1, 2)
+    exported = tmp_path / "handbook.json"
+    handbook.export(exported)
+    before = handbook.summary()
+    assert handbook.import_file(exported) == {1: 1, 2: 2}
+    # Only the change counter moves: every row is as it was.
+    assert replace(handbook.summary(), revision=before.revision) == before
 
 
 @pytest.mark.parametrize("content, message", [
@@ -356,10 +370,10 @@ def test_an_older_schema_is_refused_until_upgraded(backend_url, tmp_path) -> Non
     engine = create_engine(backend_url)
     migrations.upgrade(engine, "0001")  # a database as coplay left it before the handbook
     engine.dispose()
-    with pytest.raises(StoreError, match=r"schema revision 0003, got revision 0001\. .*coplay db upgrade"):
+    with pytest.raises(StoreError, match=rf"schema revision {migrations.head()}, got revision 0001\. .*coplay db upgrade"):
         open_engine(backend_url)
     before, after = migrations.upgrade(open_engine(backend_url, check_schema=False))
-    assert (before, after) == ("0001", "0003")
+    assert (before, after) == ("0001", migrations.head())
     with Handbook.open(backend_url) as handbook:
         handbook.add(FORGIVE)
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
@@ -376,5 +390,5 @@ def test_a_database_written_before_migrations_can_be_upgraded(tmp_path) -> None:
     engine.dispose()
     with pytest.raises(StoreError, match="none \\(written before coplay used migrations\\)"):
         open_engine(url)
-    assert migrations.upgrade(open_engine(url, check_schema=False)) == (None, "0003")
+    assert migrations.upgrade(open_engine(url, check_schema=False)) == (None, migrations.head())
     open_engine(url).dispose()

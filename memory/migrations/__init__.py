@@ -35,6 +35,18 @@ def head() -> str:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
+def known(revision: str) -> bool:
+    """Whether this coplay has the migration script of ``revision`` (a database stamped
+    with an unknown one was written by a newer coplay)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def revision_of(connection: Connection) -> str | None:
     """The schema revision stamped in the database, None if there is none."""
     from alembic.runtime.migration import MigrationContext
