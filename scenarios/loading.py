@@ -26,6 +26,7 @@ from coplay.errors import ConfigError, CoplayError, ScenarioError
 from scenarios.schema import (
     UNKNOWN_FIELD_ERRORS,
     Scenario,
+    UniqueKeyLoader,
     check_agents,
     error_field,
     read_text,
@@ -85,7 +86,7 @@ class Override:
             raise ConfigError("--set", expected="KEY=VALUE with a dotted KEY, e.g. train.seed=3",
                               got=repr(text))
         try:
-            parsed = yaml.safe_load(value)
+            parsed = yaml.load(value, Loader=UniqueKeyLoader)
         except yaml.YAMLError as error:
             problem = getattr(error, "problem", None) or "unreadable YAML"
             raise ConfigError(f"--set {key}", expected="a YAML value", got=problem) from None

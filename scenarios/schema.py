@@ -220,7 +220,7 @@ class _DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a key given twice in one mapping is an error
     rather than silently taking the last value."""
 
@@ -246,7 +246,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(text: str, *, source: str, fields: str) -> dict:
     """The YAML mapping in ``text``; ``fields`` names what the mapping should hold."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=UniqueKeyLoader)
     except _DuplicateKey as error:
         raise ScenarioError(
             f"{source}: line {error.problem_mark.line + 1}",

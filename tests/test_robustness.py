@@ -83,6 +83,7 @@ def factory(context, *, mode="fine"):
 '''
 
 PLUGIN_SCENARIO = """\
+kind: simulation
 name: plugged
 env: {{id: coplay/ipd-v0, horizon: 5}}
 agents:
@@ -177,15 +178,15 @@ def test_a_plugin_that_fails_to_load_is_reported_before_anything_runs(
 @pytest.mark.parametrize(("content", "cause"), [
     (TINY_SCENARIO.replace("  alld: {kind: always_defect}\n",
                            "  alld: {kind: always_defect}\n  tft: {kind: always_cooperate}\n"),
-     (": line 6: expected each key once in a mapping, got key 'tft' again (first given at "
-      "line 4). Remove or rename one of them.\n")),
+     (": line 7: expected each key once in a mapping, got key 'tft' again (first given at "
+      "line 5). Remove or rename one of them.\n")),
     (TINY_SCENARIO + "name: other\n",
-     (": line 9: expected each key once in a mapping, got key 'name' again (first given at "
-      "line 1).")),
+     (": line 10: expected each key once in a mapping, got key 'name' again (first given at "
+      "line 2).")),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
      ": expected a YAML text file, got a binary file. Pass the scenario's .yaml file.\n"),
     (TINY_SCENARIO.replace("name: tiny", "name: tiny\ndescription: caf\xe9").encode("latin-1"),
-     ": line 2: expected UTF-8 text, got byte 0xe9, which is not UTF-8. Save the file as UTF-8.\n"),
+     ": line 3: expected UTF-8 text, got byte 0xe9, which is not UTF-8. Save the file as UTF-8.\n"),
 ], ids=["duplicate-agent", "duplicate-top-level-key", "binary", "latin-1"])
 def test_unreadable_scenario_files_are_refused_in_one_line(
         monkeypatch, capsys, tmp_path, db_url, command, content, cause):
@@ -344,6 +345,7 @@ def factory(context, *, flag, after, error):
 '''
 
 TRAINING = """\
+kind: training
 name: stoppable
 env: {{id: coplay/ipd-v0, horizon: 10}}
 agents:

@@ -460,3 +460,10 @@ def test_loading_a_simulation_imports_no_training_model() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_set_value_with_a_repeated_key_is_refused() -> None:
+    from scenarios.loading import Override
+
+    with pytest.raises(ConfigError, match=r"--set train.policy: .*got key 'a' again"):
+        Override.parse("train.policy={a: 1, a: 2}")
