@@ -23,6 +23,7 @@ from memory.schema import (
     AgentResultRow,
     EpisodeRow,
     PairingBeliefRow,
+    PairingMetricsRow,
     PairingResponseRow,
     PairingRow,
     RunRow,
@@ -192,6 +193,8 @@ def save_run(session: Session, run: NewRun) -> int:
             session.add(PairingBeliefRow(pairing_id=pairing_row.id, belief_by_round=stats.belief_by_round))
         if stats.responses is not None:
             session.add(PairingResponseRow(pairing_id=pairing_row.id, counts=stats.responses))
+        if stats.metrics is not None:
+            session.add(PairingMetricsRow(pairing_id=pairing_row.id, metrics=stats.metrics))
         if arrays.joint_actions is not None and arrays.beliefs is not None:
             quantized = np.rint(np.nan_to_num(arrays.beliefs, nan=0.0) * 255).astype(np.uint8)
             seats = [seat for seat in (0, 1) if not np.isnan(arrays.beliefs[:, seat]).all()]
@@ -235,9 +238,11 @@ def get_scenario(session: Session, run_id: int) -> dict[str, Any]:
 def get_pairings(session: Session, run_id: int) -> list[PairingStats]:
     get_run(session, run_id)
     rows = session.execute(
-        select(PairingRow, PairingBeliefRow.belief_by_round, PairingResponseRow.counts)
+        select(PairingRow, PairingBeliefRow.belief_by_round, PairingResponseRow.counts,
+               PairingMetricsRow.metrics)
         .outerjoin(PairingBeliefRow, PairingBeliefRow.pairing_id == PairingRow.id)
         .outerjoin(PairingResponseRow, PairingResponseRow.pairing_id == PairingRow.id)
+        .outerjoin(PairingMetricsRow, PairingMetricsRow.pairing_id == PairingRow.id)
         .where(PairingRow.run_id == run_id).order_by(PairingRow.position)
     ).all()
     return [
@@ -246,9 +251,9 @@ def get_pairings(session: Session, run_id: int) -> list[PairingStats]:
             steps=r.steps, returns=(r.return_0, r.return_1),
             cooperations=(r.cooperations_0, r.cooperations_1),
             cooperation_by_round=r.cooperation_by_round, belief_by_round=beliefs,
-            responses=responses,
+            responses=responses, metrics=metrics,
         )
-        for r, beliefs, responses in rows
+        for r, beliefs, responses, metrics in rows
     ]
 
 

@@ -118,6 +118,17 @@ class PairingResponseRow(Base):
     counts: Mapped[list[list[list[int]]]] = mapped_column(JSON)
 
 
+class PairingMetricsRow(Base):
+    """Figures an env family adds to a pairing, by name (a grid task's ``successes``)."""
+
+    __tablename__ = "pairing_metrics"
+
+    pairing_id: Mapped[int] = mapped_column(
+        ForeignKey("pairings.id", ondelete="CASCADE"), primary_key=True
+    )
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON)
+
+
 class TrajectoryBeliefRow(Base):
     """One seat's belief at every round of an episode, one byte a round: round(255 * p)."""
 

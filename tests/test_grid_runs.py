@@ -105,3 +105,14 @@ run: {{episodes: 3, seed: 0, record_trajectories: true}}
 def test_extraction_on_a_grid_task_is_refused_with_one_line() -> None:
     with pytest.raises(ScenarioError, match="memory.extract: expected a matrix game"):
         scenarios.parse(grid_scenario_text(extra="memory: {extract: true}\n"))
+
+
+def test_a_grid_run_is_stored_with_its_successes(db_url) -> None:
+    from memory import RunStore
+
+    store = RunStore(db_url)
+    result = scenarios.run(grid_scenario())
+    run_id = store.save(result)
+    stored = store.pairings(run_id)
+    assert stored == [p.stats for p in result.pairings]
+    assert all(p.metrics is not None and "successes" in p.metrics for p in stored)
