@@ -11,12 +11,14 @@ import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from coplay.errors import ConfigError, CoplayError, PluginError
-from envs import Payoffs
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from envs import Payoffs
 
 
 @runtime_checkable
@@ -92,31 +94,64 @@ Builder = Callable[..., Agent]
 
 @dataclass(frozen=True)
 class AgentKind:
-    name: str
-    build: Builder
-    description: str
+    """A kind a scenario can name. ``builder`` is the builder itself, or ``module:function``
+    for one imported on the first build, so that listing kinds imports none of them."""
 
-    def parameters(self) -> list[str]:
-        return list(inspect.signature(self.build).parameters)[1:]
+    name: str
+    description: str
+    parameters: tuple[str, ...]
+    builder: Builder | str
 
 
 _KINDS: dict[str, AgentKind] = {}
 
 
+def _keyword_parameters(builder: Builder) -> tuple[str, ...]:
+    return tuple(list(inspect.signature(builder).parameters)[1:])
+
+
+def _add(kind: AgentKind) -> None:
+    if kind.name in _KINDS:
+        raise ConfigError("agents.register_kind", expected="a new kind", got=repr(kind.name))
+    _KINDS[kind.name] = kind
+
+
 def register_kind(name: str, description: str) -> Callable[[Builder], Builder]:
     """Register ``build(context, *, param=...) -> Agent`` under ``name``."""
 
-    def decorate(build: Builder) -> Builder:
-        if name in _KINDS:
-            raise ConfigError("agents.register_kind", expected="a new kind", got=repr(name))
-        _KINDS[name] = AgentKind(name, build, description)
-        return build
+    def decorate(builder: Builder) -> Builder:
+        _add(AgentKind(name, description, _keyword_parameters(builder), builder))
+        return builder
 
     return decorate
 
 
+def register_lazy_kind(
+    name: str, description: str, *, builder: str, parameters: Sequence[str]
+) -> None:
+    """Register a kind whose builder, ``module:function``, is imported when it is first built;
+    ``parameters`` are the builder's keyword parameters, for listing it without the import."""
+    _add(AgentKind(name, description, tuple(parameters), builder))
+
+
 def kinds() -> list[AgentKind]:
     return [_KINDS[k] for k in sorted(_KINDS)]
+
+
+def _builder(kind: AgentKind) -> Builder:
+    """The kind's builder, imported on first use; its parameters must be the ones declared."""
+    if callable(kind.builder):
+        return kind.builder
+    module_name, _, function = kind.builder.partition(":")
+    builder = getattr(importlib.import_module(module_name), function)
+    if _keyword_parameters(builder) != kind.parameters:
+        raise ConfigError(
+            f"agents.register_lazy_kind({kind.name!r})",
+            expected=f"the parameters of {kind.builder}, {list(_keyword_parameters(builder))}",
+            got=f"{list(kind.parameters)}",
+        )
+    _KINDS[kind.name] = AgentKind(kind.name, kind.description, kind.parameters, builder)
+    return builder
 
 
 def build(kind: str, params: dict[str, Any], context: AgentContext, *, where: str) -> Agent:
@@ -127,16 +162,17 @@ def build(kind: str, params: dict[str, Any], context: AgentContext, *, where: st
             fix="Run `coplay agents` to list agent kinds, or use kind: plugin.",
         )
     agent_kind = _KINDS[kind]
+    builder = _builder(agent_kind)
     try:
-        inspect.signature(agent_kind.build).bind(context, **params)
+        inspect.signature(builder).bind(context, **params)
     except TypeError:
         raise ConfigError(
             f"{where}.params",
-            expected=f"parameters among {agent_kind.parameters()} for kind {kind!r}",
+            expected=f"parameters among {list(agent_kind.parameters)} for kind {kind!r}",
             got=f"{sorted(params)}",
         ) from None
     try:
-        return agent_kind.build(context, **params)
+        return builder(context, **params)
     except CoplayError as error:
         # Builders name the offending parameter; the caller knows which agent it belongs to.
         raise type(error)(

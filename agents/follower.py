@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import AgentContext, Hints, register_kind
+from agents.base import AgentContext, Hints
 from coplay.errors import ConfigError
 
 FALLBACKS = {
@@ -100,10 +100,5 @@ class _Plan:
                    hints.cooperate.shape[1], macros)
 
 
-@register_kind(
-    "handbook_follower",
-    "Plays the best-ranked executable behavior (response rule or action macro) that memory "
-    "retrieves for it; fallback: tit_for_tat (default), cooperate, defect or random.",
-)
 def build_handbook_follower(context: AgentContext, *, fallback: str = "tit_for_tat") -> HandbookFollower:
     return HandbookFollower(fallback)

@@ -7,47 +7,35 @@ import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from cli.options import DEFAULT_DB_URL, DbOption, EmbedderOption, JsonOption
+from cli.output import compact_table, console, print_json
 from coplay.errors import ConfigError
-from memory import URL_ENV_VAR, default_url, migrations, open_engine
-from memory.behaviors import Behavior, NewBehavior, Provenance
-from memory.embedding import make_embedder
-from memory.extraction import extract_run
-from memory.graph import graph_records
-from memory.handbook import Handbook, Hit
-from memory.index import Filters
-from memory.refs import parse_ref
 
-console = Console()
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from memory.behaviors import Behavior
+    from memory.handbook import Handbook, Hit
 memory_app = typer.Typer(
-    help="The behavior handbook and knowledge graph: list, search, edit, export, prune.",
+    help="The behavior handbook and its knowledge graph.",
     no_args_is_help=True,
 )
 db_app = typer.Typer(help="The database's schema: show its revision, upgrade it.",
                      no_args_is_help=True)
 
-DbOption = Annotated[str, typer.Option(
-    "--db", envvar=URL_ENV_VAR, show_envvar=True,
-    help="SQLAlchemy URL of the store, e.g. sqlite:///coplay.db or postgresql+psycopg://...",
-)]
-EMBEDDER_ENV_VAR = "COPLAY_EMBEDDER"
-EmbedderOption = Annotated[str, typer.Option(
-    "--embedder", envvar=EMBEDDER_ENV_VAR, show_envvar=True,
-    help="'hashing' (built in, no model), 'hashing:DIM', or a local sentence-transformers "
-         "model directory.",
-)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 TagOption = Annotated[list[str] | None, typer.Option("--tag", help="Require this tag (repeatable).")]
 KindOption = Annotated[list[str] | None, typer.Option(
     "--kind", help="Only this kind: text, response_rule, action_macro (repeatable).")]
 
 
 def open_handbook(db: str, embedder: str = "hashing") -> Handbook:
+    from memory.embedding import make_embedder
+    from memory.handbook import Handbook
+
     return Handbook.open(db, embedder=make_embedder(embedder))
 
 
@@ -59,22 +47,12 @@ def _record(behavior: Behavior) -> dict[str, Any]:
     return data
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=1, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
 def _behavior_table(behaviors: list[Behavior], *, title: str, scores: list[float] | None = None) -> Table:
-    table = Table(title=title)
+    table = compact_table(title)
     columns = ["id", "v", "name", "kind", "tags", "shown", "used", "effect", "valid"]
     if scores is not None:
         columns.insert(0, "score")
@@ -92,7 +70,7 @@ def _behavior_table(behaviors: list[Behavior], *, title: str, scores: list[float
 
 @memory_app.command("list")
 def memory_list(
-    db: DbOption = default_url(), tag: TagOption = None, kind: KindOption = None,
+    db: DbOption = DEFAULT_DB_URL, tag: TagOption = None, kind: KindOption = None,
     include_invalid: Annotated[bool, typer.Option(
         "--all", help="Include invalidated (superseded or merged) behaviors.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
@@ -103,7 +81,7 @@ def memory_list(
         found = handbook.list(tags=tag or (), kinds=kind or (), include_invalid=include_invalid,
                               limit=limit)
         if as_json:
-            _print_json([_record(b) for b in found])
+            print_json([_record(b) for b in found])
             return
         console.print(_behavior_table(found, title=f"{len(found)} behaviors (of {len(handbook)} valid)"))
 
@@ -111,9 +89,11 @@ def memory_list(
 @memory_app.command("show")
 def memory_show(
     behavior_id: Annotated[int, typer.Argument(metavar="ID", help="A behavior id.")],
-    db: DbOption = default_url(), as_json: JsonOption = False,
+    db: DbOption = DEFAULT_DB_URL, as_json: JsonOption = False,
 ) -> None:
-    """One behavior: instruction, payload, statistics, versions, provenance, graph edges."""
+    """Show one behavior.
+
+    Its instruction, payload, statistics, versions, provenance and graph edges."""
     with open_handbook(db) as handbook:
         behavior = handbook.get(behavior_id)
         versions = handbook.versions(behavior_id)
@@ -121,7 +101,7 @@ def memory_show(
         ref = f"behavior:{behavior_id}"
         edges = [r for r in handbook.graph.relations() if ref in (r.source, r.target)]
     if as_json:
-        _print_json({**_record(behavior), "versions": [asdict(v) for v in versions],
+        print_json({**_record(behavior), "versions": [asdict(v) for v in versions],
                      "provenance": [asdict(p) for p in provenance],
                      "relations": [asdict(r) for r in edges]})
         return
@@ -136,14 +116,14 @@ def memory_show(
     console.print(f"shown in {s.shown} episodes, used in {s.uses}; return per step when used "
                   f"{_number(s.mean_return_used)}, when shown but not used "
                   f"{_number(s.mean_return_unused)}")
-    table = Table(title="versions")
+    table = compact_table("versions")
     for column in ("version", "name", "note", "valid from", "valid to"):
         table.add_column(column)
     for v in versions:
         table.add_row(str(v.version), v.name, v.note, v.valid_from.isoformat(timespec="seconds"),
                       v.valid_to.isoformat(timespec="seconds") if v.valid_to else "-")
     console.print(table)
-    table = Table(title="provenance")
+    table = compact_table("provenance")
     for column in ("extractor", "scenario", "agent", "run", "episodes"):
         table.add_column(column)
     for p in provenance:
@@ -151,7 +131,7 @@ def memory_show(
         table.add_row(p.extractor, p.scenario or "-", p.agent or "-",
                       str(p.run_id) if p.run_id is not None else "-", shown or "-")
     console.print(table)
-    table = Table(title="graph edges")
+    table = compact_table("graph edges")
     for column in ("source", "relation", "target", "weight"):
         table.add_column(column)
     for r in edges:
@@ -162,7 +142,7 @@ def memory_show(
 @memory_app.command("search")
 def memory_search(
     query: Annotated[str, typer.Argument(help="What the agent is facing, in words.")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many behaviors.")] = 5,
     entity: Annotated[list[str] | None, typer.Option(
         help="A graph entity of the context, e.g. coplayer:reciprocator (repeatable).")] = None,
@@ -170,7 +150,12 @@ def memory_search(
     include_invalid: Annotated[bool, typer.Option("--all", help="Include invalidated ones.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """The behaviors that retrieval ranks best for a context (lexical, vector and graph)."""
+    """The behaviors retrieval ranks best for a context.
+
+    Lexical, vector and graph rankings, fused."""
+    from memory.index import Filters
+    from memory.refs import parse_ref
+
     for ref in entity or ():
         parse_ref(ref, where="--entity")
     filters = Filters(tags=frozenset(tag or ()), kinds=frozenset(kind or ()),
@@ -178,7 +163,7 @@ def memory_search(
     with open_handbook(db, embedder) as handbook:
         hits: list[Hit] = handbook.search(query, k=k, entities=entity or (), filters=filters)
     if as_json:
-        _print_json([{"score": h.score, **_record(h.behavior)} for h in hits])
+        print_json([{"score": h.score, **_record(h.behavior)} for h in hits])
         return
     console.print(_behavior_table([h.behavior for h in hits], title=f"best {k} for {query!r}",
                                   scores=[h.score for h in hits]))
@@ -188,7 +173,7 @@ def memory_search(
 def memory_add(
     name: Annotated[str, typer.Option(help="A short name.")],
     instruction: Annotated[str, typer.Option(help="What to do, in words.")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     kind: Annotated[str, typer.Option(help="text, response_rule or action_macro.")] = "text",
     payload: Annotated[str | None, typer.Option(
         help="The kind's JSON payload, e.g. '{\"actions\": [0, 0, 1]}'.")] = None,
@@ -196,7 +181,12 @@ def memory_add(
         help="An entity it applies to, TYPE:KEY, e.g. coplayer:defector (repeatable).")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
 ) -> None:
-    """Add a behavior by hand (merged into an existing one if it duplicates it)."""
+    """Add a behavior by hand.
+
+    It is merged into an existing one if it duplicates it."""
+    from memory.behaviors import NewBehavior, Provenance
+    from memory.refs import parse_ref
+
     try:
         parsed = json.loads(payload) if payload is not None else None
     except json.JSONDecodeError as error:
@@ -213,13 +203,15 @@ def memory_add(
 @memory_app.command("edit")
 def memory_edit(
     behavior_id: Annotated[int, typer.Argument(metavar="ID")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     instruction: Annotated[str | None, typer.Option(help="A new instruction.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace the tags (repeatable).")] = None,
     note: Annotated[str, typer.Option(help="Why it changed, kept with the version.")] = "edited",
 ) -> None:
-    """Write a new version of a behavior; earlier versions stay readable."""
+    """Write a new version of a behavior.
+
+    Earlier versions stay readable."""
     with open_handbook(db, embedder) as handbook:
         behavior = handbook.edit(behavior_id, name=name, instruction=instruction,
                                  tags=tag, note=note)
@@ -230,23 +222,27 @@ def memory_edit(
 def memory_invalidate(
     behavior_id: Annotated[int, typer.Argument(metavar="ID")],
     reason: Annotated[str, typer.Option(help="Why it no longer holds.")],
-    db: DbOption = default_url(),
+    db: DbOption = DEFAULT_DB_URL,
 ) -> None:
-    """End a behavior's validity: it is kept (and exported) but no longer retrieved."""
+    """End a behavior's validity.
+
+    It is kept (and exported) but no longer retrieved."""
     with open_handbook(db) as handbook:
         handbook.invalidate(behavior_id, reason)
     console.print(f"behavior {behavior_id} invalidated", soft_wrap=True)
 
 
 @memory_app.command("stats")
-def memory_stats(db: DbOption = default_url(), as_json: JsonOption = False) -> None:
-    """Counts of behaviors, versions, provenance, graph entities and relations, and usage."""
+def memory_stats(db: DbOption = DEFAULT_DB_URL, as_json: JsonOption = False) -> None:
+    """Count what the handbook holds.
+
+    Behaviors, versions, provenance, graph entities and relations, and usage."""
     with open_handbook(db) as handbook:
         summary = handbook.summary()
     if as_json:
-        _print_json(asdict(summary))
+        print_json(asdict(summary))
         return
-    table = Table(title="handbook")
+    table = compact_table("handbook")
     table.add_column("what")
     table.add_column("count", justify="right")
     for key, value in asdict(summary).items():
@@ -259,7 +255,7 @@ def memory_stats(db: DbOption = default_url(), as_json: JsonOption = False) -> N
 
 @memory_app.command("graph")
 def memory_graph(
-    db: DbOption = default_url(),
+    db: DbOption = DEFAULT_DB_URL,
     around: Annotated[str | None, typer.Option(
         help="An entity, TYPE:KEY (e.g. behavior:3 or concept:forgiveness): show its neighbourhood.")] = None,
     depth: Annotated[int, typer.Option(min=1, help="Hops around --around.")] = 1,
@@ -269,7 +265,12 @@ def memory_graph(
         help="Rank behaviors by personalized PageRank from this entity.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The knowledge graph: entity and relation counts, a neighbourhood, a drawing, a ranking."""
+    """Show the knowledge graph.
+
+    Entity and relation counts, a neighbourhood, a drawing, a ranking."""
+    from memory.graph import graph_records
+    from memory.refs import parse_ref
+
     with open_handbook(db) as handbook:
         graph = handbook.graph
         names = {f"behavior:{b.id}": b.name for b in handbook.list(include_invalid=True)}
@@ -277,9 +278,9 @@ def memory_graph(
             parse_ref(rank, where="--rank")
             ranked = graph.personalized_pagerank({rank: 1.0}, entity_type="behavior")
             if as_json:
-                _print_json([{"entity": ref, "score": score, "name": names.get(ref)} for ref, score in ranked])
+                print_json([{"entity": ref, "score": score, "name": names.get(ref)} for ref, score in ranked])
                 return
-            table = Table(title=f"behaviors by personalized PageRank from {rank}")
+            table = compact_table(f"behaviors by personalized PageRank from {rank}")
             for column in ("entity", "name", "score"):
                 table.add_column(column)
             for ref, score in ranked:
@@ -303,7 +304,7 @@ def memory_graph(
         knowledge_graph(view, png, title=title, labels=names)
         console.print(f"wrote {png}", soft_wrap=True)
     if as_json:
-        _print_json(graph_records(view))
+        print_json(graph_records(view))
         return
     if png is None and graphml is None:
         _print_graph(view, names, title=f"around {around}" if around else "knowledge graph")
@@ -321,7 +322,7 @@ def _print_graph(view, names: dict[str, str], *, title: str) -> None:
                   f"{view.number_of_edges()} relations "
                   f"({', '.join(f'{n} {t}' for t, n in sorted(relations.items()))})", soft_wrap=True)
     if view.number_of_edges() <= 60:
-        table = Table()
+        table = compact_table()
         for column in ("source", "relation", "target", "weight"):
             table.add_column(column, overflow="fold")
         for a, b, data in view.edges(data=True):
@@ -335,8 +336,10 @@ def _label(ref: str, names: dict[str, str]) -> str:
 
 @memory_app.command("export")
 def memory_export(file: Annotated[Path, typer.Argument(help="JSON file to write.")],
-                  db: DbOption = default_url()) -> None:
-    """Write the whole handbook and graph to one JSON file (import reproduces it exactly)."""
+                  db: DbOption = DEFAULT_DB_URL) -> None:
+    """Write the whole handbook and graph to one JSON file.
+
+    `coplay memory import` reproduces it exactly."""
     with open_handbook(db) as handbook:
         count = handbook.export(file)
     console.print(f"exported {count} behaviors to {file}", soft_wrap=True)
@@ -344,8 +347,10 @@ def memory_export(file: Annotated[Path, typer.Argument(help="JSON file to write.
 
 @memory_app.command("import")
 def memory_import(file: Annotated[Path, typer.Argument(help="A file from `coplay memory export`.")],
-                  db: DbOption = default_url(), embedder: EmbedderOption = "hashing") -> None:
-    """Add an exported handbook; the file is checked whole, and nothing is written if it fails."""
+                  db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing") -> None:
+    """Add an exported handbook.
+
+    The file is checked whole, and nothing is written if it fails."""
     with open_handbook(db, embedder) as handbook:
         mapping = handbook.import_file(file)
     moved = sum(1 for old, new in mapping.items() if old != new)
@@ -355,12 +360,14 @@ def memory_import(file: Annotated[Path, typer.Argument(help="A file from `coplay
 
 @memory_app.command("prune")
 def memory_prune(
-    db: DbOption = default_url(),
+    db: DbOption = DEFAULT_DB_URL,
     before: Annotated[datetime | None, typer.Option(
         help="Only behaviors invalidated before this time (UTC), e.g. 2026-11-01.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
 ) -> None:
-    """Delete invalidated behaviors for good, with their versions, provenance and edges."""
+    """Delete invalidated behaviors for good.
+
+    Their versions, provenance and edges go with them."""
     with open_handbook(db) as handbook:
         doomed = handbook.prune(invalidated_before=before, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
@@ -370,10 +377,14 @@ def memory_prune(
 @memory_app.command("extract")
 def memory_extract(
     run_id: Annotated[int, typer.Argument(help="A run recorded with trajectories.")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     min_episodes: Annotated[int, typer.Option(min=1, help="Episodes a pairing needs.")] = 8,
 ) -> None:
-    """Distil a stored run's episodes into response-rule behaviors (duplicates merge)."""
+    """Distil a stored run's episodes into behaviors.
+
+    They are response rules; duplicates merge into existing ones."""
+    from memory.extraction import extract_run
+
     with open_handbook(db, embedder) as handbook:
         results = extract_run(handbook, run_id, min_episodes=min_episodes)
     new = sum(not r.merged for r in results)
@@ -384,8 +395,12 @@ def memory_extract(
 
 
 @db_app.command("current")
-def db_current(db: DbOption = default_url()) -> None:
-    """The database's schema revision and the newest one this coplay knows."""
+def db_current(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Show the schema revision and the newest one known.
+
+    The database's revision, and the newest one this coplay knows."""
+    from memory import migrations, open_engine
+
     engine = open_engine(db, check_schema=False)
     with engine.connect() as connection:
         revision = migrations.revision_of(connection)
@@ -394,8 +409,12 @@ def db_current(db: DbOption = default_url()) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = default_url()) -> None:
-    """Bring an existing database up to the newest schema (back it up first)."""
+def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Upgrade a database to the newest schema.
+
+    Back it up first."""
+    from memory import migrations, open_engine
+
     engine = open_engine(db, check_schema=False)
     before, after = migrations.upgrade(engine)
     engine.dispose()
