@@ -22,8 +22,8 @@ from agents.base import (
 
 _BUILT_IN_KINDS = (
     ("memory_one", "agents.coplayers:build_memory_one", ("table",),
-     "Tabular memory-one: table = 5 cooperation probabilities (start, CC, CD, DC, DD) or "
-     "'uniform' to draw them per episode from U(0,1)."),
+     ("Tabular memory-one: table = 5 cooperation probabilities (start, CC, CD, DC, DD) or "
+      "'uniform' to draw them per episode from U(0,1).")),
     ("always_cooperate", "agents.coplayers:build_always_cooperate", (), "Always cooperates."),
     ("always_defect", "agents.coplayers:build_always_defect", (), "Always defects."),
     ("random", "agents.coplayers:build_random", ("p_cooperate",),
@@ -31,8 +31,8 @@ _BUILT_IN_KINDS = (
     ("tit_for_tat", "agents.coplayers:build_tit_for_tat", (),
      "Cooperates first, then copies the co-player's last action."),
     ("generous_tit_for_tat", "agents.coplayers:build_generous_tit_for_tat", ("generosity",),
-     "Tit for tat that forgives a defection with probability `generosity` (default: Nowak & "
-     "Sigmund's min(1-(T-R)/(R-S), (R-P)/(T-P)))."),
+     ("Tit for tat that forgives a defection with probability `generosity` (default: Nowak & "
+      "Sigmund's min(1-(T-R)/(R-S), (R-P)/(T-P))).")),
     ("win_stay_lose_shift", "agents.coplayers:build_win_stay_lose_shift", (),
      "Pavlov: repeats its action after CC or DC, switches after CD or DD."),
     ("grim_trigger", "agents.coplayers:build_grim_trigger", (),
@@ -41,14 +41,15 @@ _BUILT_IN_KINDS = (
      "Defects only after two defections in a row (memory two)."),
     ("extortionate_zd", "agents.coplayers:build_extortionate_zd",
      ("chi", "phi_fraction", "start_cooperation"),
-     "Press & Dyson's extortionate zero-determinant strategy (chi = extortion factor, "
-     "default 3)."),
+     ("Press & Dyson's extortionate zero-determinant strategy (chi = extortion factor, "
+      "default 3).")),
     ("handbook_follower", "agents.follower:build_handbook_follower", ("fallback",),
-     "Plays the best-ranked executable behavior (response rule or action macro) that memory "
-     "retrieves for it; fallback: tit_for_tat (default), cooperate, defect or random."),
+     ("Plays the best-ranked executable behavior (response rule or action macro) that "
+      "memory retrieves for it; fallback: tit_for_tat (default), cooperate, defect or random.")),
     ("checkpoint", "agents.trained:build_checkpoint", ("path", "learner", "greedy"),
-     "A trained learner, frozen: path to a `coplay train` checkpoint; learner: its name if the "
-     "checkpoint holds several; greedy: true to take the likelier action instead of sampling."),
+     ("A trained learner, frozen: path to a `coplay train` checkpoint; learner: its name if "
+      "the checkpoint holds several; greedy: true to take the likelier action instead of "
+      "sampling.")),
 )
 for _name, _builder, _parameters, _description in _BUILT_IN_KINDS:
     register_lazy_kind(_name, _description, builder=_builder, parameters=_parameters)

@@ -72,9 +72,9 @@ def run_command(
 ) -> None:
     """Play a scenario, print a summary, store the run and plot it.
 
-    A scenario with a `memory` section also uses the handbook in the same database, records how its behaviors
-    fared, and (with `memory.extract`) distils the run into new behaviors. Plots go to --out
-    [default: coplay-runs/run-ID]."""
+    A scenario with a `memory` section also uses the handbook in the same database, records
+    how its behaviors fared, and (with `memory.extract`) distils the run into new behaviors.
+    Plots go to --out [default: coplay-runs/run-ID]."""
     from cli.memory import open_handbook
     from memory import RunStore
     from scenarios import runner, schema
@@ -82,7 +82,8 @@ def run_command(
     scenario = schema.load(scenario_path)
     overrides = {
         key: value for key, value in
-        (("seed", seed), ("episodes", episodes), ("record_trajectories", record_trajectories or None))
+        (("seed", seed), ("episodes", episodes),
+         ("record_trajectories", record_trajectories or None))
         if value is not None
     }
     if overrides:
@@ -173,7 +174,8 @@ def eval_command(
         from cli.plots import plot_run
 
         folder = out or Path("coplay-runs") / f"run-{run_id}"
-        print_written(plot_run(pairings, folder, title=f"evaluation of {checkpoint} (run {run_id})"))
+        title = f"evaluation of {checkpoint} (run {run_id})"
+        print_written(plot_run(pairings, folder, title=title))
     console.print(f"stored run {run_id} in {store.engine.url.render_as_string(hide_password=True)}",
                   soft_wrap=True)
 

@@ -27,7 +27,8 @@ memory_app = typer.Typer(
 db_app = typer.Typer(help="The database's schema: show its revision, upgrade it.",
                      no_args_is_help=True)
 
-TagOption = Annotated[list[str] | None, typer.Option("--tag", help="Require this tag (repeatable).")]
+TagOption = Annotated[list[str] | None, typer.Option(
+    "--tag", help="Require this tag (repeatable).")]
 KindOption = Annotated[list[str] | None, typer.Option(
     "--kind", help="Only this kind: text, response_rule, action_macro (repeatable).")]
 
@@ -51,7 +52,9 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _behavior_table(behaviors: list[Behavior], *, title: str, scores: list[float] | None = None) -> Table:
+def _behavior_table(
+    behaviors: list[Behavior], *, title: str, scores: list[float] | None = None
+) -> Table:
     table = compact_table(title)
     columns = ["id", "v", "name", "kind", "tags", "shown", "used", "effect", "valid"]
     if scores is not None:
@@ -83,7 +86,8 @@ def memory_list(
         if as_json:
             print_json([_record(b) for b in found])
             return
-        console.print(_behavior_table(found, title=f"{len(found)} behaviors (of {len(handbook)} valid)"))
+        title = f"{len(found)} behaviors (of {len(handbook)} valid)"
+        console.print(_behavior_table(found, title=title))
 
 
 @memory_app.command("show")
@@ -147,7 +151,8 @@ def memory_search(
     entity: Annotated[list[str] | None, typer.Option(
         help="A graph entity of the context, e.g. coplayer:reciprocator (repeatable).")] = None,
     tag: TagOption = None, kind: KindOption = None,
-    include_invalid: Annotated[bool, typer.Option("--all", help="Include invalidated ones.")] = False,
+    include_invalid: Annotated[bool, typer.Option(
+        "--all", help="Include invalidated ones.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """The behaviors retrieval ranks best for a context.
@@ -193,7 +198,8 @@ def memory_add(
         raise ConfigError("--payload", expected="JSON", got=str(error)) from None
     triggers = dict(parse_ref(ref, where="--trigger") for ref in trigger or ())
     new = NewBehavior(name=name, instruction=instruction, kind=kind, payload=parsed,
-                      trigger=triggers, tags=tuple(tag or ()), provenance=Provenance(extractor="cli"))
+                      trigger=triggers, tags=tuple(tag or ()),
+                      provenance=Provenance(extractor="cli"))
     with open_handbook(db, embedder) as handbook:
         result = handbook.add(new)
     verb = "merged into existing" if result.merged else "added"
@@ -206,7 +212,8 @@ def memory_edit(
     db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     instruction: Annotated[str | None, typer.Option(help="A new instruction.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace the tags (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", help="Replace the tags (repeatable).")] = None,
     note: Annotated[str, typer.Option(help="Why it changed, kept with the version.")] = "edited",
 ) -> None:
     """Write a new version of a behavior.
@@ -257,10 +264,13 @@ def memory_stats(db: DbOption = DEFAULT_DB_URL, as_json: JsonOption = False) -> 
 def memory_graph(
     db: DbOption = DEFAULT_DB_URL,
     around: Annotated[str | None, typer.Option(
-        help="An entity, TYPE:KEY (e.g. behavior:3 or concept:forgiveness): show its neighbourhood.")] = None,
+        help="An entity, TYPE:KEY (e.g. behavior:3 or concept:forgiveness): show its "
+             "neighbourhood.")] = None,
     depth: Annotated[int, typer.Option(min=1, help="Hops around --around.")] = 1,
-    png: Annotated[Path | None, typer.Option(help="Draw the (neighbourhood) graph to this PNG.")] = None,
-    graphml: Annotated[Path | None, typer.Option(help="Write the (neighbourhood) graph as GraphML.")] = None,
+    png: Annotated[Path | None, typer.Option(
+        help="Draw the (neighbourhood) graph to this PNG.")] = None,
+    graphml: Annotated[Path | None, typer.Option(
+        help="Write the (neighbourhood) graph as GraphML.")] = None,
     rank: Annotated[str | None, typer.Option(
         help="Rank behaviors by personalized PageRank from this entity.")] = None,
     as_json: JsonOption = False,
@@ -278,7 +288,8 @@ def memory_graph(
             parse_ref(rank, where="--rank")
             ranked = graph.personalized_pagerank({rank: 1.0}, entity_type="behavior")
             if as_json:
-                print_json([{"entity": ref, "score": score, "name": names.get(ref)} for ref, score in ranked])
+                print_json([{"entity": ref, "score": score, "name": names.get(ref)}
+                            for ref, score in ranked])
                 return
             table = compact_table(f"behaviors by personalized PageRank from {rank}")
             for column in ("entity", "name", "score"):
@@ -320,7 +331,8 @@ def _print_graph(view, names: dict[str, str], *, title: str) -> None:
     console.print(f"[bold]{title}[/bold]: {view.number_of_nodes()} entities "
                   f"({', '.join(f'{n} {t}' for t, n in sorted(by_type.items()))}), "
                   f"{view.number_of_edges()} relations "
-                  f"({', '.join(f'{n} {t}' for t, n in sorted(relations.items()))})", soft_wrap=True)
+                  f"({', '.join(f'{n} {t}' for t, n in sorted(relations.items()))})",
+                  soft_wrap=True)
     if view.number_of_edges() <= 60:
         table = compact_table()
         for column in ("source", "relation", "target", "weight"):
@@ -371,7 +383,8 @@ def memory_prune(
     with open_handbook(db) as handbook:
         doomed = handbook.prune(invalidated_before=before, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {len(doomed)} behaviors" + (f": {doomed}" if doomed else ""), soft_wrap=True)
+    console.print(f"{verb} {len(doomed)} behaviors" + (f": {doomed}" if doomed else ""),
+                  soft_wrap=True)
 
 
 @memory_app.command("extract")
@@ -391,7 +404,8 @@ def memory_extract(
     console.print(f"extracted {len(results)} behaviors from run {run_id}: {new} new, "
                   f"{len(results) - new} merged into existing ones")
     for r in results:
-        console.print(f"  {r.behavior.id}: {r.behavior.name}{' (merged)' if r.merged else ''}", soft_wrap=True)
+        merged = " (merged)" if r.merged else ""
+        console.print(f"  {r.behavior.id}: {r.behavior.name}{merged}", soft_wrap=True)
 
 
 @db_app.command("current")
@@ -405,7 +419,8 @@ def db_current(db: DbOption = DEFAULT_DB_URL) -> None:
     with engine.connect() as connection:
         revision = migrations.revision_of(connection)
     engine.dispose()
-    console.print(f"schema revision {revision or 'none'}; newest {migrations.head()}", soft_wrap=True)
+    console.print(f"schema revision {revision or 'none'}; newest {migrations.head()}",
+                  soft_wrap=True)
 
 
 @db_app.command("upgrade")

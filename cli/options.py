@@ -25,7 +25,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 SeedOption = Annotated[int | None, typer.Option(
     min=0, help="The random seed (of a scenario: overrides its own).")]
 OutOption = Annotated[Path | None, typer.Option(
-    help="Folder for the plots (and checkpoints) [default: one per run, under the working folder].")]
+    help="Folder for the plots (and checkpoints) [default: one per run, under the working "
+         "folder].")]
 PlotsOption = Annotated[bool, typer.Option(help="Write PNG plots.")]
 PlotsFolderOption = Annotated[Path | None, typer.Option(
     "--plots", help="Also write the plots into this folder.")]

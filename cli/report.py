@@ -162,7 +162,8 @@ def runs_table(runs: list[RunInfo]) -> Table:
     # Few columns, so that names stay whole in 80 columns; --json has every field.
     table = compact_table("stored runs")
     for header in ("id", "scenario", "env", "seed", "episodes", "created (UTC)"):
-        table.add_column(header, justify="right" if header in ("id", "seed", "episodes") else "left")
+        numeric = header in ("id", "seed", "episodes")
+        table.add_column(header, justify="right" if numeric else "left")
     for r in runs:
         table.add_row(str(r.id), r.scenario_name, r.env_id, str(r.seed), str(r.episodes),
                       r.created_at.strftime("%Y-%m-%d %H:%M"))
@@ -199,8 +200,8 @@ def learning_table(
     metrics = list(columns) if columns is not None else sorted(
         {k for p in points for k in p.metrics if k.startswith(("cooperation_vs_", "reward_vs_"))})
     for header in ("update", "learner", *metrics):
-        table.add_column(header.replace("cooperation_vs_", "coop vs ").replace("reward_vs_", "reward vs "),
-                         justify="left" if header == "learner" else "right")
+        label = header.replace("cooperation_vs_", "coop vs ").replace("reward_vs_", "reward vs ")
+        table.add_column(label, justify="left" if header == "learner" else "right")
     updates = sorted({p.update for p in points})
     if not updates:
         return table

@@ -47,7 +47,7 @@ def bundled_scenarios() -> list[BundledScenario]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     found = []
     for path in sorted(data_dir().rglob("*.yaml")):
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         if not isinstance(data, dict) or "kind" not in data:
             continue
         env = data.get("env")

@@ -46,7 +46,8 @@ def train_command(
         help="Override any scenario field by its dotted path, e.g. "
              "--set train.episodes_per_update=1024 (repeatable; VALUE is read as YAML).")] = None,
     minutes: Annotated[float | None, typer.Option(
-        min=0.0, help="Stop after this many minutes of training (at the end of an update).")] = None,
+        min=0.0,
+        help="Stop after this many minutes of training (at the end of an update).")] = None,
     checkpoint_every: Annotated[int, typer.Option(
         min=1, help="Save a checkpoint (and store learning curves) every this many updates.")] = 25,
     plots: PlotsOption = True,
@@ -77,7 +78,8 @@ def train_command(
         raise ConfigError("--updates", expected="--set train.frames=N for an exploration "
                           "scenario (its budget is in frames)", got=str(updates))
     overrides = list(settings or [])
-    overrides += [f"train.{k}={v}" for k, v in (("updates", updates), ("seed", seed)) if v is not None]
+    overrides += [f"train.{k}={v}" for k, v in (("updates", updates), ("seed", seed))
+                  if v is not None]
     if overrides:
         data = scenario.model_dump(mode="json")
         for override in overrides:

@@ -198,7 +198,9 @@ def imported_after(*args: str) -> set[str]:
     return set(last.split()[1:])
 
 
-@pytest.mark.parametrize("args", [["--help"], ["scenarios", "list"], ["scenarios", "list", "--json"]])
+@pytest.mark.parametrize("args", [
+    ["--help"], ["scenarios", "list"], ["scenarios", "list", "--json"],
+])
 def test_help_and_scenarios_list_import_no_heavy_module(args) -> None:
     loaded = imported_after(*args)
     assert "cli" in loaded
@@ -214,8 +216,9 @@ def test_help_imports_none_of_the_toolkit() -> None:
 def test_agent_kinds_are_listed_without_importing_their_modules() -> None:
     script = ("import sys, agents\n"
               "names = [k.name for k in agents.kinds()]\n"
+              "implementations = ('agents.coplayers', 'agents.trained', 'numpy')\n"
               "print('tit_for_tat' in names, 'checkpoint' in names,"
-              " any(m.startswith(('agents.coplayers', 'agents.trained', 'numpy')) for m in sys.modules))")
+              " any(m.startswith(implementations) for m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
                           text=True, check=True)
     assert done.stdout.split() == ["True", "True", "False"]
@@ -272,7 +275,7 @@ def narrow(*args: str) -> str:
     """``coplay ARGS`` in a terminal 80 columns wide; every line must fit it, and no cell is
     cut short (rich marks a cut with an ellipsis)."""
     done = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, "COLUMNS": "80"})
+                          text=True, env={**os.environ, "COLUMNS": "80"}, check=False)
     assert done.returncode == 0, done.stderr
     too_long = [line for line in done.stdout.splitlines() if len(line) > 80]
     assert not too_long, too_long
@@ -317,7 +320,7 @@ def test_round_robin_prints_and_stores_standings(monkeypatch, capsys, db_url) ->
                                   "--episodes", "4", "--no-plots")
     assert code == 0, stderr
     assert stdout.index("run 1: round-robin") < stdout.index("standings") < stdout.index("per role")
-    shown = json.loads(coplay(monkeypatch, capsys, "runs", "show", "1", "--db", db_url, "--json")[1])
+    shown = listing(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)
     standings = shown["standings"]
     assert len(standings) == 10
     # Nine co-players, four episodes of 100 rounds each; ranked by mean return per step.
@@ -350,5 +353,5 @@ def test_standings_only_for_round_robins(monkeypatch, capsys, db_url) -> None:
                   "--no-plots")[0] == 0
     code, stdout, _ = coplay(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)
     assert code == 0 and "standings" not in stdout
-    shown = json.loads(coplay(monkeypatch, capsys, "runs", "show", "1", "--db", db_url, "--json")[1])
+    shown = listing(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)
     assert shown["standings"] is None
