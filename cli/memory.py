@@ -4,6 +4,7 @@ knowledge graph, and upgrade a database's schema. Every listing has ``--json`` f
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -52,19 +53,29 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _longest_word(texts: Iterable[str], cap: int = 16) -> int:
+    """The width a column needs so that no word in it breaks (up to ``cap``)."""
+    return min(cap, max((len(word) for text in texts for word in text.split()), default=1))
+
+
 def _behavior_table(
     behaviors: list[Behavior], *, title: str, scores: list[float] | None = None
 ) -> Table:
+    """Names and tags wrap between words; ids, kinds and figures never break. An invalidated
+    behavior's name says so; its version and why it was invalidated are in `memory show`."""
     table = compact_table(title)
-    columns = ["id", "v", "name", "kind", "tags", "shown", "used", "effect", "valid"]
     if scores is not None:
-        columns.insert(0, "score")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("name", ratio=2, min_width=_longest_word(b.name for b in behaviors))
+    table.add_column("kind", no_wrap=True)
+    table.add_column("tags", ratio=1, min_width=_longest_word(t for b in behaviors for t in b.tags))
+    table.add_column("used/shown", justify="right", no_wrap=True)
+    table.add_column("effect", justify="right", no_wrap=True)
     for position, b in enumerate(behaviors):
-        row = [str(b.id), str(b.version), b.name, b.kind, ", ".join(b.tags),
-               str(b.stats.shown), str(b.stats.uses), _number(b.stats.effect),
-               "yes" if b.valid else f"no ({b.invalid_reason})"]
+        name = b.name if b.valid else f"{b.name} (invalid)"
+        row = [str(b.id), name, b.kind, ", ".join(b.tags),
+               f"{b.stats.uses}/{b.stats.shown}", _number(b.stats.effect)]
         if scores is not None:
             row.insert(0, f"{scores[position]:.4f}")
         table.add_row(*row)

@@ -172,8 +172,11 @@ def runs_table(runs: list[RunInfo]) -> Table:
 
 def training_runs_table(runs: list[TrainingRunInfo]) -> Table:
     table = compact_table("stored training runs")
-    for header in ("id", "scenario", "seed", "checkpoint", "created (UTC)"):
-        table.add_column(header, justify="right" if header in ("id", "seed") else "left")
+    table.add_column("id", justify="right")
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("seed", justify="right")
+    table.add_column("checkpoint", overflow="fold")  # a path: where it breaks matters little
+    table.add_column("created (UTC)", no_wrap=True)
     for r in runs:
         table.add_row(str(r.id), r.scenario_name, str(r.seed), r.checkpoint,
                       r.created_at.strftime("%Y-%m-%d %H:%M"))
