@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.base import AgentContext, Hints, register_kind
+from agents.base import AgentContext, Hints
 from coplay.errors import ConfigError
 from envs import COOPERATE, DEFECT, START, Payoffs
 
@@ -157,36 +157,28 @@ def _fixed(table: Sequence[float]) -> MemoryOneAgent:
     return MemoryOneAgent(np.asarray(table, dtype=np.float64))
 
 
-@register_kind("memory_one", "Tabular memory-one: table = 5 cooperation probabilities "
-               "(start, CC, CD, DC, DD) or 'uniform' to draw them per episode from U(0,1).")
 def build_memory_one(context: AgentContext, *, table: list[float] | str) -> MemoryOneAgent:
     if table == "uniform":
         return MemoryOneAgent(None, sample_uniform=True)
     return MemoryOneAgent(probability_table(table, "table"))
 
 
-@register_kind("always_cooperate", "Always cooperates.")
 def build_always_cooperate(context: AgentContext) -> MemoryOneAgent:
     return _fixed([1, 1, 1, 1, 1])
 
 
-@register_kind("always_defect", "Always defects.")
 def build_always_defect(context: AgentContext) -> MemoryOneAgent:
     return _fixed([0, 0, 0, 0, 0])
 
 
-@register_kind("random", "Cooperates with a fixed probability every round (default 0.5).")
 def build_random(context: AgentContext, *, p_cooperate: float = 0.5) -> MemoryOneAgent:
     return MemoryOneAgent(probability_table([p_cooperate] * 5, "p_cooperate"))
 
 
-@register_kind("tit_for_tat", "Cooperates first, then copies the co-player's last action.")
 def build_tit_for_tat(context: AgentContext) -> MemoryOneAgent:
     return _fixed([1, 1, 0, 1, 0])
 
 
-@register_kind("generous_tit_for_tat", "Tit for tat that forgives a defection with probability "
-               "`generosity` (default: Nowak & Sigmund's min(1-(T-R)/(R-S), (R-P)/(T-P))).")
 def build_generous_tit_for_tat(
     context: AgentContext, *, generosity: float | None = None
 ) -> MemoryOneAgent:
@@ -198,25 +190,18 @@ def build_generous_tit_for_tat(
     return MemoryOneAgent(table)
 
 
-@register_kind("win_stay_lose_shift", "Pavlov: repeats its action after CC or DC, switches "
-               "after CD or DD.")
 def build_win_stay_lose_shift(context: AgentContext) -> MemoryOneAgent:
     return _fixed([1, 1, 0, 0, 1])
 
 
-@register_kind("grim_trigger", "Cooperates until the co-player defects once, then always "
-               "defects.")
 def build_grim_trigger(context: AgentContext) -> GrimTrigger:
     return GrimTrigger()
 
 
-@register_kind("tit_for_two_tats", "Defects only after two defections in a row (memory two).")
 def build_tit_for_two_tats(context: AgentContext) -> TitForTwoTats:
     return TitForTwoTats()
 
 
-@register_kind("extortionate_zd", "Press & Dyson's extortionate zero-determinant strategy "
-               "(chi = extortion factor, default 3).")
 def build_extortionate_zd(
     context: AgentContext, *, chi: float = 3.0, phi_fraction: float = 0.5,
     start_cooperation: float = 1.0,

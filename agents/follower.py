@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import AgentContext, register_kind
+from agents.base import AgentContext
 from coplay.errors import ConfigError
 from coplay.step import HintedBehavior, Hints
 from envs import TOKEN_NAMES as RULE_KEYS
@@ -124,10 +124,5 @@ class _Plan:
         return cls(hints.table, hints.behaviors, pick, cooperate.ravel(), rules.shape[1], macros)
 
 
-@register_kind(
-    "handbook_follower",
-    "Plays the best-ranked executable behavior (response rule or action macro) that memory "
-    "retrieves for it; fallback: tit_for_tat (default), cooperate, defect or random.",
-)
 def build_handbook_follower(context: AgentContext, *, fallback: str = "tit_for_tat") -> HandbookFollower:
     return HandbookFollower(fallback)

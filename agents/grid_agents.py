@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.base import Agent, AgentContext, register_kind
+from agents.base import Agent, AgentContext
 from coplay.errors import ConfigError
 from coplay.step import Hints
 
@@ -116,25 +116,14 @@ class GridCheckpointAgent:
         return chosen.squeeze(1).numpy()
 
 
-@register_kind("random_actions", "Uniformly random actions over the env's action set.")
 def build_random_actions(context: AgentContext) -> Agent:
     return RandomActions(context.num_actions)
 
 
-@register_kind(
-    "macro_follower",
-    "Plays the best-ranked action macro memory retrieves for it, from its first action; "
-    "uniformly random actions where it has none (grid tasks).",
-)
 def build_macro_follower(context: AgentContext) -> Agent:
     return MacroFollower(context.num_actions)
 
 
-@register_kind(
-    "grid_checkpoint",
-    "A grid policy trained by `coplay train` on an exploration scenario, frozen: path to its "
-    "checkpoint; greedy: true to take the likeliest action instead of sampling.",
-)
 def build_grid_checkpoint(context: AgentContext, *, path: str, greedy: bool = False) -> Agent:
     from agents.checkpoint import load_checkpoint
     from agents.grid_policy import GridPolicy, GridPolicyConfig

@@ -6,14 +6,9 @@ co-players start without paying for it.
 
 from __future__ import annotations
 
-from agents.base import Agent, AgentContext, register_kind
+from agents.base import Agent, AgentContext
 
 
-@register_kind(
-    "checkpoint",
-    "A trained learner, frozen: path to a `coplay train` checkpoint; learner: its name if the "
-    "checkpoint holds several; greedy: true to take the likelier action instead of sampling.",
-)
 def build_checkpoint(
     context: AgentContext, *, path: str, learner: str | None = None, greedy: bool = False
 ) -> Agent:

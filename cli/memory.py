@@ -4,46 +4,32 @@ knowledge graph, and upgrade a database's schema. Every listing has ``--json`` f
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from coplay.errors import ConfigError, StoreError
-from memory import URL_ENV_VAR, default_url, migrations, open_engine
-from memory.behaviors import Behavior, NewBehavior, Provenance
-from memory.db import check_writable, newer_schema, reporting
-from memory.embedding import make_embedder
-from scenarios.domains import extract_run
-from memory.graph import graph_records
-from memory.handbook import Handbook, Hit
-from memory.index import Filters
-from memory.refs import parse_ref
+from cli.options import DEFAULT_DB_URL, DbOption, EmbedderOption, JsonOption
+from cli.output import compact_table, console, print_json
+from coplay.errors import ConfigError
 
-console = Console()
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from memory.behaviors import Behavior
+    from memory.handbook import Handbook, Hit
 memory_app = typer.Typer(
-    help="The behavior handbook and knowledge graph: list, search, edit, export, prune.",
+    help="The behavior handbook and its knowledge graph.",
     no_args_is_help=True,
 )
 db_app = typer.Typer(help="The database's schema: show its revision, upgrade it.",
                      no_args_is_help=True)
 
-DbOption = Annotated[str, typer.Option(
-    "--db", envvar=URL_ENV_VAR, show_envvar=True,
-    help="SQLAlchemy URL of the store, e.g. sqlite:///coplay.db or postgresql+psycopg://...",
-)]
-EMBEDDER_ENV_VAR = "COPLAY_EMBEDDER"
-EmbedderOption = Annotated[str, typer.Option(
-    "--embedder", envvar=EMBEDDER_ENV_VAR, show_envvar=True,
-    help="'hashing' (built in, no model), 'hashing:DIM', or a local sentence-transformers "
-         "model directory.",
-)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-TagOption = Annotated[list[str] | None, typer.Option("--tag", help="Require this tag (repeatable).")]
+TagOption = Annotated[list[str] | None, typer.Option(
+    "--tag", help="Require this tag (repeatable).")]
 KindOption = Annotated[list[str] | None, typer.Option(
     "--kind", help="Only this kind: text, response_rule, action_macro (repeatable).")]
 
@@ -51,6 +37,11 @@ KindOption = Annotated[list[str] | None, typer.Option(
 def open_handbook(db: str, embedder: str = "hashing", *, writing: bool = False) -> Handbook:
     """The handbook at ``db``; ``writing`` checks at once that the database can be written
     (not read-only, not locked past its timeout)."""
+    from coplay.errors import StoreError
+    from memory.db import check_writable
+    from memory.embedding import make_embedder
+    from memory.handbook import Handbook
+
     handbook = Handbook.open(db, embedder=make_embedder(embedder))
     if writing:
         try:
@@ -69,31 +60,33 @@ def _record(behavior: Behavior) -> dict[str, Any]:
     return data
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=1, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _behavior_table(behaviors: list[Behavior], *, title: str, scores: list[float] | None = None) -> Table:
-    table = Table(title=title)
-    columns = ["id", "v", "name", "kind", "tags", "shown", "used", "effect", "valid"]
+def _longest_word(texts: Iterable[str], cap: int = 16) -> int:
+    """The width a column needs so that no word in it breaks (up to ``cap``)."""
+    return min(cap, max((len(word) for text in texts for word in text.split()), default=1))
+
+
+def _behavior_table(
+    behaviors: list[Behavior], *, title: str, scores: list[float] | None = None
+) -> Table:
+    """Names and tags wrap between words; ids, kinds and figures never break. An invalidated
+    behavior's name says so; its version and why it was invalidated are in `memory show`."""
+    table = compact_table(title)
     if scores is not None:
-        columns.insert(0, "score")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("name", ratio=2, min_width=_longest_word(b.name for b in behaviors))
+    table.add_column("kind", no_wrap=True)
+    table.add_column("tags", ratio=1, min_width=_longest_word(t for b in behaviors for t in b.tags))
+    table.add_column("used/shown", justify="right", no_wrap=True)
+    table.add_column("effect", justify="right", no_wrap=True)
     for position, b in enumerate(behaviors):
-        row = [str(b.id), str(b.version), b.name, b.kind, ", ".join(b.tags),
-               str(b.stats.shown), str(b.stats.uses), _number(b.stats.effect),
-               "yes" if b.valid else f"no ({b.invalid_reason})"]
+        name = b.name if b.valid else f"{b.name} (invalid)"
+        row = [str(b.id), name, b.kind, ", ".join(b.tags),
+               f"{b.stats.uses}/{b.stats.shown}", _number(b.stats.effect)]
         if scores is not None:
             row.insert(0, f"{scores[position]:.4f}")
         table.add_row(*row)
@@ -102,7 +95,7 @@ def _behavior_table(behaviors: list[Behavior], *, title: str, scores: list[float
 
 @memory_app.command("list")
 def memory_list(
-    db: DbOption = default_url(), tag: TagOption = None, kind: KindOption = None,
+    db: DbOption = DEFAULT_DB_URL, tag: TagOption = None, kind: KindOption = None,
     include_invalid: Annotated[bool, typer.Option(
         "--all", help="Include invalidated (superseded or merged) behaviors.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
@@ -113,17 +106,20 @@ def memory_list(
         found = handbook.list(tags=tag or (), kinds=kind or (), include_invalid=include_invalid,
                               limit=limit)
         if as_json:
-            _print_json([_record(b) for b in found])
+            print_json([_record(b) for b in found])
             return
-        console.print(_behavior_table(found, title=f"{len(found)} behaviors (of {len(handbook)} valid)"))
+        title = f"{len(found)} behaviors (of {len(handbook)} valid)"
+        console.print(_behavior_table(found, title=title))
 
 
 @memory_app.command("show")
 def memory_show(
     behavior_id: Annotated[int, typer.Argument(metavar="ID", help="A behavior id.")],
-    db: DbOption = default_url(), as_json: JsonOption = False,
+    db: DbOption = DEFAULT_DB_URL, as_json: JsonOption = False,
 ) -> None:
-    """One behavior: instruction, payload, statistics, versions, provenance, graph edges."""
+    """Show one behavior.
+
+    Its instruction, payload, statistics, versions, provenance and graph edges."""
     with open_handbook(db) as handbook:
         behavior = handbook.get(behavior_id)
         versions = handbook.versions(behavior_id)
@@ -131,7 +127,7 @@ def memory_show(
         ref = f"behavior:{behavior_id}"
         edges = [r for r in handbook.graph.relations() if ref in (r.source, r.target)]
     if as_json:
-        _print_json({**_record(behavior), "versions": [asdict(v) for v in versions],
+        print_json({**_record(behavior), "versions": [asdict(v) for v in versions],
                      "provenance": [asdict(p) for p in provenance],
                      "relations": [asdict(r) for r in edges]})
         return
@@ -146,14 +142,14 @@ def memory_show(
     console.print(f"shown in {s.shown} episodes, used in {s.uses}; return per step when used "
                   f"{_number(s.mean_return_used)}, when shown but not used "
                   f"{_number(s.mean_return_unused)}")
-    table = Table(title="versions")
+    table = compact_table("versions")
     for column in ("version", "name", "note", "valid from", "valid to"):
         table.add_column(column)
     for v in versions:
         table.add_row(str(v.version), v.name, v.note, v.valid_from.isoformat(timespec="seconds"),
                       v.valid_to.isoformat(timespec="seconds") if v.valid_to else "-")
     console.print(table)
-    table = Table(title="provenance")
+    table = compact_table("provenance")
     for column in ("extractor", "scenario", "agent", "run", "episodes"):
         table.add_column(column)
     for p in provenance:
@@ -161,7 +157,7 @@ def memory_show(
         table.add_row(p.extractor, p.scenario or "-", p.agent or "-",
                       str(p.run_id) if p.run_id is not None else "-", shown or "-")
     console.print(table)
-    table = Table(title="graph edges")
+    table = compact_table("graph edges")
     for column in ("source", "relation", "target", "weight"):
         table.add_column(column)
     for r in edges:
@@ -172,15 +168,21 @@ def memory_show(
 @memory_app.command("search")
 def memory_search(
     query: Annotated[str, typer.Argument(help="What the agent is facing, in words.")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many behaviors.")] = 5,
     entity: Annotated[list[str] | None, typer.Option(
         help="A graph entity of the context, e.g. coplayer:reciprocator (repeatable).")] = None,
     tag: TagOption = None, kind: KindOption = None,
-    include_invalid: Annotated[bool, typer.Option("--all", help="Include invalidated ones.")] = False,
+    include_invalid: Annotated[bool, typer.Option(
+        "--all", help="Include invalidated ones.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """The behaviors that retrieval ranks best for a context (lexical, vector and graph)."""
+    """The behaviors retrieval ranks best for a context.
+
+    Lexical, vector and graph rankings, fused."""
+    from memory.index import Filters
+    from memory.refs import parse_ref
+
     for ref in entity or ():
         parse_ref(ref, where="--entity")
     filters = Filters(tags=frozenset(tag or ()), kinds=frozenset(kind or ()),
@@ -188,7 +190,7 @@ def memory_search(
     with open_handbook(db, embedder) as handbook:
         hits: list[Hit] = handbook.search(query, k=k, entities=entity or (), filters=filters)
     if as_json:
-        _print_json([{"score": h.score, **_record(h.behavior)} for h in hits])
+        print_json([{"score": h.score, **_record(h.behavior)} for h in hits])
         return
     console.print(_behavior_table([h.behavior for h in hits], title=f"best {k} for {query!r}",
                                   scores=[h.score for h in hits]))
@@ -198,7 +200,7 @@ def memory_search(
 def memory_add(
     name: Annotated[str, typer.Option(help="A short name.")],
     instruction: Annotated[str, typer.Option(help="What to do, in words.")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     kind: Annotated[str, typer.Option(help="text, response_rule or action_macro.")] = "text",
     payload: Annotated[str | None, typer.Option(
         help="The kind's JSON payload, e.g. '{\"actions\": [0, 0, 1]}'.")] = None,
@@ -206,14 +208,20 @@ def memory_add(
         help="An entity it applies to, TYPE:KEY, e.g. coplayer:defector (repeatable).")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
 ) -> None:
-    """Add a behavior by hand (merged into an existing one if it duplicates it)."""
+    """Add a behavior by hand.
+
+    It is merged into an existing one if it duplicates it."""
+    from memory.behaviors import NewBehavior, Provenance
+    from memory.refs import parse_ref
+
     try:
         parsed = json.loads(payload) if payload is not None else None
     except json.JSONDecodeError as error:
         raise ConfigError("--payload", expected="JSON", got=str(error)) from None
     triggers = dict(parse_ref(ref, where="--trigger") for ref in trigger or ())
     new = NewBehavior(name=name, instruction=instruction, kind=kind, payload=parsed,
-                      trigger=triggers, tags=tuple(tag or ()), provenance=Provenance(extractor="cli"))
+                      trigger=triggers, tags=tuple(tag or ()),
+                      provenance=Provenance(extractor="cli"))
     with open_handbook(db, embedder, writing=True) as handbook:
         result = handbook.add(new)
     verb = "merged into existing" if result.merged else "added"
@@ -223,13 +231,16 @@ def memory_add(
 @memory_app.command("edit")
 def memory_edit(
     behavior_id: Annotated[int, typer.Argument(metavar="ID")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     instruction: Annotated[str | None, typer.Option(help="A new instruction.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace the tags (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", help="Replace the tags (repeatable).")] = None,
     note: Annotated[str, typer.Option(help="Why it changed, kept with the version.")] = "edited",
 ) -> None:
-    """Write a new version of a behavior; earlier versions stay readable."""
+    """Write a new version of a behavior.
+
+    Earlier versions stay readable."""
     with open_handbook(db, embedder, writing=True) as handbook:
         behavior = handbook.edit(behavior_id, name=name, instruction=instruction,
                                  tags=tag, note=note)
@@ -240,23 +251,27 @@ def memory_edit(
 def memory_invalidate(
     behavior_id: Annotated[int, typer.Argument(metavar="ID")],
     reason: Annotated[str, typer.Option(help="Why it no longer holds.")],
-    db: DbOption = default_url(),
+    db: DbOption = DEFAULT_DB_URL,
 ) -> None:
-    """End a behavior's validity: it is kept (and exported) but no longer retrieved."""
+    """End a behavior's validity.
+
+    It is kept (and exported) but no longer retrieved."""
     with open_handbook(db, writing=True) as handbook:
         handbook.invalidate(behavior_id, reason)
     console.print(f"behavior {behavior_id} invalidated", soft_wrap=True)
 
 
 @memory_app.command("stats")
-def memory_stats(db: DbOption = default_url(), as_json: JsonOption = False) -> None:
-    """Counts of behaviors, versions, provenance, graph entities and relations, and usage."""
+def memory_stats(db: DbOption = DEFAULT_DB_URL, as_json: JsonOption = False) -> None:
+    """Count what the handbook holds.
+
+    Behaviors, versions, provenance, graph entities and relations, and usage."""
     with open_handbook(db) as handbook:
         summary = handbook.summary()
     if as_json:
-        _print_json(asdict(summary))
+        print_json(asdict(summary))
         return
-    table = Table(title="handbook")
+    table = compact_table("handbook")
     table.add_column("what")
     table.add_column("count", justify="right")
     for key, value in asdict(summary).items():
@@ -269,17 +284,25 @@ def memory_stats(db: DbOption = default_url(), as_json: JsonOption = False) -> N
 
 @memory_app.command("graph")
 def memory_graph(
-    db: DbOption = default_url(),
+    db: DbOption = DEFAULT_DB_URL,
     around: Annotated[str | None, typer.Option(
-        help="An entity, TYPE:KEY (e.g. behavior:3 or concept:forgiveness): show its neighbourhood.")] = None,
+        help="An entity, TYPE:KEY (e.g. behavior:3 or concept:forgiveness): show its "
+             "neighbourhood.")] = None,
     depth: Annotated[int, typer.Option(min=1, help="Hops around --around.")] = 1,
-    png: Annotated[Path | None, typer.Option(help="Draw the (neighbourhood) graph to this PNG.")] = None,
-    graphml: Annotated[Path | None, typer.Option(help="Write the (neighbourhood) graph as GraphML.")] = None,
+    png: Annotated[Path | None, typer.Option(
+        help="Draw the (neighbourhood) graph to this PNG.")] = None,
+    graphml: Annotated[Path | None, typer.Option(
+        help="Write the (neighbourhood) graph as GraphML.")] = None,
     rank: Annotated[str | None, typer.Option(
         help="Rank behaviors by personalized PageRank from this entity.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The knowledge graph: entity and relation counts, a neighbourhood, a drawing, a ranking."""
+    """Show the knowledge graph.
+
+    Entity and relation counts, a neighbourhood, a drawing, a ranking."""
+    from memory.graph import graph_records
+    from memory.refs import parse_ref
+
     with open_handbook(db) as handbook:
         graph = handbook.graph
         names = {f"behavior:{b.id}": b.name for b in handbook.list(include_invalid=True)}
@@ -287,9 +310,10 @@ def memory_graph(
             parse_ref(rank, where="--rank")
             ranked = graph.personalized_pagerank({rank: 1.0}, entity_type="behavior")
             if as_json:
-                _print_json([{"entity": ref, "score": score, "name": names.get(ref)} for ref, score in ranked])
+                print_json([{"entity": ref, "score": score, "name": names.get(ref)}
+                            for ref, score in ranked])
                 return
-            table = Table(title=f"behaviors by personalized PageRank from {rank}")
+            table = compact_table(f"behaviors by personalized PageRank from {rank}")
             for column in ("entity", "name", "score"):
                 table.add_column(column)
             for ref, score in ranked:
@@ -313,7 +337,7 @@ def memory_graph(
         knowledge_graph(view, png, title=title, labels=names)
         console.print(f"wrote {png}", soft_wrap=True)
     if as_json:
-        _print_json(graph_records(view))
+        print_json(graph_records(view))
         return
     if png is None and graphml is None:
         _print_graph(view, names, title=f"around {around}" if around else "knowledge graph")
@@ -329,9 +353,10 @@ def _print_graph(view, names: dict[str, str], *, title: str) -> None:
     console.print(f"[bold]{title}[/bold]: {view.number_of_nodes()} entities "
                   f"({', '.join(f'{n} {t}' for t, n in sorted(by_type.items()))}), "
                   f"{view.number_of_edges()} relations "
-                  f"({', '.join(f'{n} {t}' for t, n in sorted(relations.items()))})", soft_wrap=True)
+                  f"({', '.join(f'{n} {t}' for t, n in sorted(relations.items()))})",
+                  soft_wrap=True)
     if view.number_of_edges() <= 60:
-        table = Table()
+        table = compact_table()
         for column in ("source", "relation", "target", "weight"):
             table.add_column(column, overflow="fold")
         for a, b, data in view.edges(data=True):
@@ -345,8 +370,10 @@ def _label(ref: str, names: dict[str, str]) -> str:
 
 @memory_app.command("export")
 def memory_export(file: Annotated[Path, typer.Argument(help="JSON file to write.")],
-                  db: DbOption = default_url()) -> None:
-    """Write the whole handbook and graph to one JSON file (import reproduces it exactly)."""
+                  db: DbOption = DEFAULT_DB_URL) -> None:
+    """Write the whole handbook and graph to one JSON file.
+
+    `coplay memory import` reproduces it exactly."""
     with open_handbook(db) as handbook:
         count = handbook.export(file)
     console.print(f"exported {count} behaviors to {file}", soft_wrap=True)
@@ -354,7 +381,7 @@ def memory_export(file: Annotated[Path, typer.Argument(help="JSON file to write.
 
 @memory_app.command("import")
 def memory_import(file: Annotated[Path, typer.Argument(help="A file from `coplay memory export`.")],
-                  db: DbOption = default_url(), embedder: EmbedderOption = "hashing") -> None:
+                  db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing") -> None:
     """Add an exported handbook; the file is checked whole, and nothing is written if it fails.
     Behaviors already in the handbook (imported before, or the same content) are merged, not
     added again: importing a file twice changes nothing the second time."""
@@ -372,37 +399,50 @@ def memory_import(file: Annotated[Path, typer.Argument(help="A file from `coplay
 
 @memory_app.command("prune")
 def memory_prune(
-    db: DbOption = default_url(),
+    db: DbOption = DEFAULT_DB_URL,
     before: Annotated[datetime | None, typer.Option(
         help="Only behaviors invalidated before this time (UTC), e.g. 2026-11-01.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
 ) -> None:
-    """Delete invalidated behaviors for good, with their versions, provenance and edges."""
+    """Delete invalidated behaviors for good.
+
+    Their versions, provenance and edges go with them."""
     with open_handbook(db, writing=not dry_run) as handbook:
         doomed = handbook.prune(invalidated_before=before, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {len(doomed)} behaviors" + (f": {doomed}" if doomed else ""), soft_wrap=True)
+    console.print(f"{verb} {len(doomed)} behaviors" + (f": {doomed}" if doomed else ""),
+                  soft_wrap=True)
 
 
 @memory_app.command("extract")
 def memory_extract(
     run_id: Annotated[int, typer.Argument(help="A run recorded with trajectories.")],
-    db: DbOption = default_url(), embedder: EmbedderOption = "hashing",
+    db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
     min_episodes: Annotated[int, typer.Option(min=1, help="Episodes a pairing needs.")] = 8,
 ) -> None:
-    """Distil a stored run's episodes into response-rule behaviors (duplicates merge)."""
+    """Distil a stored run's episodes into behaviors.
+
+    Matrix games give response rules; duplicates merge into existing ones."""
+    from scenarios.domains import extract_run
+
     with open_handbook(db, embedder, writing=True) as handbook:
         results = extract_run(handbook, run_id, min_episodes=min_episodes)
     new = sum(not r.merged for r in results)
     console.print(f"extracted {len(results)} behaviors from run {run_id}: {new} new, "
                   f"{len(results) - new} merged into existing ones")
     for r in results:
-        console.print(f"  {r.behavior.id}: {r.behavior.name}{' (merged)' if r.merged else ''}", soft_wrap=True)
+        merged = " (merged)" if r.merged else ""
+        console.print(f"  {r.behavior.id}: {r.behavior.name}{merged}", soft_wrap=True)
 
 
 @db_app.command("current")
-def db_current(db: DbOption = default_url()) -> None:
-    """The database's schema revision and the newest one this coplay knows."""
+def db_current(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Show the schema revision and the newest one known.
+
+    The database's revision, and the newest one this coplay knows."""
+    from memory import migrations, open_engine
+    from memory.db import reporting
+
     engine = open_engine(db, check_schema=False)
     with reporting(engine), engine.connect() as connection:
         revision = migrations.revision_of(connection)
@@ -414,8 +454,13 @@ def db_current(db: DbOption = default_url()) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = default_url()) -> None:
-    """Bring an existing database up to the newest schema (back it up first)."""
+def db_upgrade(db: DbOption = DEFAULT_DB_URL) -> None:
+    """Upgrade a database to the newest schema.
+
+    Back it up first."""
+    from memory import migrations, open_engine
+    from memory.db import newer_schema, reporting
+
     engine = open_engine(db, check_schema=False)
     try:
         with reporting(engine):

@@ -1,15 +1,18 @@
-"""Tables of results: a run's per pairing and per role (Melting Pot's focal per-capita view),
-and a training run's learning curve."""
+"""Tables of results: a run's per pairing, per role (Melting Pot's focal per-capita view) and
+a round robin's standings, and a training run's learning curve."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rich import box
 from rich.table import Table
 
-from memory import OUTCOMES, LearningPoint, PairingStats, RunInfo, TrainingRunInfo
+from cli.output import compact_table
+
+if TYPE_CHECKING:
+    from memory import LearningPoint, PairingStats, RunInfo, TrainingRunInfo
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,68 @@ def role_stats(pairings: list[PairingStats]) -> list[RoleStats]:
     ]
 
 
+@dataclass(frozen=True)
+class Standing:
+    """One player of a round robin, pooled over every game it played in either seat."""
+
+    rank: int
+    player: str
+    episodes: int
+    steps: int
+    total_return: float
+    cooperations: int
+
+    @property
+    def return_per_step(self) -> float:
+        return self.total_return / self.steps if self.steps else 0.0
+
+    @property
+    def cooperation_rate(self) -> float:
+        return self.cooperations / self.steps if self.steps else 0.0
+
+    def record(self) -> dict[str, float | int | str]:
+        return {"rank": self.rank, "player": self.player, "episodes": self.episodes,
+                "steps": self.steps, "total_return": self.total_return,
+                "return_per_step": self.return_per_step, "cooperations": self.cooperations,
+                "cooperation_rate": self.cooperation_rate}
+
+
+def standings(pairings: list[PairingStats]) -> list[Standing]:
+    """The players ranked by mean return per step, best first; equal means share a rank."""
+    totals: dict[str, list[float]] = {}
+    for p in pairings:
+        for seat in (0, 1):
+            t = totals.setdefault(p.agents[seat], [0, 0, 0.0, 0])
+            t[0] += p.episodes
+            t[1] += p.steps
+            t[2] += p.returns[seat]
+            t[3] += p.cooperations[seat]
+    unranked = [Standing(0, player, int(e), int(s), float(r), int(c))
+                for player, (e, s, r, c) in totals.items()]
+    unranked.sort(key=lambda s: (-s.return_per_step, s.player))
+    ranked: list[Standing] = []
+    for position, s in enumerate(unranked):
+        tied = ranked and ranked[-1].return_per_step == s.return_per_step
+        rank = ranked[-1].rank if tied else position + 1
+        ranked.append(Standing(rank, s.player, s.episodes, s.steps, s.total_return,
+                               s.cooperations))
+    return ranked
+
+
+def standings_table(pairings: list[PairingStats]) -> Table:
+    table = compact_table("standings (by mean return per step)")
+    table.add_column("rank", justify="right", no_wrap=True)
+    table.add_column("player", no_wrap=True)
+    for header in ("total return", "return/step", "cooperation"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for s in standings(pairings):
+        table.add_row(str(s.rank), s.player, f"{s.total_return:,.1f}", f"{s.return_per_step:.3f}",
+                      f"{s.cooperation_rate:.3f}")
+    return table
+
+
 def pairing_table(pairings: list[PairingStats], *, title: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, caption="figures: agent / co-player")
+    table = compact_table(title, caption="figures: agent / co-player")
     # Names never truncate: a summary that hides who played is useless.
     for header in ("agent", "co-player"):
         table.add_column(header, no_wrap=True)
@@ -65,13 +128,15 @@ def response_table(pairings: list[PairingStats], *, title: str = "responses") ->
     """Each player's play in each pairing as a memory-one strategy: its cooperation in round 1,
     then after each joint outcome of the round before, seen from it (own move first). None if
     no pairing has responses stored (runs stored before they were)."""
+    from memory import OUTCOMES
+
     shown = [p for p in pairings if p.responses is not None]
     if not shown:
         return None
-    table = Table(title=title, box=box.SIMPLE_HEAD,
-                  caption="cooperation in round 1, then after each joint outcome of the round "
-                          "before, own move first (CD: the player cooperated, its co-player "
-                          "defected); - never happened")
+    table = compact_table(
+        title, caption="cooperation in round 1, then after each joint outcome of the round "
+                       "before, own move first (CD: the player cooperated, its co-player "
+                       "defected); - never happened")
     for header in ("player", "against"):
         table.add_column(header, overflow="fold")  # names wrap in a narrow terminal, never hide
     for header in ("round 1", *OUTCOMES):
@@ -84,7 +149,7 @@ def response_table(pairings: list[PairingStats], *, title: str = "responses") ->
 
 
 def role_table(pairings: list[PairingStats]) -> Table:
-    table = Table(title="per role (per capita)", box=box.SIMPLE_HEAD)
+    table = compact_table("per role (per capita)")
     for header in ("role", "seat-episodes", "return/step", "cooperation"):
         table.add_column(header, justify="left" if header == "role" else "right")
     for r in role_stats(pairings):
@@ -94,25 +159,30 @@ def role_table(pairings: list[PairingStats]) -> Table:
 
 
 def runs_table(runs: list[RunInfo]) -> Table:
-    table = Table(title="stored runs")
-    for header in ("id", "scenario", "env", "seed", "episodes", "seconds", "created (UTC)"):
-        table.add_column(header, justify="right" if header in ("id", "seed", "episodes", "seconds") else "left")
+    # Few columns, so that names stay whole in 80 columns; --json has every field.
+    table = compact_table("stored runs")
+    for header in ("id", "scenario", "env", "seed", "episodes", "created (UTC)"):
+        numeric = header in ("id", "seed", "episodes")
+        table.add_column(header, justify="right" if numeric else "left")
     for r in runs:
         table.add_row(str(r.id), r.scenario_name, r.env_id, str(r.seed), str(r.episodes),
-                      f"{r.wall_seconds:.2f}", r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+                      r.created_at.strftime("%Y-%m-%d %H:%M"))
     return table
 
 
 def training_runs_table(runs: list[TrainingRunInfo]) -> Table:
     """Stored training runs (their checkpoints: `coplay training show ID`)."""
-    table = Table(title="stored training runs")
-    for header in ("id", "scenario", "seed", "status", "updates", "created (UTC)"):
-        table.add_column(header, justify="right" if header in ("id", "seed", "updates") else "left",
-                         no_wrap=header != "scenario", overflow="fold")
+    table = compact_table("stored training runs")
+    table.add_column("id", justify="right")
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("seed", justify="right")
+    table.add_column("status", no_wrap=True)
+    table.add_column("updates", justify="right")
+    table.add_column("created (UTC)", no_wrap=True)
     for r in runs:
         table.add_row(str(r.id), r.scenario_name, str(r.seed), r.status or "-",
                       "-" if r.last_update is None else str(r.last_update),
-                      r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+                      r.created_at.strftime("%Y-%m-%d %H:%M"))
     return table
 
 
@@ -132,12 +202,12 @@ def learning_table(
     """Per learner, at about ``rows`` evenly spaced updates (the last one always included):
     ``columns`` of its metrics, by default cooperation and reward per step against each kind
     of co-player."""
-    table = Table(title="learning curve", box=box.SIMPLE_HEAD)
+    table = compact_table("learning curve")
     metrics = list(columns) if columns is not None else sorted(
         {k for p in points for k in p.metrics if k.startswith(("cooperation_vs_", "reward_vs_"))})
     for header in ("update", "learner", *metrics):
-        table.add_column(header.replace("cooperation_vs_", "coop vs ").replace("reward_vs_", "reward vs "),
-                         justify="left" if header == "learner" else "right")
+        label = header.replace("cooperation_vs_", "coop vs ").replace("reward_vs_", "reward vs ")
+        table.add_column(label, justify="left" if header == "learner" else "right")
     updates = sorted({p.update for p in points})
     if not updates:
         return table

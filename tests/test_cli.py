@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import os
+import subprocess
 import sys
+from importlib import import_module
 from pathlib import Path
 
 import pytest
 
-from memory import RunStore
+import agents
+import memory
 from cli import app as cli
+from cli import options
+from memory import RunStore
 from tests.conftest import TINY_SCENARIO, write
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def coplay(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -109,6 +118,15 @@ def test_every_command_has_help(monkeypatch, capsys, args) -> None:
     assert len(stdout.splitlines()) > 5
 
 
+@pytest.mark.parametrize("group", [[], ["scenarios"], ["runs"], ["training"], ["memory"], ["db"]])
+def test_command_listings_show_whole_summaries(monkeypatch, capsys, group) -> None:
+    code, stdout, _ = coplay(monkeypatch, capsys, *group, "--help")
+    assert code == 0
+    commands = stdout[stdout.index("Commands:"):].splitlines()[1:]
+    assert len(commands) >= 2
+    assert not [line for line in commands if line.endswith("...")]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["run", "nowhere.yaml"],
      "coplay: error: nowhere.yaml: expected a readable scenario file, got No such file or "
@@ -137,10 +155,12 @@ def test_bad_scenario_is_reported_before_anything_is_stored(monkeypatch, capsys,
 
 
 def test_interrupted_run_stores_nothing(monkeypatch, capsys, tmp_path, db_url) -> None:
+    from scenarios import runner
+
     def interrupt(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_scenario", interrupt)
+    monkeypatch.setattr(runner, "run", interrupt)
     scenario = write(tmp_path, "tiny.yaml", TINY_SCENARIO)
     code, _, stderr = coplay(monkeypatch, capsys, "run", str(scenario), "--db", db_url)
     assert code == 130
@@ -151,3 +171,187 @@ def test_interrupted_run_stores_nothing(monkeypatch, capsys, tmp_path, db_url) -
 def test_console_script_is_installed() -> None:
     bin_dir = Path(sys.executable).parent
     assert (bin_dir / "coplay").exists()
+
+
+# --- start-up: what a command imports --------------------------------------------------------
+
+HEAVY_MODULES = ("torch", "numba", "transformers", "matplotlib", "scipy", "psycopg", "psycopg2",
+                 "sqlalchemy")
+
+
+def imported_after(*args: str) -> set[str]:
+    """The top-level packages in ``sys.modules`` after ``coplay ARGS`` in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        f"sys.argv = ['coplay', *{list(args)!r}]\n"
+        "from cli.app import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit_:\n"
+        "    assert not exit_.code, exit_.code\n"
+        "print('MODULES', ' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("MODULES ")
+    return set(last.split()[1:])
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["scenarios", "list"], ["scenarios", "list", "--json"],
+])
+def test_help_and_scenarios_list_import_no_heavy_module(args) -> None:
+    loaded = imported_after(*args)
+    assert "cli" in loaded
+    assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
+
+
+def test_help_imports_none_of_the_toolkit() -> None:
+    """`--help` loads only the command line: the store, runner and agents wait for a command."""
+    loaded = imported_after("--help")
+    assert loaded.isdisjoint({"numpy", "envs", "agents", "memory", "scenarios", "yaml"})
+
+
+def test_agent_kinds_are_listed_without_importing_their_modules() -> None:
+    script = ("import sys, agents\n"
+              "names = [k.name for k in agents.kinds()]\n"
+              "implementations = ('agents.coplayers', 'agents.trained', 'numpy')\n"
+              "print('tit_for_tat' in names, 'checkpoint' in names,"
+              " any(m.startswith(implementations) for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["True", "True", "False"]
+
+
+def test_listed_kind_parameters_are_what_the_builders_take() -> None:
+    for kind in agents.kinds():
+        if callable(kind.builder):
+            builder = kind.builder
+        else:
+            module, _, function = kind.builder.partition(":")
+            builder = getattr(import_module(module), function)
+        assert tuple(inspect.signature(builder).parameters)[1:] == kind.parameters, kind.name
+
+
+def test_the_db_option_names_the_stores_own_default_and_variable() -> None:
+    assert options.DEFAULT_DB_URL == memory.DEFAULT_URL
+    assert options.DB_ENV_VAR == memory.URL_ENV_VAR
+
+
+# --- every listing has --json ----------------------------------------------------------------
+
+
+def listing(monkeypatch, capsys, *args: str):
+    code, stdout, stderr = coplay(monkeypatch, capsys, *args, "--json")
+    assert code == 0, stderr
+    return json.loads(stdout)
+
+
+def test_every_listing_prints_json(monkeypatch, capsys, tmp_path, db_url) -> None:
+    scenario = write(tmp_path, "tiny.yaml", TINY_SCENARIO)
+    assert coplay(monkeypatch, capsys, "run", str(scenario), "--db", db_url, "--no-plots")[0] == 0
+
+    bundled = {s["scenario"]: s for s in listing(monkeypatch, capsys, "scenarios", "list")}
+    assert bundled["round_robin"]["kind"] == "simulation"
+    assert bundled["round_robin"]["env"] == "coplay/ipd-v0"
+    assert bundled["mixed_pool"]["kind"] == "training"
+    assert bundled["multiroom_1_global"]["kind"] == "exploration"
+    assert "classics" not in bundled  # a population, not a scenario
+    kinds = {k["kind"]: k for k in listing(monkeypatch, capsys, "agents")}
+    assert kinds["extortionate_zd"]["parameters"] == ["chi", "phi_fraction", "start_cooperation"]
+    runs = listing(monkeypatch, capsys, "runs", "list", "--db", db_url)
+    assert [(r["id"], r["scenario_name"], r["episodes"]) for r in runs] == [(1, "tiny", 21)]
+    assert listing(monkeypatch, capsys, "training", "list", "--db", db_url) == []
+    assert listing(monkeypatch, capsys, "memory", "list", "--db", db_url) == []
+    assert listing(monkeypatch, capsys, "memory", "search", "they defect", "--db", db_url) == []
+    assert listing(monkeypatch, capsys, "memory", "stats", "--db", db_url)["behaviors"] == 0
+
+
+# --- tables at 80 columns --------------------------------------------------------------------
+
+
+def narrow(*args: str) -> str:
+    """``coplay ARGS`` in a terminal 80 columns wide; every line must fit it, and no cell is
+    cut short (rich marks a cut with an ellipsis)."""
+    done = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": "80"}, check=False)
+    assert done.returncode == 0, done.stderr
+    too_long = [line for line in done.stdout.splitlines() if len(line) > 80]
+    assert not too_long, too_long
+    return done.stdout
+
+
+def test_scenarios_list_fits_80_columns_with_whole_names() -> None:
+    from cli.scenarios import bundled_scenarios
+
+    shown = narrow("scenarios", "list")
+    rows = [line.split() for line in shown.splitlines()]
+    names = {row[0] for row in rows if row}
+    every = bundled_scenarios()
+    assert len(every) > 50
+    for scenario in every:
+        assert scenario.scenario in names  # each name whole, first on its row
+        assert scenario.env in shown
+    # A description is shortened between words only: each shown word is one of its words.
+    round_robin = next(row for row in rows if row and row[0] == "round_robin")
+    description = next(s.description for s in every if s.scenario == "round_robin")
+    assert all(word.rstrip("…") in description.split() for word in round_robin[1:])
+
+
+def test_runs_list_and_show_fit_80_columns(monkeypatch, capsys, db_url) -> None:
+    assert coplay(monkeypatch, capsys, "run", "round_robin", "--db", db_url, "--episodes", "2",
+                  "--no-plots")[0] == 0
+    listed = narrow("runs", "list", "--db", db_url)
+    assert "…" not in listed
+    assert {"round-robin", "coplay/ipd-v0"} <= set(listed.split())
+    shown = narrow("runs", "show", "1", "--db", db_url)
+    assert "…" not in shown
+    pairing_rows = [line.split() for line in shown.splitlines() if "/" in line]
+    assert ["always_cooperate", "tit_for_two_tats", "2", "1.000", "/", "1.000", "1.000", "/",
+            "1.000"] in pairing_rows
+
+
+# --- a round robin's standings ---------------------------------------------------------------
+
+
+def test_round_robin_prints_and_stores_standings(monkeypatch, capsys, db_url) -> None:
+    code, stdout, stderr = coplay(monkeypatch, capsys, "run", "round_robin", "--db", db_url,
+                                  "--episodes", "4", "--no-plots")
+    assert code == 0, stderr
+    assert stdout.index("run 1: round-robin") < stdout.index("standings") < stdout.index("per role")
+    shown = listing(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)
+    standings = shown["standings"]
+    assert len(standings) == 10
+    # Nine co-players, four episodes of 100 rounds each; ranked by mean return per step.
+    assert {s["episodes"] for s in standings} == {36}
+    assert {s["steps"] for s in standings} == {3600}
+    means = [s["return_per_step"] for s in standings]
+    assert means == sorted(means, reverse=True)
+    assert [s["rank"] for s in standings] == sorted(s["rank"] for s in standings)
+    assert standings[0]["rank"] == 1
+    for s in standings:
+        assert s["return_per_step"] == pytest.approx(s["total_return"] / s["steps"])
+    by_player = {s["player"]: s for s in standings}
+    assert by_player["always_cooperate"]["cooperation_rate"] == 1.0
+    assert by_player["always_defect"]["cooperation_rate"] == 0.0
+    # Each player's total is what the pairings' returns add up to.
+    totals = dict.fromkeys(by_player, 0.0)
+    for p in shown["pairings"]:
+        for seat in (0, 1):
+            totals[p["agents"][seat]] += p["returns"][seat]
+    assert totals == pytest.approx({name: s["total_return"] for name, s in by_player.items()})
+    # The table `runs show` prints lists the same ranking.
+    table = coplay(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)[1]
+    rows = table[table.index("standings"):table.index("per role")].splitlines()
+    first = next(line.split() for line in rows if line.split()[:1] == ["1"])
+    assert first[1] == standings[0]["player"]
+
+
+def test_standings_only_for_round_robins(monkeypatch, capsys, db_url) -> None:
+    assert coplay(monkeypatch, capsys, "run", "focal_vs_mixed", "--db", db_url, "--episodes", "2",
+                  "--no-plots")[0] == 0
+    code, stdout, _ = coplay(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)
+    assert code == 0 and "standings" not in stdout
+    shown = listing(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)
+    assert shown["standings"] is None

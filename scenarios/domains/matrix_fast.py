@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from coplay.step import HintedBehavior, Hints
-from memory.handbook import Handbook
-from memory.index import Filters
 from scenarios.domains.matrix import (
     CONTEXTS,
     COPLAYER_TYPES,
