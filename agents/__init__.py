@@ -43,6 +43,16 @@ _BUILT_IN_KINDS = (
     ("handbook_follower", "agents.follower:build_handbook_follower", ("fallback",),
      ("Plays the best-ranked executable behavior (response rule or action macro) that "
       "memory retrieves for it; fallback: tit_for_tat (default), cooperate, defect or random.")),
+    ("random_actions", "agents.grid_agents:build_random_actions", (),
+     "Uniformly random actions over the env's action set."),
+    ("macro_follower", "agents.grid_agents:build_macro_follower", (),
+     ("Plays the best-ranked action macro memory retrieves for it, from its first action; "
+      "uniformly random actions where it has none (grid tasks).")),
+    ("grid_checkpoint", "agents.grid_agents:build_grid_checkpoint", ("path", "greedy"),
+     ("A grid policy trained by `coplay train` on an exploration scenario, frozen: path to "
+      "its checkpoint; greedy: true to take the likeliest action instead of sampling.")),
+    ("plugin", "agents.plugin:build_plugin", ("factory", "params"),
+     "Any importable factory(context, **params) -> Agent, named as 'package.module:factory'."),
     ("checkpoint", "agents.trained:build_checkpoint", ("path", "learner", "greedy"),
      ("A trained learner, frozen: path to a `coplay train` checkpoint; learner: its name if "
       "the checkpoint holds several; greedy: true to take the likelier action instead of "

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.base import Hints
 from agents.sequence import NO_ACTION, SequencePolicy, SequencePolicyConfig, StepInputs, make_policy
 from agents.train import ppi
 from agents.train.config import PPISettings
 from coplay.errors import ConfigError
+from coplay.step import Hints
 
 FORMAT = "coplay-checkpoint-v1"
 

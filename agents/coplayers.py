@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.base import AgentContext, Hints
+from agents.base import AgentContext
 from coplay.errors import ConfigError
+from coplay.step import Hints
 from envs import COOPERATE, DEFECT, START, Payoffs
 
 # Token index of each memory-one table entry: start, CC, CD, DC, DD.

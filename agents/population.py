@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import Agent, Hints
+from agents.base import Agent
 from coplay.errors import ConfigError
+from coplay.step import Hints
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,9 @@ def run_command(
     plots: PlotsOption = True,
     embedder: EmbedderOption = "hashing",
 ) -> None:
-    """Play a simulation scenario (`kind: simulation`), print a summary, store the run and
-    plot it.
+    """Play a scenario, print a summary, store the run and plot it.
 
-    A scenario with a `memory` section also uses the handbook in the same database, records
+    SCENARIO says `kind: simulation`. A scenario with a `memory` section also uses the handbook in the same database, records
     how its behaviors fared, and (with `memory.extract`) distils the run into new behaviors.
     Plots go to --out [default: coplay-runs/run-ID]."""
     from cli.memory import open_handbook
@@ -186,8 +185,9 @@ def eval_command(
 
 @app.command("envs")
 def envs_list(as_json: JsonOption = False) -> None:
-    """List every registered environment: matrix games and grid tasks, with the settings a
-    scenario's env section (or envs.make) accepts."""
+    """List the registered environments: matrix games and grid tasks.
+
+    Each with the settings a scenario's env section (or envs.make) accepts."""
     import envs
 
     specs = envs.registered()

@@ -382,9 +382,11 @@ def memory_export(file: Annotated[Path, typer.Argument(help="JSON file to write.
 @memory_app.command("import")
 def memory_import(file: Annotated[Path, typer.Argument(help="A file from `coplay memory export`.")],
                   db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing") -> None:
-    """Add an exported handbook; the file is checked whole, and nothing is written if it fails.
-    Behaviors already in the handbook (imported before, or the same content) are merged, not
-    added again: importing a file twice changes nothing the second time."""
+    """Add an exported handbook.
+
+    The file is checked whole, and nothing is written if it fails. Behaviors already in the
+    handbook (imported before, or the same content) are merged, not added again: importing a
+    file twice changes nothing the second time."""
     with open_handbook(db, embedder, writing=True) as handbook:
         count = handbook.summary().behaviors
         stored = {b.id for b in handbook.list(include_invalid=True, limit=max(count, 1))}

@@ -100,8 +100,9 @@ def scenarios_list(as_json: JsonOption = False) -> None:
 def scenarios_validate(
     files: Annotated[list[str], typer.Argument(help="Scenario files (or bundled names).")],
 ) -> None:
-    """Check scenario files of any kind: YAML, fields, env, agent kinds and parameters,
-    plug-ins, checkpoints."""
+    """Check scenario files of any kind.
+
+    Their YAML, fields, env, agent kinds and parameters, plug-ins and checkpoints."""
     from scenarios import loading
 
     for file in files:

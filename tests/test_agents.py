@@ -636,7 +636,11 @@ agents:
 matchups: {mode: round_robin, players: [two_in_three, pattern]}
 run: {episodes: 2, seed: 0, record_trajectories: true}
 """)
-    sized = scenario.build_agent("two_in_three")
+    from tests.plugins import make_two_in_three
+
+    context = scenarios.schema.agent_context(scenario.env)
+    assert context.horizon == 12
+    sized = make_two_in_three(context)
     sized.reset(3, np.random.default_rng(0))
     assert sized._own.shape == (3, 12)  # the horizon sized it once
     (pairing,) = scenarios.run(scenario).pairings

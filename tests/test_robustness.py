@@ -33,7 +33,7 @@ def no_simulation(monkeypatch):
     def simulate(*_args, **_kwargs):
         raise AssertionError("the simulation started before the fault was found")
 
-    monkeypatch.setattr(cli, "run_scenario", simulate)
+    monkeypatch.setattr("scenarios.runner.run", simulate)
 
 
 # --- plug-ins -------------------------------------------------------------------------------
