@@ -28,7 +28,7 @@ from cli.options import (
     overrides,
 )
 from cli.output import compact_table, console, print_json, print_written
-from cli.runs import print_pairings, runs_app
+from cli.runs import print_pairings, print_results, runs_app
 from cli.scenarios import scenarios_app
 from cli.training import train_command, training_app
 from coplay.errors import CoplayError
@@ -106,9 +106,8 @@ def run_command(
     if handbook is not None:
         _update_memory(handbook, scenario, result, run_id)
     pairings = store.pairings(run_id)
-    print_pairings(pairings, title=f"run {run_id}: {scenario.name}",
-                   round_robin=scenario.matchups.mode == "round_robin")
-    console.print(report.role_table(pairings))
+    print_results(pairings, title=f"run {run_id}: {scenario.name}",
+                  round_robin=scenario.matchups.mode == "round_robin")
     if plots:
         from cli.plots import plot_run
 

@@ -157,8 +157,26 @@ def responses(pairings: list[PairingStats], path: Path, *, title: str) -> Path:
     return path
 
 
+def solo_results(pairings: list[PairingStats], path: Path, *, title: str) -> Path:
+    """Single-agent tasks: each player's success rate and return per episode, side by side."""
+    players = [f"{p.agents[0]}\n({p.agents[1]})" for p in pairings]
+    success = [(p.metrics or {}).get("successes", np.nan) / p.episodes for p in pairings]
+    returns = [p.returns[0] / p.episodes for p in pairings]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    left.bar(players, success, color="tab:green")
+    left.set(ylim=(0, 1.03), ylabel="success rate")
+    right.bar(players, returns, color="tab:blue")
+    right.set(ylabel="return per episode")
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def plot_run(pairings: list[PairingStats], out_dir: Path, *, title: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if pairings and all(p.roles[0] == "solo" for p in pairings):
+        return [solo_results(pairings, out_dir / "results.png", title=title)]
     written = [
         heat_maps(pairings, out_dir / "heatmap.png", title=title),
         cooperation_by_round(pairings, out_dir / "cooperation_by_round.png", title=title),

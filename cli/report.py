@@ -124,6 +124,28 @@ def pairing_table(pairings: list[PairingStats], *, title: str) -> Table:
     return table
 
 
+def is_solo(pairings: list[PairingStats]) -> bool:
+    """A run of single-agent tasks: each pairing is a player (role ``solo``) and its task."""
+    return bool(pairings) and all(p.roles[0] == "solo" for p in pairings)
+
+
+def solo_table(pairings: list[PairingStats], *, title: str) -> Table:
+    """Each player on its task: return and length per episode, and how often it succeeded."""
+    table = compact_table(title)
+    for header in ("player", "task"):
+        table.add_column(header, no_wrap=True)
+    for header in ("episodes", "return/episode", "steps/episode", "success"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for p in pairings:
+        successes = (p.metrics or {}).get("successes")
+        table.add_row(
+            p.agents[0], p.agents[1], str(p.episodes), f"{p.returns[0] / p.episodes:.3f}",
+            f"{p.steps / p.episodes:.1f}",
+            "-" if successes is None else f"{successes / p.episodes:.3f}",
+        )
+    return table
+
+
 def response_table(pairings: list[PairingStats], *, title: str = "responses") -> Table | None:
     """Each player's play in each pairing as a memory-one strategy: its cooperation in round 1,
     then after each joint outcome of the round before, seen from it (own move first). None if

@@ -22,6 +22,16 @@ def is_round_robin(scenario: dict[str, Any]) -> bool:
     return scenario.get("matchups", {}).get("mode") == "round_robin"
 
 
+def print_results(pairings: list[PairingStats], *, title: str, round_robin: bool) -> None:
+    """A run's tables: a single-agent run's per player; otherwise the pairings (with a round
+    robin's standings and the responses) and the per-role figures."""
+    if report.is_solo(pairings):
+        console.print(report.solo_table(pairings, title=title))
+        return
+    print_pairings(pairings, title=title, round_robin=round_robin)
+    console.print(report.role_table(pairings))
+
+
 def print_pairings(pairings: list[PairingStats], *, title: str, round_robin: bool = False) -> None:
     """The cross-play table, a round robin's standings, then how each player answered its
     co-player's moves."""
@@ -83,8 +93,7 @@ def runs_show(
         })
         return
     console.print(report.runs_table([info]))
-    print_pairings(pairings, title=f"run {run_id}: {info.scenario_name}", round_robin=round_robin)
-    console.print(report.role_table(pairings))
+    print_results(pairings, title=f"run {run_id}: {info.scenario_name}", round_robin=round_robin)
     if plots is not None:
         from cli.plots import plot_run
 

@@ -116,3 +116,20 @@ def test_a_grid_run_is_stored_with_its_successes(db_url) -> None:
     stored = store.pairings(run_id)
     assert stored == [p.stats for p in result.pairings]
     assert all(p.metrics is not None and "successes" in p.metrics for p in stored)
+
+
+def test_coplay_run_plays_a_grid_scenario_and_shows_it_per_player(monkeypatch, capsys,
+                                                                 tmp_path) -> None:
+    from tests.test_cli import coplay
+
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    code, out, err = coplay(monkeypatch, capsys, "run", "keydoor_macros", "--episodes", "4",
+                            "--db", url, "--out", str(tmp_path / "plots"))
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()]
+    players = {row[0]: row for row in rows if row and row[0] in ("explorer", "follower")}
+    assert set(players) == {"explorer", "follower"}
+    assert all(row[1] == "keydoor" and row[2] == "4" for row in players.values())
+    assert (tmp_path / "plots" / "results.png").exists()
+    code, shown, _ = coplay(monkeypatch, capsys, "runs", "show", "1", "--db", url)
+    assert code == 0 and "success" in shown and "cooperation" not in shown

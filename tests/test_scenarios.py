@@ -46,7 +46,7 @@ def test_bundled_names_are_unique_and_resolve_across_folders() -> None:
 def test_there_are_at_least_three_bundled_scenarios() -> None:
     assert len(BUNDLED) >= 3
     modes = {scenarios.load(p).matchups.mode for p in BUNDLED}
-    assert modes == {"round_robin", "population"}
+    assert modes == {"round_robin", "population", "solo"}
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
@@ -55,13 +55,17 @@ def test_every_bundled_scenario_loads_and_runs(path, db_url) -> None:
     short = scenario.model_copy(update={"run": scenario.run.model_copy(update={"episodes": 6})})
     handbook = Handbook.open(db_url) if scenario.memory is not None else None
     result = scenarios.run(short, handbook=handbook)
-    horizon = scenario.env.horizon
+    grid = scenario.env.is_grid
+    horizon = scenario.env.model_extra["max_steps"] if grid else scenario.env.horizon
     per_job = {}
     for outcome in result.pairings:
         stats = outcome.stats
         per_job[stats.agents[0]] = per_job.get(stats.agents[0], 0) + stats.episodes
         assert 0 < stats.steps <= stats.episodes * horizon
         assert np.all(outcome.episodes.lengths <= horizon)
+        if grid:
+            assert 0 <= stats.metrics["successes"] <= stats.episodes
+            continue
         for seat in (0, 1):
             assert 0.0 <= stats.cooperation_rate(seat) <= 1.0
         assert len(stats.cooperation_by_round) == outcome.episodes.lengths.max()
