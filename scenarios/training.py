@@ -22,8 +22,9 @@ import envs
 from agents.checkpoint import CheckpointRef
 from agents.train.config import TrainConfig
 from agents.train.experience import LEARNERS
+from agents.train.recipes import make_trainer
 from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup
-from coplay.errors import CoplayError, ScenarioError
+from coplay.errors import ScenarioError
 from scenarios import schema
 from scenarios.schema import (
     AgentSection,
@@ -64,8 +65,8 @@ class TrainingScenario(Strict):
     agents: dict[str, AgentSection] = Field(default_factory=dict)
     learners: dict[str, LearnerSection] = Field(min_length=1)
     pool: dict[str, float] = Field(min_length=1)
-    # The training settings are the dataclass the trainer uses, validated field by field by
-    # pydantic and then by its own checks, so defaults and rules live in one place.
+    # The training settings are the dataclass the trainer uses, which pydantic validates, so
+    # defaults and rules live in one place.
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateSection = EvaluateSection()
 
@@ -111,7 +112,7 @@ class TrainingScenario(Strict):
         )
 
     def make_trainer(self) -> Trainer:
-        return Trainer(self.setup(), self.coplayers())
+        return make_trainer(self.setup(), self.coplayers())
 
     def coplayers(self) -> dict[str, agents.Agent]:
         """The pool's agents, built (one batched agent per name plays all its games)."""
@@ -152,12 +153,6 @@ def parse(
         scenario = TrainingScenario.model_validate(data)
     except ValidationError as error:
         raise validation_error(source, error) from None
-    except CoplayError as error:  # the settings' own checks, run as pydantic builds them
-        # Policy settings sit under train.policy in the file.
-        where = f"train.{error.where}" if error.where.startswith("policy.") else error.where
-        raise ScenarioError(
-            f"{source}: {where}", expected=error.expected, got=error.got, fix=error.fix
-        ) from None
     if check_files:
         check_agents(scenario.env, scenario.agents, source=source)
         for name, learner in scenario.learners.items():
