@@ -67,7 +67,7 @@ class GridPPOConfig:
     @model_validator(mode="after")
     def _minibatches_split_the_envs(self) -> GridPPOConfig:
         if self.minibatches > self.envs:
-            raise ValueError(f"minibatches: expected at most envs ({self.envs}), since "
+            raise ValueError(f"minibatches: expected at most train.envs ({self.envs}), since "
                              f"minibatches split the envs, got {self.minibatches}")
         return self
 
