@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
+from pydantic import ConfigDict, Field, StrictInt, model_validator
+from pydantic.dataclasses import dataclass as settings
 from torch import nn
 from torch.nn import functional as F
 
@@ -29,40 +31,26 @@ from envs import NUM_TOKENS
 NUM_ACTIONS = 2
 NO_ACTION = 2  # the "previous action" before the first round
 Backbone = Literal["gru", "transformer"]
-BACKBONES: tuple[str, ...] = ("gru", "transformer")
 
 
-@dataclass(frozen=True, kw_only=True)
+@settings(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class SequencePolicyConfig:
     backbone: Backbone = "gru"
-    hidden_size: int = 128
-    embed_size: int = 32
+    hidden_size: StrictInt = Field(default=128, ge=1)
+    embed_size: StrictInt = Field(default=32, ge=1)
     # Transformer only: depth, attention heads, and the longest episode it can attend over.
-    layers: int = 2
-    heads: int = 4
-    context_length: int = 256
+    layers: StrictInt = Field(default=2, ge=1)
+    heads: StrictInt = Field(default=4, ge=1)
+    context_length: StrictInt = Field(default=256, ge=1)
     # Size of the co-player identity input; 0 (the default) means the agent gets none.
-    identity_size: int = 0
+    identity_size: StrictInt = Field(default=0, ge=0)
 
-    def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ConfigError(
-                "policy.backbone", expected=f"one of {list(BACKBONES)}", got=repr(self.backbone)
-            )
-        for name in ("hidden_size", "embed_size", "layers", "heads", "context_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"policy.{name}", expected="a positive integer", got=repr(value))
-        if not isinstance(self.identity_size, int) or self.identity_size < 0:
-            raise ConfigError(
-                "policy.identity_size", expected="a non-negative integer",
-                got=repr(self.identity_size),
-            )
+    @model_validator(mode="after")
+    def _heads_divide_the_width(self) -> SequencePolicyConfig:
         if self.backbone == "transformer" and self.hidden_size % self.heads:
-            raise ConfigError(
-                "policy.hidden_size", expected=f"a multiple of heads ({self.heads})",
-                got=str(self.hidden_size),
-            )
+            raise ValueError(f"hidden_size: expected a multiple of heads ({self.heads}), "
+                             f"got {self.hidden_size}")
+        return self
 
 
 class StepInputs(NamedTuple):

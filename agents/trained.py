@@ -12,7 +12,8 @@ from agents.base import Agent, AgentContext
 def build_checkpoint(
     context: AgentContext, *, path: str, learner: str | None = None, greedy: bool = False
 ) -> Agent:
-    from agents.checkpoint import CheckpointRef, SequenceAgent, load_learner
+    from agents.checkpoint import CheckpointRef, load_learner
+    from agents.sequence_agent import SequenceAgent
 
     policy, planning = load_learner(CheckpointRef(path, learner), where="")
     return SequenceAgent(policy, greedy=greedy, planning=planning)

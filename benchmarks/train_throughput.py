@@ -36,7 +36,8 @@ from agents.coplayers import MemoryOneAgent  # noqa: E402
 from agents.sequence import SequencePolicyConfig  # noqa: E402
 from agents.train.config import PPOSettings, TrainConfig  # noqa: E402
 from agents.train.experience import LEARNERS  # noqa: E402
-from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup  # noqa: E402
+from agents.train.recipes import make_trainer  # noqa: E402
+from agents.train.trainer import LearnerSpec, TrainingSetup  # noqa: E402
 
 POLICIES = {
     "gru-128": SequencePolicyConfig(hidden_size=128, embed_size=32),
@@ -57,7 +58,7 @@ def measure(policy: SequencePolicyConfig, algorithm: str, episodes: int, updates
         learners=(LearnerSpec(name="a", policy=policy), LearnerSpec(name="b", policy=policy)),
         pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
     )
-    trainer = Trainer(setup, {"tabular": MemoryOneAgent(None, sample_uniform=True)})
+    trainer = make_trainer(setup, {"tabular": MemoryOneAgent(None, sample_uniform=True)})
     trainer.step()  # warm-up: allocator, first-call overheads
     totals, rollouts = [], []
     for _ in range(updates):

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import report
 from cli.memory import db_app, memory_app
 from cli.options import (
     DEFAULT_DB_URL,

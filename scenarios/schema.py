@@ -322,7 +322,9 @@ def validation_error(source: str, error: ValidationError) -> ScenarioError:
     if first["type"] == "value_error" and ": expected " in message:
         field_in_message, rest = message.split(": expected ", 1)
         expected, _, got = rest.partition(", got ")
-        return ScenarioError(f"{source}: {field_in_message}", expected=expected, got=got)
+        # A nested section's validator names its field within the section.
+        where = f"{field}.{field_in_message}" if field else field_in_message
+        return ScenarioError(f"{source}: {where}", expected=expected, got=got)
     kind, context = first["type"], first.get("ctx", {})
     if kind in UNKNOWN_FIELD_ERRORS:
         return ScenarioError(

@@ -61,8 +61,8 @@ class TrainingScenario(Strict):
     agents: dict[str, AgentSection] = Field(default_factory=dict)
     learners: dict[str, LearnerSection] = Field(min_length=1)
     pool: dict[str, float] = Field(min_length=1)
-    # The training settings are the dataclass the trainer uses, validated field by field by
-    # pydantic and then by its own checks, so defaults and rules live in one place.
+    # The training settings are the dataclass the trainer uses, which pydantic validates, so
+    # defaults and rules live in one place.
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateSection = EvaluateSection()
 
@@ -111,9 +111,9 @@ class TrainingScenario(Strict):
         )
 
     def make_trainer(self) -> Trainer:
-        from agents.train.trainer import Trainer
+        from agents.train.recipes import make_trainer
 
-        return Trainer(self.setup(), self.coplayers())
+        return make_trainer(self.setup(), self.coplayers())
 
     def coplayers(self) -> dict[str, agents.Agent]:
         """The pool's agents, built (one batched agent per name plays all its games)."""

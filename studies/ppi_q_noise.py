@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import envs  # noqa: E402
 from agents.checkpoint import CheckpointRef, load_learner  # noqa: E402
 from agents.sequence import NO_ACTION, SequencePolicy, StepInputs  # noqa: E402
-from agents.train import ppi  # noqa: E402
+from agents.train.planning import plan  # noqa: E402
 from agents.train.config import PPISettings  # noqa: E402
 from coplay.errors import CoplayError  # noqa: E402
 
@@ -47,8 +47,8 @@ class Planner(NamedTuple):
     generator: torch.Generator
 
     def log_pi(self, outputs, state, rounds_left: int, settings: PPISettings | None = None) -> torch.Tensor:
-        return ppi.plan(self.policy, outputs, state, settings=settings or self.settings, gamma=self.gamma,
-                        payoff=self.payoff, generator=self.generator, rounds_left=rounds_left)
+        return plan(self.policy, outputs, state, settings=settings or self.settings, gamma=self.gamma,
+                    payoff=self.payoff, generator=self.generator, rounds_left=rounds_left)
 
     def q_difference(self, outputs, state, rounds_left: int, settings: PPISettings) -> torch.Tensor:
         """Q(h, C) - Q(h, D) per game: with beta 1 the plan shifts the prior's log-odds by exactly that."""

@@ -13,7 +13,6 @@ import uuid
 
 import pytest
 
-from cli import app as cli
 from memory import RunStore, TrainingStore, migrations, open_engine
 from tests.conftest import TINY_SCENARIO, write
 from tests.test_cli import coplay

@@ -4,19 +4,21 @@ sequences, advantages, seating, config checks, short runs that learn, checkpoint
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 from torch.nn import functional as F
 
 import agents
 import envs
-from agents.checkpoint import CheckpointRef, SequenceAgent, load_policy
+from agents.checkpoint import CheckpointRef, load_policy, write_checkpoint
 from agents.coplayers import MemoryOneAgent
 from agents.sequence import SequencePolicyConfig, StepInputs, make_policy
-from agents.train import ppi
+from agents.sequence_agent import SequenceAgent
+from agents.train import planning, ppi
 from agents.train.config import PPISettings, PPOSettings, TrainConfig
 from agents.train.experience import (
     IDENTITY_SIZE,
@@ -26,6 +28,7 @@ from agents.train.experience import (
     identity_features,
     seating,
 )
+from agents.train.recipes import make_trainer
 from agents.train.trainer import LearnerSpec, Trainer, TrainingSetup
 from coplay.errors import ConfigError
 
@@ -137,58 +140,58 @@ def test_identity_features_describe_the_coplayer_opposite() -> None:
 
 
 def test_config_rejects_inconsistent_settings() -> None:
-    with pytest.raises(ConfigError, match="train.ppo"):
+    with pytest.raises(ValidationError, match="ppo: expected no PPO settings"):
         TrainConfig(algorithm="a2c", ppo=PPOSettings())
-    with pytest.raises(ConfigError, match="minibatches"):
+    with pytest.raises(ValidationError, match="ppo.minibatches: expected at most episodes_per_update"):
         TrainConfig(algorithm="ppo", episodes_per_update=4, ppo=PPOSettings(minibatches=8))
-    with pytest.raises(ConfigError, match="gamma"):
+    with pytest.raises(ValidationError, match="gamma"):
         TrainConfig(gamma=1.5)
-    with pytest.raises(ConfigError, match="backbone"):
+    with pytest.raises(ValidationError, match="backbone"):
         SequencePolicyConfig(backbone="lstm")
-    with pytest.raises(ConfigError, match="train.ppi"):
+    with pytest.raises(ValidationError, match="ppi: expected no PPI settings"):
         TrainConfig(algorithm="ppo", ppi=PPISettings())
-    with pytest.raises(ConfigError, match="gru with algorithm 'ppi'"):
+    with pytest.raises(ValidationError, match="gru with algorithm 'ppi'"):
         TrainConfig(algorithm="ppi", policy=BACKBONES[1])
-    with pytest.raises(ConfigError, match="train.ppi.depth"):
+    with pytest.raises(ValidationError, match="depth"):
         PPISettings(depth=0)
-    with pytest.raises(ConfigError, match="train.ppi.depth"):
+    with pytest.raises(ValidationError, match="depth"):
         PPISettings(depth="forever")
-    with pytest.raises(ConfigError, match="train.ppi.bootstrap"):
+    with pytest.raises(ValidationError, match="bootstrap"):
         PPISettings(depth="end", bootstrap=True)
-    with pytest.raises(ConfigError, match="train.ppi.recent_phases"):
+    with pytest.raises(ValidationError, match="recent_phases"):
         PPISettings(replay_phases=2, recent_phases=2)
-    with pytest.raises(ConfigError, match="does not know the horizon"):
+    with pytest.raises(ValidationError, match="does not know the horizon"):
         PPISettings(depth="end", knows_horizon=False)
-    with pytest.raises(ConfigError, match="train.ppi.knows_horizon"):
+    with pytest.raises(ValidationError, match="knows_horizon"):
         PPISettings(knows_horizon="no")
-    with pytest.raises(ConfigError, match="samples 'exact'"):
+    with pytest.raises(ValidationError, match="samples 'exact'"):
         PPISettings(samples="exact", depth=6)
-    with pytest.raises(ConfigError, match="samples 'exact'"):
+    with pytest.raises(ValidationError, match="samples 'exact'"):
         PPISettings(samples="exact", depth="end", bootstrap=False)
-    with pytest.raises(ConfigError, match="train.ppi.samples"):
+    with pytest.raises(ValidationError, match="samples"):
         PPISettings(samples="many")
-    with pytest.raises(ConfigError, match="train.ppi.prior_target"):
+    with pytest.raises(ValidationError, match="prior_target"):
         PPISettings(prior_target="logits")
-    with pytest.raises(ConfigError, match="train.ppi.log_odds_limit"):
+    with pytest.raises(ValidationError, match="log_odds_limit"):
         PPISettings(log_odds_limit=0)
-    with pytest.raises(ConfigError, match="train.ppi.log_odds_after"):
+    with pytest.raises(ValidationError, match="log_odds_after"):
         PPISettings(log_odds_after=5)  # prior_target: actions
     switching = PPISettings(prior_target="log_odds", log_odds_after=2)
     assert [switching.fits_log_odds(phase) for phase in range(5)] == [False, False, False, True, True]
-    with pytest.raises(ConfigError, match="train.ppi.acting_beta"):
+    with pytest.raises(ValidationError, match="acting_beta"):
         PPISettings(acting_beta=0.5)  # prior_target: actions
-    with pytest.raises(ConfigError, match="train.ppi.acting_beta"):
+    with pytest.raises(ValidationError, match="acting_beta"):
         PPISettings(prior_target="log_odds", acting_beta=-1.0)
     calmer = PPISettings(prior_target="log_odds", log_odds_after=2, beta=2.0, acting_beta=0.5)
     assert [calmer.acting_share(phase) for phase in (1, 2, 3, None)] == [1.0, 1.0, 0.25, 0.25]
-    with pytest.raises(ConfigError, match="train.ppi.acting_temperature"):
+    with pytest.raises(ValidationError, match="acting_temperature"):
         PPISettings(acting_temperature=0.5)  # prior_target: actions
     for bad in (0.0, -1.0, float("inf")):
-        with pytest.raises(ConfigError, match="train.ppi.acting_temperature"):
+        with pytest.raises(ValidationError, match="acting_temperature"):
             PPISettings(prior_target="log_odds", acting_temperature=bad)
     surer = PPISettings(prior_target="log_odds", log_odds_after=2, acting_temperature=0.5)
     assert [surer.acting_temperature_in(phase) for phase in (1, 2, 3, None)] == [1.0, 1.0, 0.5, 0.5]
-    with pytest.raises(ConfigError, match="multiple of heads"):
+    with pytest.raises(ValidationError, match="multiple of heads"):
         SequencePolicyConfig(backbone="transformer", hidden_size=10, heads=4)
     assert TrainConfig(algorithm="ppo").ppo == PPOSettings()
 
@@ -210,7 +213,7 @@ def tft_or_alld_trainer(**overrides) -> Trainer:
     )
     coplayers = {name: agents.build(kind, {}, CONTEXT, where=name)
                  for name, kind in (("tft", "tit_for_tat"), ("alld", "always_defect"))}
-    return Trainer(setup, coplayers)
+    return make_trainer(setup, coplayers)
 
 
 SMALL_PPI = PPISettings(beta=1.0, depth=4, samples=2, pretrain_episodes=1024, pretrain_steps=40,
@@ -319,7 +322,7 @@ def test_a_replay_window_keeps_only_the_newest_phases() -> None:
 
 
 def test_ppi_without_pretraining_learns_only_from_its_own_phases() -> None:
-    with pytest.raises(ConfigError, match="train.ppi.pretrain_episodes"):
+    with pytest.raises(ValidationError, match="pretrain_episodes"):
         PPISettings(pretrain_episodes=-1)
     trainer = tft_or_alld_trainer(
         algorithm="ppi", ppi=replace(SMALL_PPI, pretrain_episodes=0), updates=2, episodes_per_update=16,
@@ -333,7 +336,7 @@ def test_ppi_without_pretraining_learns_only_from_its_own_phases() -> None:
 def test_model_rounds_compute_what_stepping_the_policy_computes(identity_size: int) -> None:
     torch.manual_seed(0)
     policy = make_policy(replace(SMALL_POLICY, identity_size=identity_size))
-    payoff = ppi.own_payoffs(GAME.payoffs)
+    payoff = planning.own_payoffs(GAME.payoffs)
     own, theirs = torch.randint(0, 2, (50,)), torch.randint(0, 2, (50,))
     identity = torch.rand(50, identity_size) if identity_size else None
     state = 0.5 * torch.randn(1, 50, SMALL_POLICY.hidden_size)
@@ -341,7 +344,7 @@ def test_model_rounds_compute_what_stepping_the_policy_computes(identity_size: i
         expected, expected_state = policy.step(
             StepInputs(1 + 2 * own + theirs, own, payoff[own, theirs], identity), state
         )
-        model = ppi.ModelRounds(policy, payoff, identity)
+        model = planning.ModelRounds(policy, payoff, identity)
         hidden, p_own, p_theirs, value = model(state[0], own, theirs)
     assert torch.allclose(hidden, expected_state[0], atol=1e-6)
     assert torch.allclose(p_own, torch.softmax(expected.logits, -1)[:, 0], atol=1e-6)
@@ -354,12 +357,12 @@ def test_model_rounds_compute_what_stepping_the_policy_computes(identity_size: i
 def test_the_exact_search_is_what_many_sampled_rollouts_converge_to(identity_size: int, bootstrap: bool) -> None:
     torch.manual_seed(0)
     policy = make_policy(replace(SMALL_POLICY, identity_size=identity_size))
-    payoff = ppi.own_payoffs(GAME.payoffs)
+    payoff = planning.own_payoffs(GAME.payoffs)
     games = 3
     identity = torch.rand(games, identity_size) if identity_size else None
     hidden = 0.5 * torch.randn(games, SMALL_POLICY.hidden_size)
     p_theirs = torch.tensor([0.2, 0.5, 0.9])
-    search = ppi.RolloutSearch(model=ppi.ModelRounds(policy, payoff, identity), payoff=payoff,
+    search = planning.RolloutSearch(model=planning.ModelRounds(policy, payoff, identity), payoff=payoff,
                                gamma=0.9, depth=3, bootstrap=bootstrap)
     with torch.no_grad():
         exact = search.exact(hidden, p_theirs)
@@ -372,11 +375,11 @@ def test_the_exact_search_is_what_many_sampled_rollouts_converge_to(identity_siz
 
 
 def test_rollouts_stop_at_the_end_of_the_episode() -> None:
-    assert ppi.rollout_depth(PPISettings(depth=10), rounds_left=3) == 3
-    assert ppi.rollout_depth(PPISettings(depth=10), rounds_left=None) == 10
-    assert ppi.rollout_depth(PPISettings(depth="end"), rounds_left=37) == 37
+    assert planning.rollout_depth(PPISettings(depth=10), rounds_left=3) == 3
+    assert planning.rollout_depth(PPISettings(depth=10), rounds_left=None) == 10
+    assert planning.rollout_depth(PPISettings(depth="end"), rounds_left=37) == 37
     with pytest.raises(ConfigError, match="unknown length"):
-        ppi.rollout_depth(PPISettings(depth="end"), rounds_left=None)
+        planning.rollout_depth(PPISettings(depth="end"), rounds_left=None)
 
 
 def first_round(games: int):
@@ -391,8 +394,8 @@ def first_round(games: int):
 
 
 def plan_first_round(policy, outputs, state, settings: PPISettings, *, rounds_left: int | None):
-    return ppi.plan(policy, outputs, state, settings=settings, gamma=0.99,
-                    payoff=ppi.own_payoffs(GAME.payoffs), generator=torch.Generator().manual_seed(1),
+    return planning.plan(policy, outputs, state, settings=settings, gamma=0.99,
+                    payoff=planning.own_payoffs(GAME.payoffs), generator=torch.Generator().manual_seed(1),
                     rounds_left=rounds_left)
 
 
@@ -413,8 +416,8 @@ def test_acting_part_way_to_the_prior_is_planning_with_a_smaller_beta() -> None:
     policy, outputs, state = first_round(64)
     improved = plan_first_round(policy, outputs, state, PPISettings(beta=2.0), rounds_left=None)
     smaller = plan_first_round(policy, outputs, state, PPISettings(beta=0.5), rounds_left=None)
-    assert torch.allclose(ppi.toward_prior(improved, outputs.logits, 0.25), smaller, atol=1e-5)
-    assert torch.allclose(ppi.toward_prior(improved, outputs.logits, 0.0), torch.log_softmax(outputs.logits, -1))
+    assert torch.allclose(planning.toward_prior(improved, outputs.logits, 0.25), smaller, atol=1e-5)
+    assert torch.allclose(planning.toward_prior(improved, outputs.logits, 0.0), torch.log_softmax(outputs.logits, -1))
 
 
 def test_acting_temperature_scales_the_acted_log_odds_from_the_switch_on() -> None:
@@ -422,12 +425,12 @@ def test_acting_temperature_scales_the_acted_log_odds_from_the_switch_on() -> No
     settings = PPISettings(beta=2.0, prior_target="log_odds", log_odds_after=1, acting_beta=0.5,
                            acting_temperature=0.5)
     improved = plan_first_round(policy, outputs, state, settings, rounds_left=None)
-    calmer = ppi.toward_prior(improved, outputs.logits, 0.25)
-    surer = ppi.acting_policy(improved, outputs.logits, settings, phase=2)
+    calmer = planning.toward_prior(improved, outputs.logits, 0.25)
+    surer = planning.acting_policy(improved, outputs.logits, settings, phase=2)
     log_odds = lambda log_pi: log_pi[:, 0] - log_pi[:, 1]  # noqa: E731
     assert torch.allclose(log_odds(surer), 2 * log_odds(calmer), atol=1e-5)
     assert torch.allclose(surer.exp().sum(-1), torch.ones(64), atol=1e-6)
-    assert torch.equal(ppi.acting_policy(improved, outputs.logits, settings, phase=1), improved)
+    assert torch.equal(planning.acting_policy(improved, outputs.logits, settings, phase=1), improved)
 
 
 def test_ppi_acting_beta_plays_the_prior_from_the_switch_on() -> None:
@@ -543,6 +546,27 @@ def test_a_trained_learner_plays_as_a_frozen_agent(tmp_path) -> None:
         torch.testing.assert_close(a, b)
 
 
+def test_checkpoints_of_earlier_versions_seat_their_learners(tmp_path) -> None:
+    # The oldest checkpoints: A2C learners saved with an (empty) replay list, PPI learners
+    # whose planning does not record the training horizon.
+    policy = make_policy(SMALL_POLICY)
+    entry = {"policy": asdict(SMALL_POLICY), "state_dict": policy.state_dict(), "optimizer": {}}
+    payoff = planning.own_payoffs(GAME.payoffs).tolist()
+    write_checkpoint(tmp_path / "old.pt", {
+        "learners": {
+            "reactive": {**entry, "planning": None},
+            "planner": {**entry, "planning": {"ppi": asdict(SMALL_PPI), "gamma": 0.99, "payoff": payoff}},
+        },
+        "updates_done": 1, "history": [], "rng": {}, "replays": [[], []],
+    })
+    for name in ("reactive", "planner"):
+        agent = agents.build("checkpoint", {"path": str(tmp_path / "old.pt"), "learner": name},
+                             CONTEXT, where="a")
+        agent.reset(4, np.random.default_rng(0))
+        assert set(agent.act(np.zeros(4, dtype=np.int64)).tolist()) <= {0, 1}
+        assert (agent.planning is None) == (name == "reactive")
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"path": "missing.pt"}, "path: expected an existing checkpoint file"),
     ({"path": "{tmp}/c.pt", "learner": "nobody"}, "learner: expected one of ['learner']"),
@@ -564,7 +588,7 @@ def test_learners_start_from_a_checkpoint_when_asked(tmp_path) -> None:
     setup = replace(trainer.setup, learners=(
         LearnerSpec(name="student", policy=config.policy, init=CheckpointRef(str(tmp_path / "c.pt"))),
     ))
-    student = Trainer(setup, {"tft": trainer.coplayers[0], "alld": trainer.coplayers[1]})
+    student = make_trainer(setup, {"tft": trainer.coplayers[0], "alld": trainer.coplayers[1]})
     for a, b in zip(student.policies[0].state_dict().values(), trainer.policies[0].state_dict().values()):
         torch.testing.assert_close(a, b)
 
@@ -576,7 +600,7 @@ def mixed_pool_trainer(config: TrainConfig, tabular: MemoryOneAgent) -> Trainer:
                              LearnerSpec(name="b", policy=config.policy)),
         pool={LEARNERS: 0.5, "tabular": 0.5}, config=config,
     )
-    return Trainer(setup, {"tabular": tabular})
+    return make_trainer(setup, {"tabular": tabular})
 
 
 @pytest.mark.parametrize("algorithm", list(SHORT_RUNS))
@@ -646,4 +670,4 @@ def test_a_ppi_learner_plans_when_seated_as_an_agent(tmp_path) -> None:
 
 def test_ppi_needs_a_symmetric_game() -> None:
     with pytest.raises(ConfigError, match="symmetric"):
-        ppi.own_payoffs(envs.Payoffs(np.array([[[3, 3], [0, 5]], [[5, 0], [1, 2]]])))
+        planning.own_payoffs(envs.Payoffs(np.array([[[3, 3], [0, 5]], [[5, 0], [1, 2]]])))

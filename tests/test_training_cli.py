@@ -90,7 +90,7 @@ def test_train_time_limit_and_overrides(monkeypatch, capsys, tmp_path, db_url):
     code, _, stderr = coplay(monkeypatch, capsys, "train", str(scenario), "--db", db_url,
                              "--out", str(tmp_path / "p"), "--set", "train.gamma=2")
     assert code == 2
-    assert stderr == f"coplay: error: {scenario}: train.gamma: expected a number in [0, 1], got 2.0.\n"
+    assert stderr == f"coplay: error: {scenario}: train.gamma: expected less than or equal to 1, got 2.\n"
 
 
 @pytest.fixture
@@ -201,6 +201,11 @@ BAD = [
      "learners.a.init.path: expected an existing checkpoint file, got 'nowhere.pt'."),
     ("train: {policy: {backbone: transformer, hidden_size: 6, heads: 4}}",
      "train.policy.hidden_size: expected a multiple of heads (4), got 6."),
+    ("train: {algorithm: ppi, ppi: {replay_phases: 2, recent_phases: 2}}",
+     "train.ppi.recent_phases: expected fewer than replay_phases (2), or 0, got 2."),
+    ("train: {algorithm: ppi, ppi: {depth: 0}}",
+     "train.ppi.depth: expected a positive integer or 'end', got 0."),
+    ("train: {adam_eps: 0.1}", "train.adam_eps: expected a known field, got unknown field 'adam_eps'."),
 ]
 
 

@@ -28,6 +28,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass as settings
 from torch.distributions import Categorical
 
 import envs  # noqa: F401  (registers the grid tasks with Gymnasium)
@@ -40,48 +42,34 @@ from coplay.errors import ConfigError
 LEARNER = "agent"  # the learning-curve name of the one agent a grid run trains
 
 
-@dataclass(frozen=True, kw_only=True)
-class GridPPOConfig:
-    frames: int = 1_000_000  # environment steps over the whole run, rounded up to whole updates
-    envs: int = 16
-    steps: int = 128  # per env per update
-    epochs: int = 4
-    minibatches: int = 4  # per epoch, split over envs (whole sequences, for the GRU)
-    learning_rate: float = 5e-4
-    adam_eps: float = 1e-5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    value_coef: float = 0.5
-    entropy_coef: float = 0.01
-    max_grad_norm: float = 0.5
-    policy: GridPolicyConfig = field(default_factory=GridPolicyConfig)
-    seed: int = 0
+# The update's settings, fixed for every grid task.
+EPOCHS = 4
+LEARNING_RATE = 5e-4
+ADAM_EPS = 1e-5
+GAMMA = 0.99
+GAE_LAMBDA = 0.95
+CLIP = 0.2
+VALUE_COEF = 0.5
+ENTROPY_COEF = 0.01
+MAX_GRAD_NORM = 0.5
 
-    def __post_init__(self) -> None:
-        for name in ("frames", "envs", "steps", "epochs", "minibatches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"train.{name}", expected="a positive integer", got=repr(value))
+
+@settings(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class GridPPOConfig:
+    # Environment steps over the whole run, rounded up to whole updates.
+    frames: int = Field(default=1_000_000, ge=1)
+    envs: int = Field(default=16, ge=1)
+    steps: int = Field(default=128, ge=1)  # per env per update
+    minibatches: int = Field(default=4, ge=1)  # per epoch, split over envs (whole sequences)
+    policy: GridPolicyConfig = field(default_factory=GridPolicyConfig)
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _minibatches_split_the_envs(self) -> GridPPOConfig:
         if self.minibatches > self.envs:
-            raise ConfigError("train.minibatches", expected=f"at most train.envs ({self.envs}), "
-                              "since minibatches split the envs", got=str(self.minibatches))
-        for name in ("learning_rate", "adam_eps", "max_grad_norm"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"train.{name}", expected="a positive number", got=repr(value))
-        for name in ("value_coef", "entropy_coef"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"train.{name}", expected="a non-negative number", got=repr(value))
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"train.{name}", expected="a number in [0, 1]",
-                                  got=repr(getattr(self, name)))
-        if not 0.0 < self.clip < 1.0:
-            raise ConfigError("train.clip", expected="a number in (0, 1)", got=repr(self.clip))
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError("train.seed", expected="a non-negative integer", got=repr(self.seed))
+            raise ValueError(f"minibatches: expected at most train.envs ({self.envs}), since "
+                             f"minibatches split the envs, got {self.minibatches}")
+        return self
 
     @property
     def updates(self) -> int:
@@ -136,11 +124,10 @@ class GridTrainer:
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.policy = GridPolicy(config.policy, view_size=view_size, num_actions=num_actions)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate,
-                                          eps=config.adam_eps)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=LEARNING_RATE, eps=ADAM_EPS)
         self.bonus = make_bonus(bonus, num_envs=config.envs, num_actions=num_actions,
                                 view_size=view_size, seed=config.seed)
-        self.normalizer = IntrinsicNormalizer(config.envs, config.gamma)
+        self.normalizer = IntrinsicNormalizer(config.envs, GAMMA)
         self.updates_done = 0
         self.frames_done = 0
         self._restart_episodes(config.seed)
@@ -229,9 +216,9 @@ class GridTrainer:
         """``epochs`` clipped passes; each minibatch is a group of envs' whole rollouts."""
         c = self.config
         with torch.no_grad():
-            adv, returns = advantages(data, c.gamma, c.gae_lambda)
+            adv, returns = advantages(data, GAMMA, GAE_LAMBDA)
         totals: dict[str, list[float]] = {}
-        for epoch in range(c.epochs):
+        for epoch in range(EPOCHS):
             for group in torch.randperm(c.envs, generator=self.generator).chunk(c.minibatches):
                 mask = data.valid[:, group]
                 if not mask.any():
@@ -242,15 +229,15 @@ class GridTrainer:
                 log_probs = dist.log_prob(data.actions[:, group][mask])
                 batch_adv = normalized(adv[:, group][mask])
                 ratio = torch.exp(log_probs - data.log_probs[:, group][mask])
-                clipped = ratio.clamp(1 - c.clip, 1 + c.clip)
+                clipped = ratio.clamp(1 - CLIP, 1 + CLIP)
                 policy_loss = -torch.min(ratio * batch_adv, clipped * batch_adv).mean()
                 value_loss = 0.5 * (values[mask] - returns[:, group][mask]).pow(2).mean()
                 entropy = dist.entropy().mean()
-                loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
-                apply_gradients(self.optimizer, loss, self.policy, c.max_grad_norm)
+                loss = policy_loss + VALUE_COEF * value_loss - ENTROPY_COEF * entropy
+                apply_gradients(self.optimizer, loss, self.policy, MAX_GRAD_NORM)
                 metrics = {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
                            "entropy": entropy.item(),
-                           "clip_fraction": ((ratio - 1).abs() > c.clip).float().mean().item()}
+                           "clip_fraction": ((ratio - 1).abs() > CLIP).float().mean().item()}
                 if self.bonus is not None and epoch == 0:  # one pass: the bonus models' data
                     metrics |= self.bonus.fit(Transitions(
                         observations=data.observations[:-1, group][mask],
