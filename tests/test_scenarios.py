@@ -418,7 +418,7 @@ SIMULATION_FILE = loading.FOLDERS["simulation"] / "round_robin.yaml"
      (f"{TRAINING_FILE}: --set train.gama: expected a known field, got unknown field 'gama'. "
       "Check the spelling against the bundled scenarios (`coplay scenarios list`).")),
     (["train", "mixed_pool", "--set", "train.updates=-1"],
-     f"{TRAINING_FILE}: train.updates: expected a positive integer, got -1."),
+     f"{TRAINING_FILE}: train.updates: expected greater than or equal to 1, got -1."),
     (["run", "round_robin", "--set", "episodes=3"],
      (f"{SIMULATION_FILE}: --set episodes: expected a known field, got unknown field "
       "'episodes'. Check the spelling against the bundled scenarios (`coplay scenarios list`).")),
