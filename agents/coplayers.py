@@ -137,7 +137,8 @@ def extortionate_zd_table(
     if not (T > R > P > S) or chi < 1.0 or not (0.0 < phi_fraction <= 1.0):
         raise ConfigError(
             "params",
-            expected="for extortionate_zd a prisoner's dilemma (T > R > P > S), chi >= 1, 0 < phi_fraction <= 1",
+            expected=("for extortionate_zd a prisoner's dilemma (T > R > P > S), chi >= 1, "
+                      "0 < phi_fraction <= 1"),
             got=f"R={R} S={S} T={T} P={P}, chi={chi}, phi_fraction={phi_fraction}",
         )
     # Each bound keeps one entry inside [0, 1]; chi == 1 leaves the first unbounded.
@@ -208,7 +209,8 @@ def build_extortionate_zd(
     start_cooperation: float = 1.0,
 ) -> MemoryOneAgent:
     return MemoryOneAgent(extortionate_zd_table(
-        context.matrix_payoffs("extortionate_zd"), chi=chi, phi_fraction=phi_fraction, start_cooperation=start_cooperation
+        context.matrix_payoffs("extortionate_zd"), chi=chi, phi_fraction=phi_fraction,
+        start_cooperation=start_cooperation,
     ))
 
 

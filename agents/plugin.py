@@ -41,7 +41,7 @@ def load_plugin(path: str, *, where: str) -> Callable[..., Any]:
             where, expected=f"module {module_name!r} to import", got=describe_exception(error),
             fix="Install what the plug-in needs.",
         ) from None
-    except (Exception, SystemExit) as error:  # noqa: BLE001  (the plug-in's code failed as it loaded)
+    except (Exception, SystemExit) as error:
         raise PluginError(
             where, expected=f"module {module_name!r} to import", got=describe_exception(error),
             fix="Fix the plug-in module.",
@@ -84,7 +84,7 @@ def build_plugin(
         agent = make(context, **params)
     except CoplayError:
         raise  # the plug-in names its own bad parameter
-    except Exception as error:  # noqa: BLE001  (whatever the plug-in raises, it is named)
+    except Exception as error:
         raise PluginError(
             "factory", expected=f"{factory}(context, ...) to build an agent",
             got=describe_exception(error), fix="Fix the plug-in or its params.",
@@ -137,7 +137,7 @@ class PluginAgent:
             self._agent.reset(num_games, rng)
         except CoplayError:
             raise
-        except Exception as error:  # noqa: BLE001  (whatever the plug-in raises, it is named)
+        except Exception as error:
             raise self._failed("reset", error) from None
 
     def act(self, observations: np.ndarray, hints: Hints | None = None) -> np.ndarray:
@@ -146,7 +146,7 @@ class PluginAgent:
                        else self._agent.act(observations, hints))
         except CoplayError:
             raise
-        except Exception as error:  # noqa: BLE001  (whatever the plug-in raises, it is named)
+        except Exception as error:
             raise self._failed("act", error) from None
         self._check_actions(actions, len(observations))
         if hints is not None and hasattr(self._agent, "hint_used"):
@@ -161,7 +161,7 @@ class PluginAgent:
             observe(rewards, active)
         except CoplayError:
             raise
-        except Exception as error:  # noqa: BLE001  (whatever the plug-in raises, it is named)
+        except Exception as error:
             raise self._failed("observe", error) from None
 
     def _check_actions(self, actions: Any, num_games: int) -> None:

@@ -133,7 +133,8 @@ class SequencePolicy(nn.Module, ABC):
 
 
 class GRUPolicy(SequencePolicy):
-    def __init__(self, config: SequencePolicyConfig = SequencePolicyConfig()) -> None:
+    def __init__(self, config: SequencePolicyConfig | None = None) -> None:
+        config = config or SequencePolicyConfig()
         super().__init__(config)
         self.gru = nn.GRU(self.input_size, config.hidden_size)
 

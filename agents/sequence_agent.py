@@ -33,7 +33,8 @@ class SequenceAgent:
             raise ConfigError(
                 "checkpoint", expected="a policy trained without the identity vector",
                 got=f"identity_size {policy.config.identity_size}",
-                fix="Identity-ablation learners need their co-player's parameters; evaluate them in training.",
+                fix="Identity-ablation learners need their co-player's parameters; evaluate "
+                    "them in training.",
             )
         self.policy = policy
         self.greedy = greedy

@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.exploration import BonusConfig  # noqa: E402
-from agents.train.ppo_grid import GridPPOConfig, GridTrainer  # noqa: E402
-from scenarios.exploration import TASKS  # noqa: E402
+from agents.exploration import BonusConfig
+from agents.train.ppo_grid import GridPPOConfig, GridTrainer
+from scenarios.exploration import TASKS
 
 # Figure name -> the bonus it trains with: each term alone, and the combinations the
 # bundled exploration scenarios use.

@@ -193,7 +193,8 @@ def gru_checkpoint(folder: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2k behaviors only")
     parser.add_argument("--sizes", type=int, nargs="+", help="behavior counts [10000 100000]")
     args = parser.parse_args()

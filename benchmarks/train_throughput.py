@@ -31,13 +31,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import envs  # noqa: E402
-from agents.coplayers import MemoryOneAgent  # noqa: E402
-from agents.sequence import SequencePolicyConfig  # noqa: E402
-from agents.train.config import PPOSettings, TrainConfig  # noqa: E402
-from agents.train.experience import LEARNERS  # noqa: E402
-from agents.train.recipes import make_trainer  # noqa: E402
-from agents.train.trainer import LearnerSpec, TrainingSetup  # noqa: E402
+import envs
+from agents.coplayers import MemoryOneAgent
+from agents.sequence import SequencePolicyConfig
+from agents.train.config import PPOSettings, TrainConfig
+from agents.train.experience import LEARNERS
+from agents.train.recipes import make_trainer
+from agents.train.trainer import LearnerSpec, TrainingSetup
 
 POLICIES = {
     "gru-128": SequencePolicyConfig(hidden_size=128, embed_size=32),
@@ -107,7 +107,8 @@ def main() -> None:
                       flush=True)
             if len(rates) > 1:
                 most, fewest = max(rates), min(rates)
-                figures[f"{name}_{algorithm}_speedup_{most}t_vs_{fewest}t"] = round(rates[most] / rates[fewest], 3)
+                speedup = round(rates[most] / rates[fewest], 3)
+                figures[f"{name}_{algorithm}_speedup_{most}t_vs_{fewest}t"] = speedup
     print(json.dumps(figures))
 
 

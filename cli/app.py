@@ -73,9 +73,10 @@ def run_command(
 ) -> None:
     """Play a scenario, print a summary, store the run and plot it.
 
-    SCENARIO says `kind: simulation`. A scenario with a `memory` section also uses the handbook in the same database, records
-    how its behaviors fared, and (with `memory.extract`) distils the run into new behaviors.
-    Plots go to --out [default: coplay-runs/run-ID]."""
+    SCENARIO says `kind: simulation`. A scenario with a `memory` section also uses the
+    handbook in the same database, records how its behaviors fared, and (with
+    `memory.extract`) distils the run into new behaviors. Plots go to --out [default:
+    coplay-runs/run-ID]."""
     from cli.memory import open_handbook
     from memory import RunStore
     from scenarios import loading, runner

@@ -60,7 +60,8 @@ def train_command(
 
     SCENARIO is a matrix-game training scenario (`kind: training`: learners against a pool) or
     an exploration scenario (`kind: exploration`: one PPO agent with a bonus on a contextual
-    grid task); `coplay scenarios list` shows both kinds. The checkpoint and plots go to --out [default: coplay-train/NAME].
+    grid task); `coplay scenarios list` shows both kinds. The checkpoint and plots go to
+    --out [default: coplay-train/NAME].
     """
     from rich.progress import (
         BarColumn,

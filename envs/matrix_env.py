@@ -10,7 +10,7 @@ facade and a batch of one given the same seed and actions play the same game.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
@@ -39,7 +39,7 @@ class MatrixGameEnv(ParallelEnv):
     """Two players choose cooperate (0) or defect (1) each round and see a first-person token
     of the previous joint action (0 at the start). Rewards come from ``config.payoffs``."""
 
-    metadata = {"render_modes": ["ansi", "human"], "is_parallelizable": True}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "is_parallelizable": True}
 
     def __init__(
         self,

@@ -30,8 +30,8 @@ from memory.training import (
 )
 
 __all__ = [
-    "OUTCOMES",
     "DEFAULT_URL",
+    "OUTCOMES",
     "URL_ENV_VAR",
     "EpisodeArrays",
     "EpisodeRecord",

@@ -47,7 +47,6 @@ from memory.mirror import CommitWatcher, HandbookMirror, Retrieval
 from memory.portable import export_document, import_document, read_document
 from memory.revisions import current, next_revision
 
-
 __all__ = ["Handbook", "HandbookSettings", "HandbookSummary", "Hit", "Retrieval"]
 
 

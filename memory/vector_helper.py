@@ -16,6 +16,7 @@ must keep its work under ``if __name__ == "__main__":``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import traceback
 from multiprocessing.connection import Connection
@@ -79,10 +80,8 @@ class VectorHelper:
 
     def close(self) -> None:
         if self._process.is_alive():
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._connection.send(None)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
             self._process.join(JOIN_SECONDS)
         if self._process.is_alive():
             self._process.terminate()
@@ -113,5 +112,5 @@ def _serve(connection: Connection) -> None:
         _, ticket, queries, depth, bias, probes = message
         try:
             connection.send(("ok", ticket, ivf_top(cells, queries, depth, bias, probes)))
-        except Exception:  # noqa: BLE001 - sent back whole, to be raised where it was asked
+        except Exception:
             connection.send(("error", ticket, traceback.format_exc()))

@@ -78,7 +78,8 @@ def evaluation_scenario(
         coplayers.update(population_agents(spec))
     clashes = sorted(set(coplayers) & set(names))
     if clashes:
-        raise ScenarioError("--against", expected="co-player names other than the learners'", got=str(clashes))
+        raise ScenarioError("--against", expected="co-player names other than the learners'",
+                            got=str(clashes))
     check_agents(env, coplayers, source="--against")
     focal = {
         name: AgentSection(kind="checkpoint", path=str(checkpoint), learner=name, greedy=greedy)

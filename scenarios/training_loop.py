@@ -9,6 +9,7 @@ limit, ``stopped``; both continue with ``resume``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -124,10 +125,9 @@ def train(
         # Killed (Ctrl-C, SIGTERM turned into KeyboardInterrupt by the CLI) or failed: the
         # store says so, and the last checkpoint is where --resume continues. The update
         # under way may be half done, so no checkpoint is written now.
-        try:
+        # If the store itself failed (e.g. locked), the original error is the one to report.
+        with contextlib.suppress(StoreError):
             store.set_status(training_run_id, INTERRUPTED)
-        except StoreError:
-            pass  # the store itself failed (e.g. locked): report the original error
         raise
     store.set_status(training_run_id, FINISHED if trainer.finished() else STOPPED)
     return TrainingOutcome(training_run_id, checkpoint, trainer, time.perf_counter() - start)

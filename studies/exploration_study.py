@@ -44,8 +44,8 @@ from pathlib import Path
 STUDIES = Path(__file__).resolve().parent
 sys.path.insert(0, str(STUDIES.parent))
 
-from scenarios.exploration import CONTEXTS, METHODS, TASKS  # noqa: E402
-from scenarios.exploration import bundled_name as scenario_name  # noqa: E402
+from scenarios.exploration import CONTEXTS, METHODS, TASKS
+from scenarios.exploration import bundled_name as scenario_name
 
 STUDY_METHODS = ("none", "global", "episodic", "product", "sum")
 COUNTING_METHODS = ("global", "episodic", "product", "sum")

@@ -40,7 +40,7 @@ STUDIES = Path(__file__).resolve().parent
 ROOT = STUDIES.parent
 sys.path.insert(0, str(ROOT))
 
-from memory import RunStore, TrainingStore  # noqa: E402
+from memory import RunStore, TrainingStore
 
 PAPER = {  # Weis, Wołczyk et al. (2026), A2C, Figure 1 and section 3
     "mixed_pool": "learner-vs-learner cooperation 0.9-0.95; vs tabular: cooperation 0.05-0.1, reward ~1.0",
@@ -54,7 +54,7 @@ COOPERATION_GOAL = 0.9
 
 
 def train_all(args: argparse.Namespace, db: str) -> None:
-    budget = {c: args.default_minutes for c in args.conditions} | args.minutes
+    budget = dict.fromkeys(args.conditions, args.default_minutes) | args.minutes
     # Longest first, so the two workers finish close together.
     jobs = sorted(((c, seed) for c in args.conditions for seed in args.seeds), key=lambda j: -budget[j[0]])
     threads = str(args.threads)
@@ -102,7 +102,8 @@ def summarize(dbs: list[str], out: Path, context: str, threads: int | None) -> N
     print((out / "results.md").read_text())
     figures = {}
     for condition, runs in rows.items():
-        figures[f"{condition}_coop_learners_last10"] = round(float(np.mean([r["coop_learners"] for r in runs])), 4)
+        learners = float(np.mean([r["coop_learners"] for r in runs]))
+        figures[f"{condition}_coop_learners_last10"] = round(learners, 4)
         tabular = [r["coop_tabular"] for r in runs if np.isfinite(r["coop_tabular"])]
         if tabular:  # conditions without tabular co-players have no such figure
             figures[f"{condition}_coop_tabular_last10"] = round(float(np.mean(tabular)), 4)
@@ -120,7 +121,7 @@ def _collect(store: TrainingStore, rows: dict, curves: dict) -> None:
         by_update = {u: [p.metrics for p in points if p.update == u] for u in updates}
         tail = updates[-max(1, len(updates) // 10):]
 
-        def mean_of(name: str, chosen: list[int]) -> float:
+        def mean_of(name: str, chosen: list[int], by_update=by_update) -> float:
             values = [m[name] for u in chosen for m in by_update[u] if name in m]
             return float(np.mean(values)) if values else float("nan")
 

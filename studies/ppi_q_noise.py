@@ -29,12 +29,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import envs  # noqa: E402
-from agents.checkpoint import CheckpointRef, load_learner  # noqa: E402
-from agents.sequence import NO_ACTION, SequencePolicy, StepInputs  # noqa: E402
-from agents.train.planning import plan  # noqa: E402
-from agents.train.config import PPISettings  # noqa: E402
-from coplay.errors import CoplayError  # noqa: E402
+import envs
+from agents.checkpoint import CheckpointRef, load_learner
+from agents.sequence import NO_ACTION, SequencePolicy, StepInputs
+from agents.train.config import PPISettings
+from agents.train.planning import plan
+from coplay.errors import CoplayError
 
 
 class Planner(NamedTuple):
@@ -57,11 +57,16 @@ class Planner(NamedTuple):
         return (log_pi[:, 0] - log_pi[:, 1]) - (prior[:, 0] - prior[:, 1])
 
 
-def noise_row(planner: Planner, outputs, state, rounds_left: int, repeats: int, reference_samples: int) -> dict:
-    """The planner's estimates at one round, against a many-rollout reference and the exact search."""
+def noise_row(planner: Planner, outputs, state, rounds_left: int, repeats: int,
+              reference_samples: int) -> dict:
+    """The planner's estimates at one round, against a many-rollout reference and the exact
+    search."""
     settings = planner.settings
-    reference = planner.q_difference(outputs, state, rounds_left, replace(settings, samples=reference_samples))
-    estimates = torch.stack([planner.q_difference(outputs, state, rounds_left, settings) for _ in range(repeats)])
+    q_difference = planner.q_difference
+    reference = q_difference(outputs, state, rounds_left,
+                             replace(settings, samples=reference_samples))
+    estimates = torch.stack([q_difference(outputs, state, rounds_left, settings)
+                             for _ in range(repeats)])
     row = {
         "prior_cooperation": torch.softmax(outputs.logits, -1)[:, 0].mean().item(),
         "signal_mean": reference.mean().item(), "signal_sd": reference.std().item(),
@@ -69,7 +74,8 @@ def noise_row(planner: Planner, outputs, state, rounds_left: int, repeats: int, 
         "sign_wrong": ((estimates > 0) != (reference > 0)).float().mean().item(),
     }
     for depth in (1, 2, 3):
-        exact = planner.q_difference(outputs, state, rounds_left, replace(settings, samples="exact", depth=depth))
+        exact = q_difference(outputs, state, rounds_left,
+                             replace(settings, samples="exact", depth=depth))
         row[f"exact{depth}_mean"] = exact.mean().item()
         row[f"exact{depth}_sign_agrees"] = ((exact > 0) == (reference > 0)).float().mean().item()
     return row
@@ -97,7 +103,8 @@ def measure(checkpoint: str, learners: list[str], games: int, rounds: list[int],
         actions = []
         for seat, planner in enumerate(planners):
             outputs, states[seat] = planner.policy.step(
-                StepInputs(torch.from_numpy(observations[seat].astype(np.int64)), previous[seat], rewards[seat]),
+                StepInputs(torch.from_numpy(observations[seat].astype(np.int64)), previous[seat],
+                           rewards[seat]),
                 states[seat],
             )
             if seat == 0 and t + 1 in rounds:
@@ -139,7 +146,8 @@ def main() -> None:
           "| exact depth 1 / 2 / 3: mean (sign agrees) |")
     print("|---|---|---|---|---|---|")
     for row in report:
-        exact = " / ".join(f"{row[f'exact{d}_mean']:+.2f} ({row[f'exact{d}_sign_agrees']:.2f})" for d in (1, 2, 3))
+        exact = " / ".join(f"{row[f'exact{d}_mean']:+.2f} ({row[f'exact{d}_sign_agrees']:.2f})"
+                           for d in (1, 2, 3))
         print(f"| {row['round']} | {row['prior_cooperation']:.2f} | {row['signal_mean']:+.3f} / "
               f"{row['signal_sd']:.3f} | {row['noise_sd']:.3f} | {row['sign_wrong']:.2f} | {exact} |")
     print(json.dumps(report))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import scenarios
 from agents.exploration import (
     E3B,
     BonusConfig,
@@ -22,7 +23,6 @@ from agents.exploration import (
 from agents.grid_policy import GridPolicy, GridPolicyConfig
 from agents.train.ppo_grid import GridPPOConfig, GridTrainer, Rollout, advantages
 from coplay.errors import ConfigError
-import scenarios
 from scenarios import exploration
 
 VIEW = 7

@@ -370,7 +370,8 @@ def test_an_older_schema_is_refused_until_upgraded(backend_url, tmp_path) -> Non
     engine = create_engine(backend_url)
     migrations.upgrade(engine, "0001")  # a database as coplay left it before the handbook
     engine.dispose()
-    with pytest.raises(StoreError, match=rf"schema revision {migrations.head()}, got revision 0001\. .*coplay db upgrade"):
+    expected = rf"schema revision {migrations.head()}, got revision 0001\. .*coplay db upgrade"
+    with pytest.raises(StoreError, match=expected):
         open_engine(backend_url)
     before, after = migrations.upgrade(open_engine(backend_url, check_schema=False))
     assert (before, after) == ("0001", migrations.head())

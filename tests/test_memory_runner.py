@@ -23,7 +23,7 @@ from tests.test_cli import coplay
 
 DEFECT_ALWAYS = NewBehavior(
     name="Defect no matter what", instruction="Defect in every round, whatever happened.",
-    kind="response_rule", payload={"cooperate": {k: 0.0 for k in ("start", "CC", "CD", "DC", "DD")}},
+    kind="response_rule", payload={"cooperate": dict.fromkeys(("start", "CC", "CD", "DC", "DD"), 0.0)},
     trigger={"coplayer": "cooperator"},
 )
 OPEN_WITH_A_PROBE = NewBehavior(
@@ -107,7 +107,7 @@ def test_memory_runs_are_deterministic_and_need_a_handbook(db_url) -> None:
     handbook = Handbook.open(db_url)
     handbook.add(NewBehavior(
         name="Mostly cooperate", instruction="Cooperate most of the time.", kind="response_rule",
-        payload={"cooperate": {k: 0.7 for k in ("start", "CC", "CD", "DC", "DD")}},
+        payload={"cooperate": dict.fromkeys(("start", "CC", "CD", "DC", "DD"), 0.7)},
     ))
     first = scenarios.run(memory_scenario(), handbook=handbook)
     second = scenarios.run(memory_scenario(), handbook=handbook)
@@ -152,7 +152,7 @@ def test_the_usage_tally_equals_a_count_over_every_game_and_round(db_url, monkey
     handbook.add_many([
         DEFECT_ALWAYS, OPEN_WITH_A_PROBE,
         NewBehavior(name="Flip a coin", instruction="Cooperate half of the time against a mixed player.",
-                    kind="response_rule", payload={"cooperate": {k: 0.5 for k in RULE_KEYS}},
+                    kind="response_rule", payload={"cooperate": dict.fromkeys(RULE_KEYS, 0.5)},
                     trigger={"coplayer": "mixed"}),
         NewBehavior(name="Reciprocate", instruction="Against a reciprocator, do what it did last round.",
                     kind="response_rule", payload={"cooperate": dict(zip(RULE_KEYS, (1, 1, 0, 1, 0)))}),
@@ -167,7 +167,10 @@ agents:
   allc: {kind: always_cooperate}
   alld: {kind: always_defect}
   tft: {kind: tit_for_tat}
-matchups: {mode: population, focal: [alld, follower], background: [{agent: follower}, {agent: tft}, {agent: allc}]}
+matchups:
+  mode: population
+  focal: [alld, follower]
+  background: [{agent: follower}, {agent: tft}, {agent: allc}]
 run: {episodes: 48, seed: 3, batch_size: 16}
 memory: {k: 3}
 """.replace("ENV", env))
@@ -279,7 +282,10 @@ agents:
   follower: {{kind: handbook_follower, fallback: random}}
   tft: {{kind: tit_for_tat}}
   tabular: {{kind: memory_one, table: uniform}}
-matchups: {{mode: population, focal: [follower], background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]}}
+matchups:
+  mode: population
+  focal: [follower]
+  background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]
 run: {{episodes: 24, seed: 5, batch_size: 12}}
 memory: {{k: 1}}
 """)
@@ -326,7 +332,8 @@ def test_coplayer_types_from_counts() -> None:
         1, 2, 3, 4, 0]
 
 
-def test_run_command_updates_memory_and_memory_commands_inspect_it(monkeypatch, capsys, tmp_path, db_url) -> None:
+def test_run_command_updates_memory_and_memory_commands_inspect_it(
+        monkeypatch, capsys, tmp_path, db_url) -> None:
     path = tmp_path / "memory.yaml"
     path.write_text(SCENARIO + "memory: {k: 2, extract: true}\n")
     code, out, err = coplay(monkeypatch, capsys, "run", str(path), "--db", db_url, "--no-plots")
@@ -428,7 +435,10 @@ agents:
   follower: {{kind: handbook_follower, fallback: random}}
   tft: {{kind: tit_for_tat}}
   tabular: {{kind: memory_one, table: uniform}}
-matchups: {{mode: population, focal: [follower], background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]}}
+matchups:
+  mode: population
+  focal: [follower]
+  background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]
 run: {{episodes: 40, seed: 7, batch_size: 16, record_trajectories: true}}
 memory: {{k: 3}}
 """)

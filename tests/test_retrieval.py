@@ -27,10 +27,10 @@ def corpus(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(TOPICS, size=rng.integers(3, 9))) + f" item{i}" for i in range(n)]
 
 
-def build(texts: list[str], settings: IndexSettings = IndexSettings(),
+def build(texts: list[str], settings: IndexSettings | None = None,
           tags: dict[int, set[str]] | None = None) -> BehaviorIndex:
     embedder = HashingEmbedder()
-    index = BehaviorIndex(embedder.dimension, settings)
+    index = BehaviorIndex(embedder.dimension, settings or IndexSettings())
     for i, (text, vector) in enumerate(zip(texts, embedder.embed(texts))):
         index.upsert(IndexEntry(i, vector, words(text), "text" if i % 2 else "response_rule",
                                 frozenset((tags or {}).get(i, ())), valid_from=0.0))
@@ -142,7 +142,8 @@ def test_lexical_ranking_is_bm25_when_nothing_is_pruned() -> None:
             if counts[term]:
                 idf = math.log1p((len(documents) - df + 0.5) / (df + 0.5))
                 tf = counts[term]
-                score += idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * len(document) / average))
+                length_norm = 1 - BM25_B + BM25_B * len(document) / average
+                score += idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * length_norm)
         scores.append(score)
     slots, values = index._lexical_top([query], 10, index._mask(Filters()))
     expected = np.argsort(-np.array(scores), kind="stable")[:10]

@@ -4,6 +4,8 @@ outcome is known, and seeds reproduce runs."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -115,7 +117,7 @@ def test_responses_count_each_seats_next_move_after_each_joint_outcome(tiny_scen
     expected = [[[0, 0] for _ in range(4)] for _ in range(2)]
     for episode, length in zip(outcome.episodes.joint_actions, outcome.episodes.lengths, strict=True):
         moves = [(int(j) // 2, int(j) % 2) for j in episode[:length]]
-        for (a0, a1), (n0, n1) in zip(moves, moves[1:]):
+        for (a0, a1), (n0, n1) in itertools.pairwise(moves):
             for seat, own, theirs, cooperates in ((0, a0, a1, n0 == 0), (1, a1, a0, n1 == 0)):
                 counts = expected[seat][2 * own + theirs]
                 counts[0] += 1
@@ -224,8 +226,10 @@ BAD_INPUTS = {
     ),
     "unknown agent kind": (
         BASE.replace("kind: always_defect", "kind: nope"),
-        "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'checkpoint', 'extortionate_zd', "
-        "'generous_tit_for_tat', 'grid_checkpoint', 'grim_trigger', 'handbook_follower', 'macro_follower', 'memory_one', 'plugin', 'random', 'random_actions', 'tit_for_tat', "
+        "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'checkpoint', "
+        "'extortionate_zd', 'generous_tit_for_tat', 'grid_checkpoint', 'grim_trigger', "
+        "'handbook_follower', 'macro_follower', 'memory_one', 'plugin', 'random', "
+        "'random_actions', 'tit_for_tat', "
         "'tit_for_two_tats', 'win_stay_lose_shift'], got 'nope'. Run `coplay agents` to list "
         "agent kinds, or use kind: plugin.",
     ),

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 import scenarios
+from cli import report
 from coplay.errors import StoreError
 from memory import RunStore
 from memory.db import open_engine
@@ -23,7 +24,6 @@ from memory.schema import (
     RunRow,
     TrajectoryRow,
 )
-from cli import report
 
 
 def _row_counts(store: RunStore) -> dict[str, int]:

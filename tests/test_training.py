@@ -354,7 +354,8 @@ def test_model_rounds_compute_what_stepping_the_policy_computes(identity_size: i
 
 @pytest.mark.parametrize("bootstrap", [False, True])
 @pytest.mark.parametrize("identity_size", [0, IDENTITY_SIZE])
-def test_the_exact_search_is_what_many_sampled_rollouts_converge_to(identity_size: int, bootstrap: bool) -> None:
+def test_the_exact_search_is_what_many_sampled_rollouts_converge_to(identity_size: int,
+                                                                   bootstrap: bool) -> None:
     torch.manual_seed(0)
     policy = make_policy(replace(SMALL_POLICY, identity_size=identity_size))
     payoff = planning.own_payoffs(GAME.payoffs)
@@ -417,7 +418,8 @@ def test_acting_part_way_to_the_prior_is_planning_with_a_smaller_beta() -> None:
     improved = plan_first_round(policy, outputs, state, PPISettings(beta=2.0), rounds_left=None)
     smaller = plan_first_round(policy, outputs, state, PPISettings(beta=0.5), rounds_left=None)
     assert torch.allclose(planning.toward_prior(improved, outputs.logits, 0.25), smaller, atol=1e-5)
-    assert torch.allclose(planning.toward_prior(improved, outputs.logits, 0.0), torch.log_softmax(outputs.logits, -1))
+    assert torch.allclose(planning.toward_prior(improved, outputs.logits, 0.0),
+                          torch.log_softmax(outputs.logits, -1))
 
 
 def test_acting_temperature_scales_the_acted_log_odds_from_the_switch_on() -> None:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import envs
-from memory import RunStore, TrainingStore
 import scenarios
+from memory import RunStore, TrainingStore
 from scenarios import evaluation
 from scenarios.runner import play_batch
 from scenarios.schema import AgentSection, EnvSection, build_agent
@@ -213,7 +213,7 @@ BAD = [
 def test_bad_training_scenarios_fail_with_one_line(monkeypatch, capsys, tmp_path, replacement, message):
     key = replacement.split(":")[0]
     lines = [line for line in TINY_TRAINING.splitlines() if not line.startswith(f"{key}:")]
-    scenario = write(tmp_path, "bad.yaml", "\n".join(lines + [replacement]) + "\n")
+    scenario = write(tmp_path, "bad.yaml", "\n".join([*lines, replacement]) + "\n")
     code, _, stderr = coplay(monkeypatch, capsys, "scenarios", "validate", str(scenario))
     assert code == 2
     assert stderr.startswith(f"coplay: error: {scenario}: {message}"), stderr

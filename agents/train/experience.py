@@ -85,7 +85,7 @@ def seating(num_learners: int, episodes: int, pool: Mapping[str, float], groups:
     seat 0 and seat 1 alternately so the learner learns both seats.
     """
     total = sum(pool.values())
-    counts = {name: int(round(episodes * weight / total)) for name, weight in pool.items()}
+    counts = {name: round(episodes * weight / total) for name, weight in pool.items()}
     # Rounding must not change the batch size: the largest share absorbs the difference.
     counts[max(counts, key=counts.get)] += episodes - sum(counts.values())
     blocks = []

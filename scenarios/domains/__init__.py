@@ -17,6 +17,7 @@ from scenarios.domains.matrix_fast import MatrixFastPath
 from scenarios.memory_step import RunMemory
 from scenarios.schema import MemorySection
 
+
 def run_memory(handbook: Handbook, section: MemorySection, *, scenario: str, env_id: str,
                general: bool = False) -> RunMemory:
     """The memory of one run of ``scenario`` on ``env_id``; ``general`` turns a family's fast
