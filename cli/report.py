@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class RoleStats:
-    role: str
+class Pooled:
+    """Figures pooled over every seat a role (or a player) held."""
+
     episodes: int
     steps: int
     total_return: float
@@ -32,40 +33,38 @@ class RoleStats:
         return self.cooperations / self.steps if self.steps else 0.0
 
 
-def role_stats(pairings: list[PairingStats]) -> list[RoleStats]:
-    """Per-capita figures of each role, pooled over every seat that role held."""
+def _pool(pairings: list[PairingStats], *, by_role: bool) -> dict[str, Pooled]:
+    """Per role, or per player, the totals of every seat it held."""
     totals: dict[str, list[float]] = {}
     for p in pairings:
+        names = p.roles if by_role else p.agents
         for seat in (0, 1):
-            t = totals.setdefault(p.roles[seat], [0, 0, 0.0, 0])
+            t = totals.setdefault(names[seat], [0, 0, 0.0, 0])
             t[0] += p.episodes
             t[1] += p.steps
             t[2] += p.returns[seat]
             t[3] += p.cooperations[seat]
-    return [
-        RoleStats(role, int(e), int(s), float(r), int(c))
-        for role, (e, s, r, c) in totals.items()
-    ]
+    return {name: Pooled(int(e), int(s), float(r), int(c))
+            for name, (e, s, r, c) in totals.items()}
 
 
-@dataclass(frozen=True)
-class Standing:
+@dataclass(frozen=True, kw_only=True)
+class RoleStats(Pooled):
+    role: str
+
+
+def role_stats(pairings: list[PairingStats]) -> list[RoleStats]:
+    """Per-capita figures of each role, pooled over every seat that role held."""
+    return [RoleStats(role=role, **vars(pooled))
+            for role, pooled in _pool(pairings, by_role=True).items()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Standing(Pooled):
     """One player of a round robin, pooled over every game it played in either seat."""
 
     rank: int
     player: str
-    episodes: int
-    steps: int
-    total_return: float
-    cooperations: int
-
-    @property
-    def return_per_step(self) -> float:
-        return self.total_return / self.steps if self.steps else 0.0
-
-    @property
-    def cooperation_rate(self) -> float:
-        return self.cooperations / self.steps if self.steps else 0.0
 
     def record(self) -> dict[str, float | int | str]:
         return {"rank": self.rank, "player": self.player, "episodes": self.episodes,
@@ -76,23 +75,13 @@ class Standing:
 
 def standings(pairings: list[PairingStats]) -> list[Standing]:
     """The players ranked by mean return per step, best first; equal means share a rank."""
-    totals: dict[str, list[float]] = {}
-    for p in pairings:
-        for seat in (0, 1):
-            t = totals.setdefault(p.agents[seat], [0, 0, 0.0, 0])
-            t[0] += p.episodes
-            t[1] += p.steps
-            t[2] += p.returns[seat]
-            t[3] += p.cooperations[seat]
-    unranked = [Standing(0, player, int(e), int(s), float(r), int(c))
-                for player, (e, s, r, c) in totals.items()]
-    unranked.sort(key=lambda s: (-s.return_per_step, s.player))
+    unranked = sorted(_pool(pairings, by_role=False).items(),
+                      key=lambda item: (-item[1].return_per_step, item[0]))
     ranked: list[Standing] = []
-    for position, s in enumerate(unranked):
-        tied = ranked and ranked[-1].return_per_step == s.return_per_step
+    for position, (player, pooled) in enumerate(unranked):
+        tied = ranked and ranked[-1].return_per_step == pooled.return_per_step
         rank = ranked[-1].rank if tied else position + 1
-        ranked.append(Standing(rank, s.player, s.episodes, s.steps, s.total_return,
-                               s.cooperations))
+        ranked.append(Standing(rank=rank, player=player, **vars(pooled)))
     return ranked
 
 
