@@ -157,6 +157,9 @@ class TrainingRunRow(Base):
     # (killed or failed: --resume continues from its last checkpoint); null for runs stored
     # before statuses were kept.
     status: Mapped[str | None] = mapped_column(String(20))
+    # "host:pid" of the process that set it running, so that a run whose process died without
+    # a word (SIGKILL, a crashed machine) reads back as interrupted.
+    owner: Mapped[str | None] = mapped_column(String(300))
 
 
 class LearningPointRow(Base):

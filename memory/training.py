@@ -3,11 +3,15 @@
 Points are appended in short transactions as training goes, so a long run's curves can be
 read (and plotted) before it ends. A resumed run first drops the points recorded after its
 checkpoint, so the stored curve is exactly that of the uninterrupted run. A run's status says
-whether it is still running, finished, stopped at a time limit, or was interrupted.
+whether it is still running, finished, stopped at a time limit, or was interrupted (also
+when its process died without a word: a run stored as running reads back as interrupted once
+the process that set it running is gone).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +61,7 @@ def start_training_run(
     row = TrainingRunRow(
         scenario_name=scenario_name, seed=seed, scenario=scenario, checkpoint=checkpoint,
         created_at=datetime.now(UTC), coplay_version=__version__, status=RUNNING,
+        owner=this_process(),
     )
     session.add(row)
     session.flush()
@@ -73,11 +78,35 @@ def add_learning_points(session: Session, training_run_id: int, points: Sequence
 
 
 def set_status(session: Session, training_run_id: int, status: str) -> None:
+    """Set a run's status; setting it running records this process as its owner."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
     get_training_run(session, training_run_id)
+    values = {"status": status, **({"owner": this_process()} if status == RUNNING else {})}
     session.execute(update(TrainingRunRow).where(TrainingRunRow.id == training_run_id)
-                    .values(status=status))
+                    .values(**values))
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def effective_status(status: str | None, owner: str | None) -> str | None:
+    """The stored status, except that a run stored as running whose process on this machine
+    is gone was interrupted (killed with no chance to say so). A run owned by another
+    machine's process is taken at its word."""
+    if status != RUNNING or owner is None:
+        return status
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return status
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return INTERRUPTED
+    except PermissionError:  # alive, under another user
+        return status
+    return status
 
 
 def drop_points_after(session: Session, training_run_id: int, update: int) -> None:
@@ -124,8 +153,8 @@ def get_learning_curve(session: Session, training_run_id: int) -> list[LearningP
 def _info(row: TrainingRunRow, last_update: int | None) -> TrainingRunInfo:
     return TrainingRunInfo(
         id=row.id, scenario_name=row.scenario_name, seed=row.seed, checkpoint=row.checkpoint,
-        created_at=row.created_at, coplay_version=row.coplay_version, status=row.status,
-        last_update=last_update,
+        created_at=row.created_at, coplay_version=row.coplay_version,
+        status=effective_status(row.status, row.owner), last_update=last_update,
     )
 
 

@@ -5,11 +5,14 @@ nothing half-written in the store."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
 import sys
 import textwrap
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -332,6 +335,9 @@ class Stopper:
         self.moves += 1
         if self.moves >= self.after and os.path.exists(self.flag):
             os.remove(self.flag)
+            if self.error == "hang":  # until the test kills the process with SIGKILL
+                open(self.flag + ".ready", "w").close()
+                time.sleep(120)
             if self.error == "terminate":  # as `kill PID` or a job scheduler would
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(10)  # the handler interrupts this at once
@@ -385,6 +391,39 @@ def test_killed_training_is_marked_interrupted_and_resume_continues_it(
     if error == "interrupt":  # the resumed curve is that of a run never interrupted
         assert coplay(monkeypatch, capsys, *args, "--out", str(tmp_path / "straight"))[0] == 0
         assert without_timing(store.curve(1)) == without_timing(store.curve(2))
+
+
+def test_a_training_run_killed_without_a_word_reads_back_as_interrupted(
+        monkeypatch, capsys, tmp_path, db_url, plugin_folder):
+    """SIGKILL leaves no chance to mark the run: the store sees that the process which set it
+    running is gone."""
+    module = plugin_folder(INTERRUPTING_PLUGIN)
+    flag = tmp_path / "flag"
+    scenario = write(tmp_path, "t.yaml", TRAINING.format(factory=f"{module}:factory",
+                                                         flag=flag, error="hang"))
+    args = ["train", str(scenario), "--db", db_url, "--no-plots", "--checkpoint-every", "1",
+            "--out", str(tmp_path / "killed")]
+    flag.touch()
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", *args], cwd=root,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "plugins"), str(root)])},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    ready = Path(f"{flag}.ready")
+    deadline = time.monotonic() + 120
+    while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ready.exists(), "the training run never reached its hanging move"
+    assert TrainingStore(db_url).run(1).status == "running"
+    process.kill()
+    process.wait()
+    assert TrainingStore(db_url).run(1).status == "interrupted"
+    code, stdout, _ = coplay(monkeypatch, capsys, "training", "list", "--db", db_url)
+    assert code == 0 and "interrupted" in stdout
+    code, _, stderr = coplay(monkeypatch, capsys, *args, "--resume")
+    assert code == 0, stderr
+    assert TrainingStore(db_url).run(1).status == "finished"
 
 
 def test_resume_without_a_checkpoint_says_so(monkeypatch, capsys, tmp_path, db_url, plugin_folder):
