@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 import numpy as np
 import torch
+from pydantic import ConfigDict, Field, StrictBool, model_validator
+from pydantic.dataclasses import dataclass as settings
 from torch import nn
 from torch.nn import functional as F
 
 from agents.grid_policy import ONE_HOT_CHANNELS, one_hot_view
-from coplay.errors import ConfigError
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 GlobalTerm = Literal["none", "counts", "rnd", "noveld"]
 EpisodicTerm = Literal["none", "counts", "first_visit", "e3b"]
@@ -70,43 +74,30 @@ class Transitions:
     actions: torch.Tensor  # (B,)
 
 
-@dataclass(frozen=True, kw_only=True)
+@settings(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class BonusConfig:
     global_term: GlobalTerm = "none"
     episodic_term: EpisodicTerm = "none"
     combine: Combine = "product"
     count_over: CountOver = "view"  # what a count-based term counts: the view or the cell
-    global_weight: float = 1.0  # the global term's weight in a sum
-    coef: float = 0.05  # weight of the normalised intrinsic reward beside the task's reward
-    normalize: bool = True  # divide by the running std of discounted intrinsic returns
-    embedding_size: int = 32  # RND's and E3B's embeddings
-    ridge: float = 0.1  # E3B's C starts as ridge * I
-    learning_rate: float = 1e-3  # of RND's predictor and E3B's inverse-dynamics model
-    noveld_alpha: float = 0.5
+    global_weight: NonNegative = 1.0  # the global term's weight in a sum
+    coef: NonNegative = 0.05  # weight of the normalised intrinsic reward beside the task's reward
+    normalize: StrictBool = True  # divide by the running std of discounted intrinsic returns
+    embedding_size: int = Field(default=32, ge=1)  # RND's and E3B's embeddings
+    ridge: Positive = 0.1  # E3B's C starts as ridge * I
+    learning_rate: Positive = 1e-3  # of RND's predictor and E3B's inverse-dynamics model
+    noveld_alpha: NonNegative = 0.5
 
-    def __post_init__(self) -> None:
-        for name, allowed in (("global_term", GlobalTerm), ("episodic_term", EpisodicTerm),
-                              ("combine", Combine), ("count_over", CountOver)):
-            options = allowed.__args__
-            if getattr(self, name) not in options:
-                raise ConfigError(f"bonus.{name}", expected=f"one of {list(options)}",
-                                  got=repr(getattr(self, name)))
-        for name in ("coef", "global_weight", "noveld_alpha"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"bonus.{name}", expected="a non-negative number", got=repr(value))
-        for name in ("ridge", "learning_rate"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"bonus.{name}", expected="a positive number", got=repr(value))
-        if self.count_over != "view" and "counts" not in (self.global_term, self.episodic_term) \
-                and self.episodic_term != "first_visit":
-            raise ConfigError("bonus.count_over", expected="'view' unless a term counts "
-                              "(global_term or episodic_term counts, or first_visit)",
-                              got=repr(self.count_over))
-        if not isinstance(self.embedding_size, int) or self.embedding_size < 1:
-            raise ConfigError("bonus.embedding_size", expected="a positive integer",
-                              got=repr(self.embedding_size))
+    @model_validator(mode="after")
+    def _counts_need_a_counting_term(self) -> BonusConfig:
+        counting = "counts" in (self.global_term, self.episodic_term) or (
+            self.episodic_term == "first_visit")
+        if self.count_over != "view" and not counting:
+            raise ValueError(
+                "count_over: expected 'view' unless a term counts (global_term or episodic_term "
+                f"counts, or first_visit), got {self.count_over!r}"
+            )
+        return self
 
     @property
     def label(self) -> str:

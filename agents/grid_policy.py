@@ -8,12 +8,10 @@ replays a rollout for the update.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+from pydantic import ConfigDict, Field, StrictBool
+from pydantic.dataclasses import dataclass
 from torch import nn
-
-from coplay.errors import ConfigError
 
 # minigrid's cell encoding: object (11 values), colour (6), state (3).
 CHANNEL_SIZES = (11, 6, 3)
@@ -29,15 +27,10 @@ def one_hot_view(observations: torch.Tensor) -> torch.Tensor:
     return planes.permute(0, 3, 1, 2)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, config=ConfigDict(extra="forbid"))
 class GridPolicyConfig:
-    hidden_size: int = 128
-    recurrent: bool = False  # a GRU between the CNN and the heads
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
-            raise ConfigError("train.policy.hidden_size", expected="a positive integer",
-                              got=repr(self.hidden_size))
+    hidden_size: int = Field(default=128, ge=1)
+    recurrent: StrictBool = False  # a GRU between the CNN and the heads
 
 
 class GridPolicy(nn.Module):

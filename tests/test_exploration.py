@@ -4,6 +4,7 @@ next-step autoreset, state round trips, and short runs that learn."""
 from __future__ import annotations
 
 import copy
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +23,7 @@ from agents.exploration import (
 )
 from agents.grid_policy import GridPolicy, GridPolicyConfig
 from agents.train.ppo_grid import GridPPOConfig, GridTrainer, Rollout, advantages
-from coplay.errors import ConfigError
+from coplay.errors import ScenarioError
 from scenarios import exploration
 
 VIEW = 7
@@ -155,10 +156,12 @@ def test_no_bonus_is_none_and_labels_name_the_terms() -> None:
     ({"count_over": "room"}, "bonus.count_over"),
     ({"global_term": "rnd", "episodic_term": "e3b", "count_over": "position"}, "bonus.count_over"),
 ])
-def test_bad_bonus_settings_are_rejected_when_built(settings, where) -> None:
-    with pytest.raises(ConfigError) as caught:
-        BonusConfig(**settings)
-    assert caught.value.where == where
+def test_bad_bonus_settings_are_rejected_when_loaded(settings, where) -> None:
+    text = ("kind: exploration\nname: bad-bonus\nenv: {id: coplay/grid-keydoor-v0}\n"
+            f"bonus: {json.dumps(settings)}\n")
+    with pytest.raises(ScenarioError) as caught:
+        scenarios.parse(text, source="bad.yaml")
+    assert caught.value.where == f"bad.yaml: {where}"
 
 
 def test_intrinsic_normalizer_divides_by_the_std_of_discounted_returns() -> None:
