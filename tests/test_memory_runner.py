@@ -21,6 +21,18 @@ from scenarios.domains.matrix import CONTEXTS, COPLAYER_TYPES, LAST_ROUND, copla
 from scenarios.domains.matrix_fast import TABLED_ROUNDS, BatchMemory
 from tests.test_cli import coplay
 
+# A follower in the focal seat and in the background, beside tit-for-tat and a random
+# memory-one table: every co-player type shows up.
+FOLLOWER_AMONG_OTHERS = """\
+agents:
+  follower: {kind: handbook_follower, fallback: random}
+  tft: {kind: tit_for_tat}
+  tabular: {kind: memory_one, table: uniform}
+matchups:
+  mode: population
+  focal: [follower]
+  background: [{agent: follower}, {agent: tft}, {agent: tabular}]
+"""
 DEFECT_ALWAYS = NewBehavior(
     name="Defect no matter what", instruction="Defect in every round, whatever happened.",
     kind="response_rule", payload={"cooperate": dict.fromkeys(("start", "CC", "CD", "DC", "DD"), 0.0)},
@@ -278,15 +290,7 @@ def test_each_round_s_context_is_what_the_seat_has_seen(db_url, monkeypatch, env
 kind: simulation
 name: context-check
 env: {env}
-agents:
-  follower: {{kind: handbook_follower, fallback: random}}
-  tft: {{kind: tit_for_tat}}
-  tabular: {{kind: memory_one, table: uniform}}
-matchups:
-  mode: population
-  focal: [follower]
-  background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]
-run: {{episodes: 24, seed: 5, batch_size: 12}}
+{FOLLOWER_AMONG_OTHERS}run: {{episodes: 24, seed: 5, batch_size: 12}}
 memory: {{k: 1}}
 """)
     logs: dict[int, dict[str, list]] = defaultdict(lambda: {"codes": [], "joint": [], "active": []})
@@ -431,15 +435,7 @@ def test_the_matrix_fast_path_plays_and_tallies_as_the_general_path(db_url, env)
 kind: simulation
 name: fast-and-general
 env: {env}
-agents:
-  follower: {{kind: handbook_follower, fallback: random}}
-  tft: {{kind: tit_for_tat}}
-  tabular: {{kind: memory_one, table: uniform}}
-matchups:
-  mode: population
-  focal: [follower]
-  background: [{{agent: follower}}, {{agent: tft}}, {{agent: tabular}}]
-run: {{episodes: 40, seed: 7, batch_size: 16, record_trajectories: true}}
+{FOLLOWER_AMONG_OTHERS}run: {{episodes: 40, seed: 7, batch_size: 16, record_trajectories: true}}
 memory: {{k: 3}}
 """)
     fast = scenarios.run(scenario, handbook=handbook)
@@ -457,3 +453,17 @@ memory: {{k: 3}}
         assert usage.return_unused == pytest.approx(other.return_unused, rel=1e-5)
     assert not used
     assert [e[:3] for e in fast.memory_usage.edges] == [e[:3] for e in general.memory_usage.edges]
+
+
+def test_the_general_path_hands_each_game_its_hints_best_first(db_url) -> None:
+    handbook = Handbook.open(db_url)
+    handbook.add_many([DEFECT_ALWAYS, OPEN_WITH_A_PROBE])
+    memory = run_memory(handbook, memory_scenario("memory: {k: 2}\n").memory,
+                        scenario="memory-test", env_id="coplay/ipd-v0", general=True)
+    batch = memory.batch(("follower", "allc"), (True, False), num_games=3, horizon=12)
+    hints = batch.hints(0)
+    for game in range(3):
+        hinted = hints.of_game(game)
+        assert {h.behavior.name for h in hinted} == {DEFECT_ALWAYS.name, OPEN_WITH_A_PROBE.name}
+        scores = [h.score for h in hinted]
+        assert scores == sorted(scores, reverse=True) and scores[0] > 0
