@@ -133,3 +133,15 @@ def test_coplay_run_plays_a_grid_scenario_and_shows_it_per_player(monkeypatch, c
     assert (tmp_path / "plots" / "results.png").exists()
     code, shown, _ = coplay(monkeypatch, capsys, "runs", "show", "1", "--db", url)
     assert code == 0 and "success" in shown and "cooperation" not in shown
+
+
+def test_extracting_a_stored_grid_run_is_refused_with_one_line(monkeypatch, capsys,
+                                                                tmp_path) -> None:
+    from tests.test_cli import coplay
+
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    assert coplay(monkeypatch, capsys, "run", "keydoor_macros", "--episodes", "2", "--db", url,
+                  "--no-plots", "--record-trajectories")[0] == 0
+    code, _, err = coplay(monkeypatch, capsys, "memory", "extract", "1", "--db", url)
+    assert code == 2 and err.startswith("coplay: error: extract: expected a run of a matrix game")
+    assert err.count("\n") == 1
