@@ -94,9 +94,9 @@ def play(env: ParallelEnv, action_dicts: list[dict[str, int]]) -> list[tuple]:
     return outcomes
 
 
-def timed_pass(env: ParallelEnv, action_dicts: list[dict[str, int]]) -> float:
-    """Steps per second of one pass over ``action_dicts``."""
-    env.reset(seed=0)
+def timed_pass(env: ParallelEnv, action_dicts: list[dict[str, int]], seed: int = 0) -> float:
+    """Steps per second of one pass over ``action_dicts``, resetting whenever a game ends."""
+    env.reset(seed=seed)
     step, reset = env.step, env.reset
     start = time.perf_counter()
     for actions in action_dicts:

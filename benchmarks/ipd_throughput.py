@@ -32,6 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from env_facade import timed_pass  # beside this script
+
 import agents
 import envs
 from scenarios.runner import play_batch
@@ -74,18 +76,8 @@ def facade_rate(steps: int, repeats: int, seed: int = 0) -> tuple[float, list[fl
     drawn = np.random.default_rng(seed).integers(0, 2, size=(steps, 2)).tolist()
     action_dicts = [{"player_0": a0, "player_1": a1} for a0, a1 in drawn]
 
-    def one_pass() -> float:
-        env.reset(seed=seed)
-        step, reset = env.step, env.reset
-        start = time.perf_counter()
-        for actions in action_dicts:
-            if not env.agents:
-                reset()
-            step(actions)
-        return steps / (time.perf_counter() - start)
-
-    one_pass()  # warm-up
-    rates = [one_pass() for _ in range(repeats)]
+    timed_pass(env, action_dicts, seed)  # warm-up
+    rates = [timed_pass(env, action_dicts, seed) for _ in range(repeats)]
     return statistics.median(rates), rates
 
 

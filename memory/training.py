@@ -101,11 +101,11 @@ def effective_status(status: str | None, owner: str | None) -> str | None:
     if host != socket.gethostname() or not pid.isdigit():
         return status
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return INTERRUPTED
     except PermissionError:  # alive, under another user
-        return status
+        pass
     return status
 
 

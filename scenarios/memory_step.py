@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from coplay.step import Domain, HintedBehavior, Hints, Tracker
+from coplay.step import Context, Domain, HintedBehavior, Hints, Tracker
 from memory.behaviors import MemoryUsage, Usage
 from memory.handbook import Handbook
 from memory.index import Filters
@@ -143,9 +143,13 @@ class GeneralBatch:
         self._trackers = trackers
         self.listening = tuple(t is not None for t in trackers)
         self._active = np.ones(num_games, dtype=bool)
-        self._behaviors: list[HintedBehavior] = []
+        # A new tuple only when a behavior is added: agents compare it by reference to reuse
+        # what they worked out from it.
+        self._behaviors: tuple[HintedBehavior, ...] = ()
         self._positions: dict[int, int] = {}  # behavior id -> index in _behaviors
         self._rows: list[np.ndarray | None] = [None] * len(trackers)  # (B, k) last hints
+        self._tables: list[tuple[Sequence[Context], np.ndarray, np.ndarray] | None] = (
+            [None] * len(trackers))
         # Per seat: behavior id -> games it was shown in, and games it was used in.
         self._shown: list[dict[int, np.ndarray]] = [{} for _ in trackers]
         self._used: list[dict[int, np.ndarray]] = [{} for _ in trackers]
@@ -154,13 +158,9 @@ class GeneralBatch:
         tracker = self._trackers[seat]
         assert tracker is not None, "hints asked for a seat that does not listen"
         codes, contexts = tracker.contexts()
-        k = self._run.section.k
-        found = self._run.handbook.retrieve(list(contexts), k=k, filters=self._run.filters)
-        # A last row of no hints, for the games that have ended.
-        table = np.vstack([self._index(found.ids), np.full((1, k), -1, dtype=np.int64)])
-        scores = np.vstack([found.scores, np.zeros((1, k), dtype=found.scores.dtype)])
+        table, scores = self._table(seat, contexts)
         codes = np.where(self._active, codes, len(contexts))
-        hints = Hints(codes, table, scores, tuple(self._behaviors))
+        hints = Hints(codes, table, scores, self._behaviors)
         rows = hints.rows
         self._rows[seat] = rows
         shown = self._shown[seat]
@@ -170,12 +170,27 @@ class GeneralBatch:
             shown[behavior_id] = shown.get(behavior_id, False) | games
         return hints
 
+    def _table(self, seat: int, contexts: Sequence[Context]) -> tuple[np.ndarray, np.ndarray]:
+        """The hints (as behavior indexes) and scores of each context, with a last row of none
+        for the games that have ended. A tracker that hands back the very same contexts gets
+        the same table: the handbook does not change within a batch."""
+        last = self._tables[seat]
+        if last is not None and last[0] is contexts:
+            return last[1], last[2]
+        k = self._run.section.k
+        found = self._run.handbook.retrieve(list(contexts), k=k, filters=self._run.filters)
+        table = np.vstack([self._index(found.ids), np.full((1, k), -1, dtype=np.int64)])
+        scores = np.vstack([found.scores, np.zeros((1, k), dtype=found.scores.dtype)])
+        self._tables[seat] = (contexts, table, scores)
+        return table, scores
+
     def _index(self, ids: np.ndarray) -> np.ndarray:
         """Behavior ids as indexes into the batch's growing list of hinted behaviors."""
-        for behavior_id in np.unique(ids[ids >= 0]).tolist():
-            if behavior_id not in self._positions:
-                self._positions[behavior_id] = len(self._behaviors)
-                self._behaviors.append(self._run.hinted(behavior_id))
+        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._positions]
+        for behavior_id in fresh:
+            self._positions[behavior_id] = len(self._positions)
+        if fresh:
+            self._behaviors = (*self._behaviors, *map(self._run.hinted, fresh))
         table = np.full(ids.shape, -1, dtype=np.int64)
         found = ids >= 0
         table[found] = [self._positions[i] for i in ids[found].tolist()]

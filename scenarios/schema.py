@@ -40,7 +40,7 @@ class EnvSection(Strict):
 
     @property
     def is_grid(self) -> bool:
-        return self.id in envs.GRID_TASK_IDS
+        return self.id in envs.GRID_TASK_IDS  # an unknown id is named when agents are built
 
     def settings(self) -> dict[str, Any]:
         if self.is_grid:
@@ -283,21 +283,14 @@ def build_agent(env: EnvSection, section: AgentSection, name: str) -> agents.Age
 
 def agent_context(env: EnvSection) -> agents.AgentContext:
     if env.is_grid:
-        from envs.grid import task
-
-        grid_task = task(env.id)
-        unknown = set(env.model_extra or {}) - {"contexts", "context_seed",
-                                                *grid_task.layout_settings}
+        spec = envs.spec(env.id)
+        unknown = set(env.model_extra or {}) - set(spec.settings)
         if unknown:
-            raise ConfigError("env", expected=f"settings of {env.id} among contexts, "
-                              f"context_seed, {', '.join(grid_task.layout_settings)}",
+            raise ConfigError("env", expected=f"settings of {env.id} among {list(spec.settings)}",
                               got=str(sorted(unknown)))
         return agents.AgentContext(env_id=env.id, horizon=(env.model_extra or {}).get("max_steps"),
-                                   num_actions=len(grid_task.actions))
-    if env.model_extra:
-        raise ConfigError("env", expected="settings among payoffs, horizon, "
-                          "continuation_probability", got=str(sorted(env.model_extra)))
-    config = envs.make_config(env.id, **env.settings())
+                                   num_actions=len(spec.actions))
+    config = envs.make_config(env.id, **env.settings())  # names any unknown setting
     return agents.AgentContext(env_id=env.id, payoffs=config.payoffs, horizon=config.horizon)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 import agents
 from memory import EpisodeArrays, PairingOutcome, PairingStats
-from scenarios.domains.grid import SUBGOALS, subgoal_of
+from scenarios.domains.grid import SUBGOALS, SubgoalReader
 from scenarios.memory_step import BatchMemory
 from scenarios.schema import EnvSection
 
@@ -40,6 +40,8 @@ def play_solo_batch(env: EnvSection, player: agents.Agent, num_games: int,
     seeds = env_rng.integers(2**31, size=num_games).tolist()
     observations = np.stack([game.reset(seed=seed)[0] for game, seed in zip(games, seeds)])
     player.reset(num_games, agent_rng)
+    # Only memory reads sub-goals.
+    readers = [SubgoalReader(game) for game in games] if memory is not None else None
     running = np.ones(num_games, dtype=bool)
     lengths = np.zeros(num_games, dtype=np.int64)
     returns = np.zeros(num_games)
@@ -60,7 +62,8 @@ def play_solo_batch(env: EnvSection, player: agents.Agent, num_games: int,
             observations[game] = observation
             returns[game] += reward
             lengths[game] += 1
-            subgoals[game] = subgoal_of(games[game])
+            if readers is not None:
+                subgoals[game] = readers[game]()
             if terminated or truncated:
                 running[game] = False
                 successes[game] = info.get("success", False)

@@ -23,19 +23,26 @@ SUBGOALS = {
 }
 
 
-def subgoal_of(env) -> int:
-    """The sub-goal an env (``envs.grid.ContextualGridEnv``) is at, from minigrid's state."""
-    inner = env.inner
-    doors = [cell for cell in inner.grid.grid if cell is not None and cell.type == "door"]
-    closed = [door for door in doors if not door.is_open]
-    if env.task.env_id == "coplay/grid-keydoor-v0":
-        if not closed:
-            return 2
-        carrying = inner.carrying is not None and inner.carrying.type == "key"
-        return 1 if carrying else 0
-    if env.task.env_id == "coplay/grid-multiroom-v0":
-        return 0 if closed else 1
-    return 0
+class SubgoalReader:
+    """Reads the sub-goal an env (``envs.grid.ContextualGridEnv``) is at from minigrid's state.
+    Made after each reset: doors never move within an episode, so they are found once."""
+
+    def __init__(self, env) -> None:
+        self._env_id = env.task.env_id
+        self._inner = env.inner
+        self._doors = [cell for cell in env.inner.grid.grid
+                       if cell is not None and cell.type == "door"]
+
+    def __call__(self) -> int:
+        all_open = all(door.is_open for door in self._doors)
+        if self._env_id == "coplay/grid-keydoor-v0":
+            if all_open:
+                return 2
+            carrying = self._inner.carrying
+            return 1 if carrying is not None and carrying.type == "key" else 0
+        if self._env_id == "coplay/grid-multiroom-v0":
+            return 1 if all_open else 0
+        return 0
 
 
 def subgoal_contexts(agent: str, scenario: str, env_id: str) -> tuple[Context, ...]:
