@@ -36,13 +36,15 @@ class Context:
 
 @dataclass(frozen=True)
 class HintedBehavior:
-    """A behavior from memory as an agent sees it."""
+    """A behavior from memory as an agent sees it; ``embedding`` is memory's unit vector of
+    what it says, for agents that take behaviors as input."""
 
     behavior_id: int
     name: str
     instruction: str
     kind: str
     payload: Mapping[str, Any] | None
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -244,6 +245,10 @@ class Handbook:
     def cached(self, behavior_id: int) -> Behavior:
         """The behavior as of the last sync, without SQL: for per-step use."""
         return self._mirror.cached(behavior_id)
+
+    def embedding(self, behavior_id: int) -> np.ndarray:
+        """The behavior's embedding as of the last sync, without SQL."""
+        return self._mirror.index.vector(behavior_id)
 
     def versions(self, behavior_id: int) -> list[BehaviorVersion]:
         with Session(self._engine) as session:

@@ -226,6 +226,10 @@ class BehaviorIndex:
         keep = slots[0] >= 0
         return self._slots.ids[slots[0][keep]], scores[0][keep]
 
+    def vector(self, behavior_id: int) -> np.ndarray:
+        """The behavior's indexed embedding (a copy)."""
+        return self._slots.vectors[self._slot_of[behavior_id]].copy()
+
     def close(self) -> None:
         """Stop the vector helper, if one was started."""
         self._vector.close()

@@ -90,7 +90,7 @@ class RunMemory:
     def hinted(self, behavior_id: int) -> HintedBehavior:
         record = self.handbook.cached(behavior_id)
         return HintedBehavior(behavior_id, record.name, record.instruction, record.kind,
-                              record.payload)
+                              record.payload, self.handbook.embedding(behavior_id))
 
     def add(self, behavior_ids: Sequence[int], credits: Sequence[str], shown: np.ndarray,
             used: np.ndarray) -> None:
