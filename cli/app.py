@@ -122,7 +122,7 @@ def _update_memory(handbook: Handbook, scenario: Scenario, result, run_id: int) 
     from scenarios.domains import extract_run
 
     usage = result.memory_usage
-    handbook.record_usage(usage.usages, edges=usage.edges, accumulate_edges=usage.accumulate_edges)
+    handbook.record(usage)
     line = f"memory: {usage.shown} behaviors shown, {usage.used} used"
     if scenario.memory.extract:
         extracted = extract_run(handbook, run_id)

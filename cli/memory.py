@@ -19,7 +19,7 @@ from coplay.errors import ConfigError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from memory.behaviors import Behavior
+    from memory.behaviors import Behavior, EffectStats
     from memory.handbook import Handbook, Hit
 memory_app = typer.Typer(
     help="The behavior handbook and its knowledge graph.",
@@ -58,6 +58,11 @@ def _record(behavior: Behavior) -> dict[str, Any]:
                          mean_return_unused=behavior.stats.mean_return_unused,
                          effect=behavior.stats.effect)
     return data
+
+
+def _effect_record(stats: EffectStats) -> dict[str, Any]:
+    return {"used": stats.used.n, "not_used": stats.unused.n, "effect": stats.effect,
+            "stderr": stats.stderr, "interval": stats.interval(), "verdict": stats.verdict}
 
 
 def _number(value: float | None) -> str:
@@ -124,11 +129,13 @@ def memory_show(
         behavior = handbook.get(behavior_id)
         versions = handbook.versions(behavior_id)
         provenance = handbook.provenance(behavior_id)
+        effects = handbook.effects(behavior_id)
         ref = f"behavior:{behavior_id}"
         edges = [r for r in handbook.graph.relations() if ref in (r.source, r.target)]
     if as_json:
         print_json({**_record(behavior), "versions": [asdict(v) for v in versions],
                      "provenance": [asdict(p) for p in provenance],
+                     "effects": {entity: _effect_record(stats) for entity, stats in effects.items()},
                      "relations": [asdict(r) for r in edges]})
         return
     console.print(f"[bold]{behavior.name}[/bold]  (behavior {behavior.id}, version "
@@ -139,9 +146,18 @@ def memory_show(
         console.print(f"payload: {json.dumps(behavior.payload)}", soft_wrap=True)
     console.print(f"trigger: {dict(behavior.trigger)}  tags: {list(behavior.tags)}")
     s = behavior.stats
-    console.print(f"shown in {s.shown} episodes, used in {s.uses}; return per step when used "
-                  f"{_number(s.mean_return_used)}, when shown but not used "
+    console.print(f"a candidate in {s.shown} episodes, used in {s.uses}; return per step when "
+                  f"used {_number(s.mean_return_used)}, when no behavior was used "
                   f"{_number(s.mean_return_unused)}")
+    table = compact_table("effect by credited entity (used minus no behavior used; 95% interval)")
+    for column in ("entity", "used", "not used", "effect", "interval", "verdict"):
+        table.add_column(column, no_wrap=True)
+    for entity, stats in effects.items():
+        interval = stats.interval()
+        table.add_row(entity, str(stats.used.n), str(stats.unused.n), _number(stats.effect),
+                      "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]",
+                      stats.verdict)
+    console.print(table)
     table = compact_table("versions")
     for column in ("version", "name", "note", "valid from", "valid to"):
         table.add_column(column)

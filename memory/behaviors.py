@@ -216,6 +216,80 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Moments:
+    """Episodes' returns per step as count, sum and sum of squares: they add up across runs
+    and processes, and give a mean and a variance."""
+
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+    @property
+    def variance(self) -> float | None:
+        """The sample variance (None below two episodes)."""
+        if self.n < 2:
+            return None
+        return max(self.total_sq - self.total * self.total / self.n, 0.0) / (self.n - 1)
+
+
+@dataclass(frozen=True)
+class EffectStats:
+    """A behavior where it applied, for one credited entity (or all of them): the episodes
+    in which it was a candidate and used, and those in which it was a candidate and not
+    used. Its effect is the difference of their mean returns per step."""
+
+    used: Moments = Moments()
+    unused: Moments = Moments()
+
+    def __add__(self, other: EffectStats) -> EffectStats:
+        return EffectStats(self.used + other.used, self.unused + other.unused)
+
+    @property
+    def effect(self) -> float | None:
+        used, unused = self.used.mean, self.unused.mean
+        return None if used is None or unused is None else used - unused
+
+    @property
+    def stderr(self) -> float | None:
+        """The effect's standard error (Welch), once both sides have two episodes."""
+        used, unused = self.used.variance, self.unused.variance
+        if used is None or unused is None:
+            return None
+        return (used / self.used.n + unused / self.unused.n) ** 0.5
+
+    def interval(self, z: float = 1.96) -> tuple[float, float] | None:
+        """The effect's normal confidence interval (95% by default)."""
+        effect, stderr = self.effect, self.stderr
+        if effect is None or stderr is None:
+            return None
+        return effect - z * stderr, effect + z * stderr
+
+    @property
+    def verdict(self) -> str:
+        """"helps" or "hurts" when the 95% interval excludes 0, else "unclear"."""
+        interval = self.interval()
+        if interval is None or interval[0] <= 0.0 <= interval[1]:
+            return "unclear"
+        return "helps" if interval[0] > 0 else "hurts"
+
+
+@dataclass(frozen=True)
+class EffectUsage:
+    """Episodes to add to a behavior's effect statistics for one credited entity."""
+
+    behavior_id: int
+    entity: str
+    stats: EffectStats
+
+
+@dataclass(frozen=True)
 class Context:
     """What an agent is facing, for retrieval: words, and the entities it involves (refs
     such as ``coplayer:reciprocator``)."""
@@ -229,12 +303,14 @@ Edge = tuple[str, str, str, float]  # (source ref, relation, target ref, weight)
 
 @dataclass(frozen=True)
 class MemoryUsage:
-    """What a run did with memory, for ``Handbook.record_usage``: per-behavior usage, edges
-    whose weight is set (``effective_against``) and edges whose weight adds up (``used_in``)."""
+    """What a run did with memory, for ``Handbook.record_usage``: per-behavior usage, its
+    split by credited entity (``effects``), edges whose weight is set
+    (``effective_against``) and edges whose weight adds up (``used_in``)."""
 
     usages: tuple[Usage, ...]
     edges: tuple[Edge, ...] = ()
     accumulate_edges: tuple[Edge, ...] = ()
+    effects: tuple[EffectUsage, ...] = ()
 
     @property
     def shown(self) -> int:

@@ -35,11 +35,15 @@ from memory.behaviors import (
     Behavior,
     BehaviorVersion,
     Context,
+    EffectStats,
+    EffectUsage,
+    MemoryUsage,
     NewBehavior,
     Provenance,
     Usage,
 )
 from memory.db import open_engine
+from memory.effects import EffectRanking
 from memory.embedding import Embedder, HashingEmbedder
 from memory.graph import KnowledgeGraph
 from memory.handbook_store import Edge, HandbookSummary
@@ -190,23 +194,31 @@ class Handbook:
             store.merge(session, source_id, into_id, revision, entity_ids=self._mirror.entity_ids)
         return self._mirror.cached(source_id)
 
+    def record(self, usage: MemoryUsage) -> None:
+        """Add what a run did with memory (``scenarios.run(...).memory_usage``)."""
+        self.record_usage(usage.usages, edges=usage.edges,
+                          accumulate_edges=usage.accumulate_edges, effects=usage.effects)
+
     def record_usage(self, usages: Sequence[Usage], *, edges: Sequence[Edge] = (),
-                     accumulate_edges: Sequence[Edge] = ()) -> None:
-        """Add episodes' usage to behaviors' statistics, and write graph edges (``edges``
-        replace weights, ``accumulate_edges`` add to them), in one transaction."""
+                     accumulate_edges: Sequence[Edge] = (),
+                     effects: Sequence[EffectUsage] = ()) -> None:
+        """Add episodes' usage to behaviors' statistics and their effects per entity, and
+        write graph edges (``edges`` replace weights, ``accumulate_edges`` add to them), in
+        one transaction."""
         usages = [u for u in usages if u.shown or u.uses]
-        if not usages and not edges and not accumulate_edges:
+        if not usages and not edges and not accumulate_edges and not effects:
             return
-        unknown = sorted({u.behavior_id for u in usages} - set(self._mirror.records))
+        mentioned = {u.behavior_id for u in usages} | {e.behavior_id for e in effects}
+        unknown = sorted(mentioned - set(self._mirror.records))
         if unknown:
             self.sync()
-            unknown = sorted({u.behavior_id for u in usages} - set(self._mirror.records))
+            unknown = sorted(mentioned - set(self._mirror.records))
             if unknown:
                 raise StoreError("usage", expected="behaviors in the handbook",
                                  got=f"ids {unknown}")
         with self._writing() as (session, revision):
             store.record_usage(session, usages, revision, edges=edges,
-                               accumulate_edges=accumulate_edges,
+                               accumulate_edges=accumulate_edges, effects=effects,
                                entity_ids=self._mirror.entity_ids)
 
     def prune(self, *, invalidated_before: datetime | None = None,
@@ -249,6 +261,11 @@ class Handbook:
     def embedding(self, behavior_id: int) -> np.ndarray:
         """The behavior's embedding as of the last sync, without SQL."""
         return self._mirror.index.vector(behavior_id)
+
+    def effects(self, behavior_id: int) -> dict[str, EffectStats]:
+        """The behavior's effect statistics per credited entity, read from the database."""
+        with Session(self._engine) as session:
+            return {e.entity: e.stats for e in store.effects_of(session, behavior_id)}
 
     def versions(self, behavior_id: int) -> list[BehaviorVersion]:
         with Session(self._engine) as session:
@@ -300,6 +317,16 @@ class Handbook:
         if self._mirror.generation is None:  # never synced: load once
             self.sync()
         return self._mirror.retrieve(contexts, k, filters)
+
+    def effect_ranking(self, *, explore: bool, seed: int) -> EffectRanking:
+        """Ranks retrieved candidates by their measured effects as of the last sync (no SQL),
+        exploring with Thompson sampling (draws from ``seed``) if ``explore``
+        (``memory.effects``)."""
+        return EffectRanking(self._mirror.effects, explore=explore, seed=seed)
+
+    def applies(self, behavior_id: int, entities: Sequence[str]) -> bool:
+        """Whether the behavior's trigger holds in a context naming ``entities``."""
+        return self._mirror.index.applies(behavior_id, entities)
 
     def clear_caches(self) -> None:
         """Forget remembered query embeddings and answers; they are rebuilt on demand (for

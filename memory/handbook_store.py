@@ -22,6 +22,9 @@ from memory.behaviors import (
     Behavior,
     BehaviorStats,
     BehaviorVersion,
+    EffectStats,
+    EffectUsage,
+    Moments,
     NewBehavior,
     Provenance,
     Usage,
@@ -31,6 +34,7 @@ from memory.graph import ensure_entities, relate
 from memory.refs import behavior_ref
 from memory.revisions import current, now
 from memory.schema import (
+    BehaviorEffectRow,
     BehaviorRow,
     BehaviorVersionRow,
     EntityRow,
@@ -237,9 +241,10 @@ def _invalidate(session: Session, behavior_id: int, reason: str, revision: int, 
 
 def record_usage(session: Session, usages: Sequence[Usage], revision: int, *,
                  edges: Sequence[Edge] = (), accumulate_edges: Sequence[Edge] = (),
+                 effects: Sequence[EffectUsage] = (),
                  entity_ids: dict[str, int] | None = None) -> None:
-    """Add episodes' usage to behaviors' statistics, and write graph edges (``edges``
-    replace weights, ``accumulate_edges`` add to them)."""
+    """Add episodes' usage to behaviors' statistics and their effects per entity, and write
+    graph edges (``edges`` replace weights, ``accumulate_edges`` add to them)."""
     table = BehaviorRow.__table__
     if usages:
         session.execute(
@@ -254,8 +259,55 @@ def record_usage(session: Session, usages: Sequence[Usage], revision: int, *,
               "add_used": u.return_used, "add_unused": u.return_unused}
              for u in usages],
         )
+    if effects:
+        _add_effects(session, effects, revision)
     relate(session, list(edges), revision, known=entity_ids)
     relate(session, list(accumulate_edges), revision, accumulate=True, known=entity_ids)
+
+
+def _add_effects(session: Session, effects: Sequence[EffectUsage], revision: int) -> None:
+    """Add to the moments of each (behavior, entity), creating the rows that are new. The
+    caller holds the handbook's write lock, so reading first cannot race another writer."""
+    keys = {(e.behavior_id, e.entity) for e in effects}
+    existing = {
+        (row.behavior_id, row.entity): row
+        for row in session.scalars(select(BehaviorEffectRow).where(
+            BehaviorEffectRow.behavior_id.in_({b for b, _ in keys})))
+    }
+    for effect in effects:
+        used, unused = effect.stats.used, effect.stats.unused
+        row = existing.get((effect.behavior_id, effect.entity))
+        if row is None:
+            row = existing[(effect.behavior_id, effect.entity)] = BehaviorEffectRow(
+                behavior_id=effect.behavior_id, entity=effect.entity, used=0, used_sum=0.0,
+                used_sq=0.0, unused=0, unused_sum=0.0, unused_sq=0.0, revision=revision)
+            session.add(row)
+        row.used += used.n
+        row.used_sum += used.total
+        row.used_sq += used.total_sq
+        row.unused += unused.n
+        row.unused_sum += unused.total
+        row.unused_sq += unused.total_sq
+        row.revision = revision
+
+
+def effects_since(session: Session, revision: int) -> list[EffectUsage]:
+    """Every (behavior, entity) effect written after ``revision``, whole (not increments)."""
+    rows = session.scalars(select(BehaviorEffectRow).where(BehaviorEffectRow.revision > revision))
+    return [_effect(row) for row in rows]
+
+
+def effects_of(session: Session, behavior_id: int) -> list[EffectUsage]:
+    """One behavior's effects, by entity."""
+    rows = session.scalars(select(BehaviorEffectRow).where(
+        BehaviorEffectRow.behavior_id == behavior_id).order_by(BehaviorEffectRow.entity))
+    return [_effect(row) for row in rows]
+
+
+def _effect(row: BehaviorEffectRow) -> EffectUsage:
+    return EffectUsage(row.behavior_id, row.entity, EffectStats(
+        Moments(row.used, row.used_sum, row.used_sq),
+        Moments(row.unused, row.unused_sum, row.unused_sq)))
 
 
 def invalidated(session: Session, *, before: datetime | None = None) -> list[int]:
@@ -276,7 +328,7 @@ def prune(session: Session, *, invalidated_before: datetime | None = None) -> li
                                             EntityRow.key.in_(keys)))
     session.execute(update(BehaviorRow).where(BehaviorRow.merged_into.in_(doomed))
                     .values(merged_into=None))
-    for table in (ProvenanceRow, BehaviorVersionRow):
+    for table in (ProvenanceRow, BehaviorVersionRow, BehaviorEffectRow):
         session.execute(delete(table).where(table.behavior_id.in_(doomed)))
     session.execute(delete(BehaviorRow).where(BehaviorRow.id.in_(doomed)))
     return doomed

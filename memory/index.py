@@ -6,6 +6,11 @@ ranking (``memory.rankers``: lexical, vector, graph) keeps its best ``depth`` ca
 reciprocal-rank fusion combines them. Filters (tags, kinds, validity) apply inside every
 ranking, before candidates are cut.
 
+A behavior applies only where its trigger holds: when a context names an entity of a type
+the trigger names too (a ``coplayer``, a ``subgoal``), the keys must agree, so a response meant
+for a defector is never handed to an agent that has not yet seen one. A context that names no
+entity of that type (a free-text search) is not held to it.
+
 Behaviors live in *slots*: an update writes a fresh slot and retires the old one, so the IVF
 cells never hold stale vectors; retired slots are dropped when the IVF is rebuilt.
 """
@@ -57,6 +62,7 @@ class IndexEntry:
     tags: frozenset[str]
     valid_from: float
     valid_to: float = FOREVER
+    trigger: tuple[tuple[str, str], ...] = ()  # (entity type, key) pairs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +110,8 @@ class BehaviorIndex:
         self._lexical = LexicalRanker(settings.query_terms, settings.posting_limit)
         self._vector = VectorRanker(settings.exact_limit, settings.probes, settings.vector_helper)
         self._graph = GraphRanker(settings.posting_limit)
+        self._triggers: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._trigger_types: dict[str, int] = {}  # entity type -> behaviors triggered by one
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -128,6 +136,10 @@ class BehaviorIndex:
         slots.terms.append(self._lexical.count(entry.terms))
         slots.lengths[slot] = len(entry.terms)
         self._slot_of[entry.behavior_id] = slot
+        if entry.trigger:
+            self._triggers[entry.behavior_id] = entry.trigger
+            for kind, _ in entry.trigger:
+                self._trigger_types[kind] = self._trigger_types.get(kind, 0) + 1
         self._changed()
 
     def set_validity(self, behavior_id: int, valid_to: float) -> None:
@@ -147,6 +159,10 @@ class BehaviorIndex:
         slot = self._slot_of.pop(behavior_id, None)
         if slot is None:
             return
+        for kind, _ in self._triggers.pop(behavior_id, ()):
+            self._trigger_types[kind] -= 1
+            if not self._trigger_types[kind]:
+                del self._trigger_types[kind]
         slots = self._slots
         slots.ids[slot] = -1
         self._lexical.forget(slots.terms[slot], slots.lengths[slot])
@@ -213,7 +229,31 @@ class BehaviorIndex:
             bias)
         lexical = self._lexical.top(terms, depth, bias)
         graph = self._graph.top(entities, depth, bias)
-        return fuse([lexical, vector_top(), graph], self.settings.channel_weights, k, slots.ids)
+        gates = self._gates(entities)
+        rankings = [lexical, vector_top(), graph]
+        if not any(gates):
+            return fuse(rankings, self.settings.channel_weights, k, slots.ids)
+        # Every candidate, fused, then the ones whose trigger the context contradicts dropped.
+        ids, scores = fuse(rankings, self.settings.channel_weights, 3 * depth, slots.ids)
+        return _gated(ids, scores, gates, self._triggers, k)
+
+    def _gates(self, entities: Sequence[Sequence[str]]) -> list[dict[str, set[str]]]:
+        """Per context: the keys it names for each entity type that some trigger names."""
+        if not self._trigger_types:
+            return [{} for _ in entities]
+        gates = []
+        for refs in entities:
+            gate: dict[str, set[str]] = {}
+            for ref in refs:
+                kind, _, key = ref.partition(":")
+                if kind in self._trigger_types:
+                    gate.setdefault(kind, set()).add(key)
+            gates.append(gate)
+        return gates
+
+    def applies(self, behavior_id: int, entities: Sequence[str]) -> bool:
+        """Whether the behavior's trigger holds in a context naming ``entities``."""
+        return _holds(self._triggers.get(behavior_id, ()), self._gates([entities])[0])
 
     def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` currently valid behaviors most similar to ``vector``: ids and cosines."""
@@ -296,3 +336,26 @@ class BehaviorIndex:
     @property
     def _helper(self) -> VectorHelper | None:
         return self._vector.helper
+
+
+def _holds(trigger: tuple[tuple[str, str], ...], gate: dict[str, set[str]]) -> bool:
+    return all(key in gate[kind] for kind, key in trigger if kind in gate)
+
+
+def _gated(ids: np.ndarray, scores: np.ndarray, gates: list[dict[str, set[str]]],
+           triggers: Mapping[int, tuple[tuple[str, str], ...]],
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` of each row's candidates whose trigger holds in its context."""
+    kept_ids = np.full((len(ids), k), -1, dtype=np.int64)
+    kept_scores = np.zeros((len(ids), k), dtype=np.float32)
+    for row, gate in enumerate(gates):
+        column = 0
+        for behavior_id, score in zip(ids[row].tolist(), scores[row].tolist()):
+            if column == k or behavior_id < 0:
+                break
+            if gate and not _holds(triggers.get(behavior_id, ()), gate):
+                continue
+            kept_ids[row, column] = behavior_id
+            kept_scores[row, column] = score
+            column += 1
+    return kept_ids, kept_scores

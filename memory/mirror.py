@@ -17,10 +17,17 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from memory.behaviors import Behavior, Context, NewBehavior, content_hash, content_text
+from memory.behaviors import (
+    Behavior,
+    Context,
+    EffectStats,
+    NewBehavior,
+    content_hash,
+    content_text,
+)
 from memory.embedding import Embedder, WordEmbedder, words
 from memory.graph import relations_since
-from memory.handbook_store import StoredBehavior, changed_since
+from memory.handbook_store import StoredBehavior, changed_since, effects_since
 from memory.index import FOREVER, BehaviorIndex, Filters, IndexEntry, IndexSettings
 from memory.revisions import timestamp
 
@@ -58,6 +65,8 @@ class HandbookMirror:
         self._indexed_version: dict[int, int] = {}
         self._hashes: dict[str, int] = {}  # content hash -> a valid behavior with it
         self._links: dict[int, dict[tuple[str, str], float]] = {}
+        # behavior id -> credited entity -> how it fared there (``memory.effects`` reads it)
+        self.effects: dict[int, dict[str, EffectStats]] = {}
         self._query_vectors: dict[str, np.ndarray] = {}
         # (k, filters) -> context -> its answer (ids, scores)
         self._answers: dict[tuple[int, Filters], dict[Context, tuple[np.ndarray, np.ndarray]]] = {}
@@ -85,6 +94,9 @@ class HandbookMirror:
             return 0
         stored = changed_since(session, self.revision)
         self._apply(stored)
+        effects = effects_since(session, self.revision)
+        for effect in effects:
+            self.effects.setdefault(effect.behavior_id, {})[effect.entity] = effect.stats
         relations = relations_since(session, self.revision)
         touched: set[int] = set()
         for relation in relations:
@@ -103,7 +115,7 @@ class HandbookMirror:
                     summed[other] = summed.get(other, 0.0) + weight
             self.index.set_links(behavior_id, summed)
         self.revision = revision
-        return len(stored) + len(relations)
+        return len(stored) + len(relations) + len(effects)
 
     def _apply(self, stored: Sequence[StoredBehavior]) -> None:
         stale = [s for s in stored
@@ -134,7 +146,7 @@ class HandbookMirror:
                 vector = np.frombuffer(s.embedding, dtype=np.float32)
             self.index.upsert(IndexEntry(
                 record.id, vector, words(record.text()), record.kind, frozenset(record.tags),
-                timestamp(record.valid_from), valid_to,
+                timestamp(record.valid_from), valid_to, tuple(sorted(record.trigger.items())),
             ))
             self._indexed_version[record.id] = record.version
 
@@ -156,7 +168,7 @@ class HandbookMirror:
         self._hashes[new.content_hash()] = behavior_id
         self.index.upsert(IndexEntry(
             behavior_id, vector, words(new.text()), new.kind, frozenset(new.tags),
-            timestamp(moment),
+            timestamp(moment), trigger=tuple(sorted(new.trigger.items())),
         ))
         self._indexed_version[behavior_id] = 1
 

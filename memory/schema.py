@@ -297,3 +297,24 @@ class RelationRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     revision: Mapped[int] = mapped_column(index=True)
+
+
+class BehaviorEffectRow(Base):
+    """How a behavior fared per entity its episodes were credited to (a co-player type, a
+    task): the episodes in which it was a candidate for an agent and used, and those in which
+    it was a candidate and not used, each with the sum and the sum of squares of their
+    return per step. Retrieval reads the effect and its uncertainty from these moments."""
+
+    __tablename__ = "behavior_effects"
+
+    behavior_id: Mapped[int] = mapped_column(
+        ForeignKey("behaviors.id", ondelete="CASCADE"), primary_key=True
+    )
+    entity: Mapped[str] = mapped_column(String(450), primary_key=True)
+    used: Mapped[int]
+    used_sum: Mapped[float]
+    used_sq: Mapped[float]
+    unused: Mapped[int]
+    unused_sum: Mapped[float]
+    unused_sq: Mapped[float]
+    revision: Mapped[int] = mapped_column(index=True)

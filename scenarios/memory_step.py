@@ -17,7 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from coplay.step import Context, Domain, HintedBehavior, Hints, Tracker
-from memory.behaviors import MemoryUsage, Usage
+from memory.behaviors import EffectStats, EffectUsage, MemoryUsage, Moments, Usage
+from memory.effects import EffectRanking
 from memory.handbook import Handbook
 from memory.index import Filters
 from memory.refs import behavior_ref
@@ -47,28 +48,34 @@ class FastPath(Protocol):
 
 @dataclass
 class _Tally:
-    """Per behavior: episodes shown, used, and summed return per step, used or not; and the
-    same split by the entity each episode is credited to."""
+    """Per behavior: episodes it was a candidate in ("shown"), used in, and summed return per
+    step when used and when not (no behavior used); and per behavior and credited entity,
+    the moments (count, sum, sum of squares) of those episodes' returns per step."""
 
     shown: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     uses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     return_used: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     return_unused: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     by_credit: dict[tuple[int, str], np.ndarray] = field(
-        default_factory=lambda: defaultdict(lambda: np.zeros(4))  # used n, sum; unused n, sum
+        default_factory=lambda: defaultdict(lambda: np.zeros(6))  # used n, sum, sq; unused
     )
+
+
+CANDIDATES_PER_HINT = 2  # relevance proposes this many candidates per hint an agent gets
 
 
 class RunMemory:
     """The handbook's part in one run: makes each batch's memory and sums what it tallied."""
 
     def __init__(self, handbook: Handbook, section: MemorySection, domain: Domain, *,
-                 scenario: str, fast: FastPath | None = None) -> None:
+                 scenario: str, seed: int, fast: FastPath | None = None) -> None:
         self.handbook = handbook
         self.section = section
         self.domain = domain
         self.scenario = scenario
         self.filters = Filters(tags=frozenset(section.tags), kinds=frozenset(section.kinds))
+        self.depth = CANDIDATES_PER_HINT * section.k
+        self._rng = np.random.default_rng(seed)
         self._fast = fast
         self._tally = _Tally()
 
@@ -87,20 +94,34 @@ class RunMemory:
         ]
         return GeneralBatch(self, trackers, num_games)
 
+    def ranking(self) -> EffectRanking:
+        """A batch's effect ranking over the handbook as of its last sync, with its own
+        draws: ask once per batch (the seeds follow the run's seed in batch order)."""
+        seed = int(self._rng.integers(2**63))
+        return self.handbook.effect_ranking(explore=self.section.explore, seed=seed)
+
+    def candidates_and_offers(self, contexts: Sequence[Context],
+                              ranking: EffectRanking) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per context, the candidates relevance proposes (C, depth) with their scores, and
+        per context and variant what is offered (C * variants, k)."""
+        found = self.handbook.retrieve(list(contexts), k=self.depth, filters=self.filters)
+        offered = ranking.rank(found.ids, contexts, self.section.k)
+        return found.ids, found.scores, offered
+
     def hinted(self, behavior_id: int) -> HintedBehavior:
         record = self.handbook.cached(behavior_id)
         return HintedBehavior(behavior_id, record.name, record.instruction, record.kind,
                               record.payload, self.handbook.embedding(behavior_id))
 
     def add(self, behavior_ids: Sequence[int], credits: Sequence[str], shown: np.ndarray,
-            used: np.ndarray) -> None:
+            used: np.ndarray, unused: np.ndarray) -> None:
         """Add one seat's batch: per behavior (rows, ``behavior_ids``) and credited entity
-        (last axis, ``credits``), the episodes it was shown in and those it was used in, as
-        counts ``[:, 0]`` and sums of return per step ``[:, 1]``."""
+        (last axis, ``credits``), the episodes it was a candidate in, those it was used in,
+        and those in which it was a candidate and no behavior was used, as counts ``[:, 0]``,
+        sums ``[:, 1]`` and sums of squares ``[:, 2]`` of return per step."""
         tally = self._tally
-        unused = shown - used
         ids = list(behavior_ids)
-        totals = zip(ids, shown[:, 0].sum(axis=1).tolist(), used.sum(axis=2).tolist(),
+        totals = zip(ids, shown[:, 0].sum(axis=1).tolist(), used[:, :2].sum(axis=2).tolist(),
                      unused[:, 1].sum(axis=1).tolist())
         for behavior_id, shown_n, (used_n, used_sum), unused_sum in totals:
             tally.shown[behavior_id] += round(shown_n)
@@ -118,28 +139,32 @@ class RunMemory:
             Usage(b, tally.shown[b], tally.uses[b], tally.return_used[b], tally.return_unused[b])
             for b in sorted(tally.shown)
         )
-        effective = []
-        for (behavior_id, credit), (used_n, used_sum, unused_n, unused_sum) in sorted(
-                tally.by_credit.items()):
-            if used_n and unused_n:
-                advantage = used_sum / used_n - unused_sum / unused_n
-                if advantage > 0:
-                    effective.append((behavior_ref(behavior_id), "effective_against", credit,
-                                      float(advantage)))
+        effects, edges = [], []
+        for (behavior_id, credit), values in sorted(tally.by_credit.items()):
+            used_n, used_sum, used_sq, unused_n, unused_sum, unused_sq = values.tolist()
+            stats = EffectStats(Moments(round(used_n), used_sum, used_sq),
+                                Moments(round(unused_n), unused_sum, unused_sq))
+            effects.append(EffectUsage(behavior_id, credit, stats))
+            if stats.effect is not None and stats.effect > 0:
+                edges.append((behavior_ref(behavior_id), "effective_against", credit,
+                              float(stats.effect)))
         used_in = tuple(
             (behavior_ref(b), "used_in", f"scenario:{self.scenario}", float(tally.uses[b]))
             for b in sorted(tally.uses) if tally.uses[b]
         )
-        return MemoryUsage(usages, tuple(effective), used_in)
+        return MemoryUsage(usages, tuple(edges), used_in, tuple(effects))
 
 
 class GeneralBatch:
     """The step contract's general path: each step, each listening seat's tracker describes
-    its games, the handbook retrieves for the distinct contexts in one call, and the shown
-    and used behaviors are marked per game."""
+    its games, the handbook proposes candidates for the distinct contexts in one call, the
+    effect ranking picks what each variant offers, and the candidate and used behaviors are
+    marked per game. Game b plays variant ``b % variants`` for its whole episode."""
 
     def __init__(self, run: RunMemory, trackers: list[Tracker | None], num_games: int) -> None:
         self._run = run
+        self._ranking = run.ranking()
+        self._variant = np.arange(num_games) % self._ranking.variants
         self._trackers = trackers
         self.listening = tuple(t is not None for t in trackers)
         self._active = np.ones(num_games, dtype=bool)
@@ -148,9 +173,11 @@ class GeneralBatch:
         self._behaviors: tuple[HintedBehavior, ...] = ()
         self._positions: dict[int, int] = {}  # behavior id -> index in _behaviors
         self._rows: list[np.ndarray | None] = [None] * len(trackers)  # (B, k) last hints
-        self._tables: list[tuple[Sequence[Context], np.ndarray, np.ndarray] | None] = (
+        # Per seat: the contexts last asked, their offers (rows: context * variants +
+        # variant, then one of none), scores, and candidates (per context, as indexes).
+        self._tables: list[tuple[Sequence[Context], np.ndarray, np.ndarray, np.ndarray] | None] = (
             [None] * len(trackers))
-        # Per seat: behavior id -> games it was shown in, and games it was used in.
+        # Per seat: behavior id -> games it was a candidate in, and games it was used in.
         self._shown: list[dict[int, np.ndarray]] = [{} for _ in trackers]
         self._used: list[dict[int, np.ndarray]] = [{} for _ in trackers]
 
@@ -158,31 +185,41 @@ class GeneralBatch:
         tracker = self._trackers[seat]
         assert tracker is not None, "hints asked for a seat that does not listen"
         codes, contexts = tracker.contexts()
-        table, scores = self._table(seat, contexts)
-        codes = np.where(self._active, codes, len(contexts))
-        hints = Hints(codes, table, scores, self._behaviors)
-        rows = hints.rows
-        self._rows[seat] = rows
+        table, scores, candidates = self._table(seat, contexts)
+        variants = self._ranking.variants
+        rows = np.where(self._active, codes * variants + self._variant, len(contexts) * variants)
+        hints = Hints(rows, table, scores, self._behaviors)
+        self._rows[seat] = hints.rows
         shown = self._shown[seat]
-        for index in np.unique(rows[rows >= 0]).tolist():
+        proposed = np.vstack([candidates, np.full((1, candidates.shape[1]), -1)])
+        games_candidates = proposed[np.where(self._active, codes, len(contexts))]
+        for index in np.unique(games_candidates[games_candidates >= 0]).tolist():
             behavior_id = self._behaviors[index].behavior_id
-            games = (rows == index).any(axis=1)
+            games = (games_candidates == index).any(axis=1)
             shown[behavior_id] = shown.get(behavior_id, False) | games
         return hints
 
-    def _table(self, seat: int, contexts: Sequence[Context]) -> tuple[np.ndarray, np.ndarray]:
-        """The hints (as behavior indexes) and scores of each context, with a last row of none
-        for the games that have ended. A tracker that hands back the very same contexts gets
-        the same table: the handbook does not change within a batch."""
+    def _table(self, seat: int,
+               contexts: Sequence[Context]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What each context's variants offer (as behavior indexes), their relevance scores,
+        with a last row of none for the games that have ended, and each context's candidates.
+        A tracker that hands back the very same contexts gets the same tables: the handbook
+        does not change within a batch."""
         last = self._tables[seat]
         if last is not None and last[0] is contexts:
-            return last[1], last[2]
+            return last[1], last[2], last[3]
         k = self._run.section.k
-        found = self._run.handbook.retrieve(list(contexts), k=k, filters=self._run.filters)
-        table = np.vstack([self._index(found.ids), np.full((1, k), -1, dtype=np.int64)])
-        scores = np.vstack([found.scores, np.zeros((1, k), dtype=found.scores.dtype)])
-        self._tables[seat] = (contexts, table, scores)
-        return table, scores
+        ids, relevance, offered = self._run.candidates_and_offers(contexts, self._ranking)
+        score_of = {(row, b): s for row, (bs, ss) in enumerate(zip(ids.tolist(), relevance.tolist()))
+                    for b, s in zip(bs, ss)}
+        variants = self._ranking.variants
+        scores = np.array([[score_of.get((row // variants, b), 0.0) for b in line]
+                           for row, line in enumerate(offered.tolist())], dtype=np.float32)
+        table = np.vstack([self._index(offered), np.full((1, k), -1, dtype=np.int64)])
+        scores = np.vstack([scores.reshape(-1, k), np.zeros((1, k), dtype=np.float32)])
+        candidates = self._index(ids)
+        self._tables[seat] = (contexts, table, scores, candidates)
+        return table, scores, candidates
 
     def _index(self, ids: np.ndarray) -> np.ndarray:
         """Behavior ids as indexes into the batch's growing list of hinted behaviors."""
@@ -231,13 +268,19 @@ class GeneralBatch:
             column = np.array([credits.index(c) for c in credit_of_game])
             per_step = returns[:, seat] / np.maximum(lengths, 1)
             behavior_ids = sorted(shown)
-            counts = np.zeros((len(behavior_ids), 2, 2, len(credits)))  # shown/used, n/sum
+            used_by_seat = self._used[seat]
+            any_used = np.zeros(len(lengths), dtype=bool)
+            for games in used_by_seat.values():
+                any_used |= games
+            # shown / used / unused, then count / sum / sum of squares, per credit
+            counts = np.zeros((len(behavior_ids), 3, 3, len(credits)))
             for row, behavior_id in enumerate(behavior_ids):
-                for which, games in enumerate((shown[behavior_id],
-                                               self._used[seat].get(behavior_id))):
+                used = used_by_seat.get(behavior_id)
+                for which, games in enumerate((shown[behavior_id], used,
+                                               shown[behavior_id] & ~any_used)):
                     if games is None:
                         continue
-                    np.add.at(counts[row, which, 0], column[games], 1.0)
-                    np.add.at(counts[row, which, 1], column[games], per_step[games])
-            self._run.add(behavior_ids, credits, counts[:, 0], counts[:, 1])
-
+                    for moment in range(3):
+                        np.add.at(counts[row, which, moment], column[games],
+                                  per_step[games] ** moment)
+            self._run.add(behavior_ids, credits, counts[:, 0], counts[:, 1], counts[:, 2])

@@ -206,7 +206,7 @@ def run(
                           got="none", fix="Pass handbook=Handbook.open(URL) to run().")
     memory = (
         run_memory(handbook, scenario.memory, scenario=scenario.name, env_id=scenario.env.id,
-                   general=general_memory)
+                   seed=scenario.run.seed, general=general_memory)
         if scenario.memory is not None and handbook is not None else None
     )
     start = time.perf_counter()

@@ -111,8 +111,10 @@ class RunSection(Strict):
 
 
 class MemorySection(Strict):
-    """The behavior handbook in the loop: every agent gets its ``k`` best behaviors at every
-    step (filtered by ``tags`` and ``kinds``), usage statistics are written back, and with
+    """The behavior handbook in the loop: every agent gets up to ``k`` behaviors at every
+    step (filtered by ``tags`` and ``kinds``): the relevant ones whose measured effect there
+    is best, trying those with little evidence in some episodes if ``explore``
+    (``memory.effects``). Usage and effect statistics are written back, and with
     ``extract`` the run's episodes are distilled into new behaviors when it ends (which
     records its trajectories)."""
 
@@ -120,6 +122,7 @@ class MemorySection(Strict):
     tags: list[str] = []
     kinds: list[Literal["text", "response_rule", "action_macro"]] = []
     extract: bool = False
+    explore: bool = True
 
 
 class Scenario(Strict):

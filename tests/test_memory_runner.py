@@ -36,7 +36,7 @@ matchups:
 DEFECT_ALWAYS = NewBehavior(
     name="Defect no matter what", instruction="Defect in every round, whatever happened.",
     kind="response_rule", payload={"cooperate": dict.fromkeys(("start", "CC", "CD", "DC", "DD"), 0.0)},
-    trigger={"coplayer": "cooperator"},
+    trigger={"env": "coplay/ipd-v0"},
 )
 OPEN_WITH_A_PROBE = NewBehavior(
     name="Probe, then cooperate", instruction="Defect once, then cooperate twice.",
@@ -55,7 +55,7 @@ run: {episodes: 20, seed: 4, batch_size: 8}
 """
 
 
-def memory_scenario(extra: str = "memory: {k: 2}\n") -> scenarios.Scenario:
+def memory_scenario(extra: str = "memory: {k: 2, explore: false}\n") -> scenarios.Scenario:
     return scenarios.parse(SCENARIO + extra, source="memory-test.yaml")
 
 
@@ -77,7 +77,7 @@ def test_the_follower_plays_the_retrieved_rule_and_its_use_is_counted(db_url) ->
     # 20 episodes against each of allc and tft; only the follower's seat listens.
     assert [(u.behavior_id, u.shown, u.uses) for u in usage.usages] == [(1, 40, 40)]
     assert usage.accumulate_edges == (("behavior:1", "used_in", "scenario:memory-test", 40.0),)
-    handbook.record_usage(usage.usages, edges=usage.edges, accumulate_edges=usage.accumulate_edges)
+    handbook.record(usage)
     assert handbook.get(1).stats.uses == 40
 
 
@@ -87,26 +87,26 @@ def test_a_batch_sees_what_was_written_since_the_last_batch(db_url) -> None:
     handbook = Handbook.open(db_url)
     handbook.add(DEFECT_ALWAYS)
     memory = run_memory(handbook, memory_scenario().memory, scenario="memory-test",
-                        env_id="coplay/ipd-v0")
+                        env_id="coplay/ipd-v0", seed=0)
     seats, listening = ("follower", "allc"), (True, False)
     first = memory.batch(seats, listening, num_games=4, horizon=12)
     again = memory.batch(seats, listening, num_games=4, horizon=12)
-    assert again._rows[0] is first._rows[0]
+    assert again._catalogue is first._catalogue
     next_run = run_memory(handbook, memory_scenario().memory, scenario="memory-test",
-                          env_id="coplay/ipd-v0")
-    assert np.array_equal(next_run.batch(seats, listening, num_games=4, horizon=12)._rows[0],
-                          first._rows[0])
-    assert set(first._ids[0].ravel().tolist()) == {1, -1}
+                          env_id="coplay/ipd-v0", seed=0)
+    assert np.array_equal(next_run.batch(seats, listening, num_games=4, horizon=12)._tables[0].rows,
+                          first._tables[0].rows)
+    assert set(first._tables[0].candidates.ravel().tolist()) == {1, -1}
     Handbook.open(db_url).add(OPEN_WITH_A_PROBE)  # another writer
     after = memory.batch(seats, listening, num_games=4, horizon=12)
-    assert after._rows[0] is not first._rows[0]
-    assert set(after._ids[0].ravel().tolist()) == {1, 2}
+    assert after._catalogue is not first._catalogue
+    assert set(after._tables[0].candidates.ravel().tolist()) - {-1} == {1, 2}
 
 
 def test_scenario_filters_reach_retrieval_and_macros_are_played(db_url) -> None:
     handbook = Handbook.open(db_url)
     handbook.add_many([DEFECT_ALWAYS, OPEN_WITH_A_PROBE])
-    only_macros = scenarios.run(memory_scenario("memory: {k: 2, kinds: [action_macro]}\n"),
+    only_macros = scenarios.run(memory_scenario("memory: {k: 2, kinds: [action_macro], explore: false}\n"),
                                 handbook=handbook)
     # Probe, cooperate, cooperate, ...: a third of 12 rounds rounded up are defections.
     assert follower_cooperation(only_macros, "allc") == pytest.approx(8 / 12)
@@ -143,7 +143,7 @@ agents:
   tft: {kind: tit_for_tat}
 matchups: {mode: population, focal: [allc], background: [{agent: follower}, {agent: tft}]}
 run: {episodes: 40, seed: 1}
-memory: {k: 1}
+memory: {k: 1, explore: false}
 """)
     result = scenarios.run(scenario, handbook=handbook)
     by_coplayer = {o.stats.agents[1]: o.stats.cooperation_rate(1) for o in result.pairings}
@@ -213,29 +213,34 @@ memory: {k: 3}
 
     shown, uses = defaultdict(int), defaultdict(int)
     return_used, return_unused = defaultdict(float), defaultdict(float)
-    by_type = defaultdict(lambda: np.zeros(4))
+    by_type = defaultdict(lambda: np.zeros(6))
     for memory, returns, lengths, kinds in batches:
         per_step = returns / np.maximum(lengths, 1)[:, None]
         for seat in (0, 1):
-            table = memory._ids[seat]
+            table = memory._tables[seat]
             for game in range(len(lengths)):
                 seen_here, used_here = set(), set()
                 for logged_seat, codes, hint_used in rounds[id(memory)]:
                     code = codes[game]
-                    if logged_seat != seat or code >= len(table):  # the game had ended
+                    if logged_seat != seat or code >= len(table.candidates):  # the game had ended
                         continue
-                    seen_here |= {int(b) for b in table[code] if b >= 0}
+                    seen_here |= {int(b) for b in table.candidates[code] if b >= 0}
                     if hint_used[game] >= 0:
-                        used_here.add(int(table[code, hint_used[game]]))
+                        used_here.add(int(table.offered[code, hint_used[game]]))
                 kind = COPLAYER_TYPES[kinds[seat][game]]
                 for behavior in seen_here:
                     value = per_step[game, seat]
                     shown[behavior] += 1
                     was_used = behavior in used_here
                     uses[behavior] += was_used
-                    (return_used if was_used else return_unused)[behavior] += value
-                    by_type[(behavior, kind)] += (was_used, was_used * value, not was_used,
-                                                  (not was_used) * value)
+                    # "Not used" counts only episodes in which no behavior was used at all.
+                    alone = not used_here
+                    if was_used:
+                        return_used[behavior] += value
+                    if alone:
+                        return_unused[behavior] += value
+                    by_type[(behavior, kind)] += (was_used, was_used * value, was_used * value ** 2,
+                                                  alone, alone * value, alone * value ** 2)
     usages = {u.behavior_id: u for u in result.memory_usage.usages}
     assert len(usages) >= 4 and sum(uses.values()) > 0
     assert set(usages) == set(shown)
@@ -245,11 +250,18 @@ memory: {k: 3}
         assert usage.return_unused == pytest.approx(return_unused[behavior])
     expected_edges = sorted(
         (f"behavior:{b}", "effective_against", f"coplayer:{kind}",
-         pytest.approx(used_sum / used_n - unused_sum / unused_n))
-        for (b, kind), (used_n, used_sum, unused_n, unused_sum) in by_type.items()
+         pytest.approx(used_sum / used_n - unused_sum / unused_n, rel=1e-5))
+        for (b, kind), (used_n, used_sum, _, unused_n, unused_sum, _) in by_type.items()
         if used_n and unused_n and used_sum / used_n > unused_sum / unused_n
     )
     assert sorted(result.memory_usage.edges) == expected_edges
+    effects = {(e.behavior_id, e.entity): e.stats for e in result.memory_usage.effects}
+    assert set(effects) == {(b, f"coplayer:{kind}") for b, kind in by_type}
+    for (b, kind), moments in by_type.items():
+        stats = effects[(b, f"coplayer:{kind}")]
+        found = (stats.used.n, stats.used.total, stats.used.total_sq,
+                 stats.unused.n, stats.unused.total, stats.unused.total_sq)
+        assert found == pytest.approx(tuple(moments), rel=1e-5, abs=1e-6)
 
 
 def test_extraction_distils_best_responses_and_merges_repeats(db_url) -> None:
@@ -298,7 +310,8 @@ memory: {{k: 1}}
 
     def logged_hints(self, seat):
         given = hints(self, seat)
-        logs[id(self)]["codes"].append((self._round, seat, given.contexts.copy()))
+        # Each game plays one variant of every context: rows are context * variants + variant.
+        logs[id(self)]["codes"].append((self._round, seat, given.contexts // self._variants))
         return given
 
     def logged_observe(self, step, active):
@@ -330,10 +343,11 @@ memory: {{k: 1}}
 
 
 def test_coplayer_types_from_counts() -> None:
-    cooperations = np.array([10, 0, 5, 5, 1])
-    repeats = np.array([0, 0, 9, 2, 0])
-    assert list(coplayer_type(cooperations, repeats, np.array([10, 10, 10, 10, 1]))) == [
-        1, 2, 3, 4, 0]
+    cooperations = np.array([10, 0, 5, 5, 1, 10])
+    repeats = np.array([0, 0, 9, 2, 0, 9])
+    # The last one cooperated throughout with a cooperating observer: not yet a cooperator.
+    assert list(coplayer_type(cooperations, repeats, np.array([10, 10, 10, 10, 1, 10]))) == [
+        1, 2, 3, 4, 0, 3]
 
 
 def test_run_command_updates_memory_and_memory_commands_inspect_it(
@@ -352,7 +366,7 @@ def test_run_command_updates_memory_and_memory_commands_inspect_it(
     assert shown["versions"][0]["version"] == 1
     assert {p["run_id"] for p in shown["provenance"]} == {1, 2}
     hits = json.loads(coplay(monkeypatch, capsys, "memory", "search", "co-player cooperates",
-                             "--entity", "coplayer:cooperator", "--db", db_url, "--json")[1])
+                             "--entity", "coplayer:reciprocator", "--db", db_url, "--json")[1])
     assert hits and hits[0]["score"] > 0
     code, out, _ = coplay(monkeypatch, capsys, "memory", "graph", "--around", f"behavior:{first}",
                           "--png", str(tmp_path / "g.png"), "--db", db_url)
@@ -406,7 +420,7 @@ def test_a_hint_position_out_of_range_is_an_error_not_a_stray_write(db_url) -> N
     handbook = Handbook.open(db_url)
     handbook.add(DEFECT_ALWAYS)
     memory = run_memory(handbook, memory_scenario().memory, scenario="memory-test",
-                        env_id="coplay/ipd-v0")
+                        env_id="coplay/ipd-v0", seed=0)
     batch = memory.batch(("follower", "allc"), (True, False), num_games=4, horizon=12)
     batch.hints(0)
     with pytest.raises(IndexError, match="hint_used must be -1"):
@@ -438,28 +452,34 @@ env: {env}
 {FOLLOWER_AMONG_OTHERS}run: {{episodes: 40, seed: 7, batch_size: 16, record_trajectories: true}}
 memory: {{k: 3}}
 """)
-    fast = scenarios.run(scenario, handbook=handbook)
-    general = scenarios.run(scenario, handbook=handbook, general_memory=True)
-    assert len(fast.pairings) == len(general.pairings) == 3
-    for one, other in zip(fast.pairings, general.pairings):
-        assert one.stats == other.stats
-        assert np.array_equal(one.episodes.joint_actions, other.episodes.joint_actions)
-    used = {u.behavior_id: u for u in general.memory_usage.usages}
-    assert sum(u.uses for u in used.values()) > 0
-    for usage in fast.memory_usage.usages:
-        other = used.pop(usage.behavior_id)
-        assert (usage.shown, usage.uses) == (other.shown, other.uses)
-        assert usage.return_used == pytest.approx(other.return_used, rel=1e-5)
-        assert usage.return_unused == pytest.approx(other.return_unused, rel=1e-5)
-    assert not used
-    assert [e[:3] for e in fast.memory_usage.edges] == [e[:3] for e in general.memory_usage.edges]
+    # Twice: without evidence, then with the first run's effects steering the ranking.
+    for _ in range(2):
+        fast = scenarios.run(scenario, handbook=handbook)
+        general = scenarios.run(scenario, handbook=handbook, general_memory=True)
+        assert len(fast.pairings) == len(general.pairings) == 3
+        for one, other in zip(fast.pairings, general.pairings):
+            assert one.stats == other.stats
+            assert np.array_equal(one.episodes.joint_actions, other.episodes.joint_actions)
+        used = {u.behavior_id: u for u in general.memory_usage.usages}
+        assert sum(u.uses for u in used.values()) > 0
+        for usage in fast.memory_usage.usages:
+            other = used.pop(usage.behavior_id)
+            assert (usage.shown, usage.uses) == (other.shown, other.uses)
+            assert usage.return_used == pytest.approx(other.return_used, rel=1e-5)
+            assert usage.return_unused == pytest.approx(other.return_unused, rel=1e-5)
+        assert not used
+        assert ([e[:3] for e in fast.memory_usage.edges]
+                == [e[:3] for e in general.memory_usage.edges])
+        handbook.record(fast.memory_usage)
+    assert handbook._mirror.effects
 
 
 def test_the_general_path_hands_each_game_its_hints_best_first(db_url) -> None:
     handbook = Handbook.open(db_url)
     handbook.add_many([DEFECT_ALWAYS, OPEN_WITH_A_PROBE])
-    memory = run_memory(handbook, memory_scenario("memory: {k: 2}\n").memory,
-                        scenario="memory-test", env_id="coplay/ipd-v0", general=True)
+    # Without evidence or exploration, effect ranking keeps relevance's order.
+    memory = run_memory(handbook, memory_scenario().memory,
+                        scenario="memory-test", env_id="coplay/ipd-v0", seed=0, general=True)
     batch = memory.batch(("follower", "allc"), (True, False), num_games=3, horizon=12)
     hints = batch.hints(0)
     for game in range(3):

@@ -20,15 +20,16 @@ from scenarios.schema import MemorySection
 
 
 def run_memory(handbook: Handbook, section: MemorySection, *, scenario: str, env_id: str,
-               general: bool = False) -> RunMemory:
-    """The memory of one run of ``scenario`` on ``env_id``; ``general`` turns a family's fast
-    path off (the tests compare the two)."""
+               seed: int, general: bool = False) -> RunMemory:
+    """The memory of one run of ``scenario`` on ``env_id``, its exploration drawn from
+    ``seed``; ``general`` turns a family's fast path off (the tests compare the two)."""
     if env_id in envs.GRID_TASK_IDS:
         return RunMemory(handbook, section, GridDomain(scenario=scenario, env_id=env_id),
-                         scenario=scenario)
+                         scenario=scenario, seed=seed)
     envs.spec(env_id)  # names the registered envs if it is none of them
     return RunMemory(handbook, section, MatrixDomain(scenario=scenario, env_id=env_id),
-                     scenario=scenario, fast=None if general else MatrixFastPath(env_id))
+                     scenario=scenario, seed=seed,
+                     fast=None if general else MatrixFastPath(env_id))
 
 
 def extract_run(handbook: Handbook, run_id: int, *, min_episodes: int = 8) -> list[AddResult]:

@@ -37,9 +37,13 @@ def coplayer_type(cooperations: np.ndarray, repeats: np.ndarray, rounds: np.ndar
     seen. Counts rather than rates, so the runner can apply the same rule online, every
     round, without dividing."""
     rounds = np.asarray(rounds)
-    kind = np.where(repeats >= 0.8 * (rounds - 1), 3, 4)  # reciprocator, else mixed
+    # A co-player that has only cooperated with a cooperating observer has repeated its every
+    # move: it may be a reciprocator or an unconditional cooperator, and nothing seen tells
+    # them apart. It counts as a reciprocator, the type it is safe to assume; it shows itself
+    # a cooperator only by cooperating on after the observer defected.
+    kind = np.where(cooperations >= 0.9 * rounds, 1, 4)  # cooperator, else mixed
+    kind = np.where(repeats >= 0.8 * (rounds - 1), 3, kind)  # reciprocator
     kind = np.where(cooperations <= 0.1 * rounds, 2, kind)  # defector
-    kind = np.where(cooperations >= 0.9 * rounds, 1, kind)  # cooperator
     return np.where(rounds < 2, 0, kind)  # unknown
 
 

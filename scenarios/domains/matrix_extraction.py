@@ -2,10 +2,14 @@
 
 The memory-one extractor reads a run's trajectories and, for every co-player, takes the
 agent that earned the most per step against it, measures that agent's empirical response
-rule (its chance of cooperating after each previous joint action) and the co-player's
-type, and writes the rule as an executable behavior: "against reciprocators, play like
-tit-for-tat". Rules are rounded to tenths, so the same lesson learned in another run has
-the same content and is merged into the existing behavior, adding its provenance.
+rule (its chance of cooperating after each previous joint action) and the type the
+co-player showed it, and writes the rule as an executable behavior triggered by that type:
+"once the co-player shows itself a defector, play like grim trigger". The trigger is what
+the playing agent can know: retrieval offers the rule only once its own view of the
+co-player has that type. The agent that earned the least, when it fell far behind, becomes
+a warning in words. Rules are rounded to quarters, so the same lesson learned in another
+run has the same content and is merged into the existing behavior, adding its provenance;
+a rule is named after a classic strategy only when it is one.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from memory.runs import EpisodeRecord
 from scenarios.domains.matrix import COPLAYER_TYPES, coplayer_type
 
 EXTRACTOR = "memory_one_v1"
+CLASSIC_TOLERANCE = 0.2  # a rule is named after a classic only if no probability is further off
+FAILURE_GAP = 0.5  # the worst response is a lesson when it earned this much less per round
 # Named memory-one strategies: P(cooperate) at the start and after CC, CD, DC, DD.
 CLASSICS = {
     "unconditional cooperation": (1, 1, 1, 1, 1),
@@ -49,44 +55,97 @@ def memory_one_behaviors(
         for seat in (0, 1):
             by_pair.setdefault((episode.agents[seat], episode.agents[1 - seat]), []).append(
                 (episode, seat))
-    best: dict[str, tuple[float, str, list[tuple[EpisodeRecord, int]]]] = {}
+    by_coplayer: dict[str, list[tuple[float, str, list[tuple[EpisodeRecord, int]]]]] = {}
     for (agent, coplayer), played in by_pair.items():
         if len(played) < min_episodes:
             continue
         steps = sum(e.length for e, _ in played)
         per_step = sum(e.returns[s] for e, s in played) / max(steps, 1)
-        if coplayer not in best or per_step > best[coplayer][0]:
-            best[coplayer] = (per_step, agent, played)
+        by_coplayer.setdefault(coplayer, []).append((per_step, agent, played))
     extracted = []
-    for coplayer, (per_step, agent, played) in sorted(best.items()):
-        own, theirs = _actions(played)
-        rule = _rule(own, theirs)
-        kind = COPLAYER_TYPES[int(coplayer_type(
-            (theirs == 0).sum(), (theirs[:, 1:] == own[:, :-1]).sum(), theirs.size,
-        ))]
-        label = min(CLASSICS, key=lambda name: np.abs(np.array(CLASSICS[name]) - rule).sum())
-        table = {key: round(float(p), 1) for key, p in zip(RULE_KEYS, rule)}
-        described = ", ".join(f"after {k} {round(100 * p)}%" for k, p in table.items() if k != "start")
-        new = NewBehavior(
-            name=f"Play like {label} against a {kind}",
-            instruction=(
-                f"When the co-player plays like a {kind}, respond like {label}: cooperate "
-                f"{round(100 * table['start'])}% of the time at the start, then {described} "
-                "(previous joint action, own move first)."
-            ),
-            kind="response_rule", payload={"cooperate": table},
-            trigger={"coplayer": kind, "env": env_id},
-            tags=("extracted", label.replace(" ", "-")),
-            provenance=Provenance(
-                extractor=EXTRACTOR, scenario=scenario, agent=agent, run_id=run_id,
-                episodes=tuple(sorted({e.index for e, _ in played})),
-            ),
-        )
-        edges = [(NEW_BEHAVIOR, "effective_against", f"coplayer:{kind}", max(per_step, 0.0)),
-                 (NEW_BEHAVIOR, "effective_against", f"agent:{coplayer}", max(per_step, 0.0))]
-        edges += [(NEW_BEHAVIOR, "derived_from", f"episode:{run_id}/{e.index}", 1.0) for e, _ in played[:3]]
-        extracted.append(Extracted(new, tuple(e for e in edges if e[3] > 0)))
+    for coplayer, results in sorted(by_coplayer.items()):
+        results.sort(key=lambda result: -result[0])
+        best = results[0]
+        extracted.append(_response(best, coplayer, run_id=run_id, scenario=scenario,
+                                   env_id=env_id))
+        worst = results[-1]
+        if len(results) > 1 and best[0] - worst[0] >= FAILURE_GAP:
+            extracted.append(_failure(worst, best, run_id=run_id, scenario=scenario,
+                                      env_id=env_id))
     return extracted
+
+
+def _response(result: tuple[float, str, list[tuple[EpisodeRecord, int]]], coplayer: str, *,
+              run_id: int, scenario: str, env_id: str) -> Extracted:
+    """The best response measured against one co-player, as an executable rule triggered
+    by the type that co-player showed it."""
+    per_step, agent, played = result
+    kind, table, label = _measured(played)
+    described = ", ".join(f"after {k} {round(100 * p)}%" for k, p in table.items() if k != "start")
+    name = f"Play like {label} against a {kind}" if label else f"Answer a {kind} with a measured rule"
+    new = NewBehavior(
+        name=name,
+        instruction=(
+            f"Once the co-player has shown itself a {kind}, cooperate "
+            f"{round(100 * table['start'])}% of the time at the start, then {described} "
+            "(previous joint action, own move first)."
+        ),
+        kind="response_rule", payload={"cooperate": table},
+        trigger={"coplayer": kind, "env": env_id},
+        tags=("extracted", label.replace(" ", "-") if label else "measured-rule"),
+        provenance=Provenance(
+            extractor=EXTRACTOR, scenario=scenario, agent=agent, run_id=run_id,
+            episodes=tuple(sorted({e.index for e, _ in played})),
+        ),
+    )
+    edges = [(NEW_BEHAVIOR, "effective_against", f"coplayer:{kind}", max(per_step, 0.0)),
+             (NEW_BEHAVIOR, "effective_against", f"agent:{coplayer}", max(per_step, 0.0))]
+    edges += [(NEW_BEHAVIOR, "derived_from", f"episode:{run_id}/{e.index}", 1.0) for e, _ in played[:3]]
+    return Extracted(new, tuple(e for e in edges if e[3] > 0))
+
+
+def _failure(worst: tuple[float, str, list[tuple[EpisodeRecord, int]]],
+             best: tuple[float, str, list[tuple[EpisodeRecord, int]]], *, run_id: int,
+             scenario: str, env_id: str) -> Extracted:
+    """The worst response measured against one co-player, as a warning in words (nothing
+    to execute: it says what not to do)."""
+    per_step, agent, played = worst
+    kind, _, label = _measured(played)
+    best_label = _measured(best[2])[2]
+    doing = label or "the rule it played"
+    new = NewBehavior(
+        name=f"Do not play like {label} against a {kind}" if label
+        else f"Avoid a losing rule against a {kind}",
+        instruction=(
+            f"Against a co-player that shows itself a {kind}, {doing} earned {per_step:.2f} "
+            f"per round where {best_label or 'the best rule seen'} earned {best[0]:.2f}."
+        ),
+        kind="text", trigger={"coplayer": kind, "env": env_id},
+        tags=("extracted", "failure"),
+        provenance=Provenance(
+            extractor=EXTRACTOR, scenario=scenario, agent=agent, run_id=run_id,
+            episodes=tuple(sorted({e.index for e, _ in played})),
+        ),
+    )
+    edges = tuple((NEW_BEHAVIOR, "derived_from", f"episode:{run_id}/{e.index}", 1.0)
+                  for e, _ in played[:3])
+    return Extracted(new, edges)
+
+
+def _measured(played: list[tuple[EpisodeRecord, int]]) -> tuple[str, dict[str, float], str | None]:
+    """From an agent's episodes against one co-player: the type the co-player showed it,
+    the agent's response rule (in quarters, so that the same lesson learned again has the
+    same content and merges), and the classic strategy that rule is, if any."""
+    own, theirs = _actions(played)
+    rule = _rule(own, theirs)
+    kind = COPLAYER_TYPES[int(coplayer_type(
+        (theirs == 0).sum(), (theirs[:, 1:] == own[:, :-1]).sum(), theirs.size,
+    ))]
+    quarters = np.round(rule * 4) / 4
+    distances = {name: np.abs(np.array(table) - rule).max() for name, table in CLASSICS.items()}
+    label = min(distances, key=distances.get)
+    table = {key: float(p) for key, p in zip(RULE_KEYS, quarters)}
+    return kind, table, label if distances[label] <= CLASSIC_TOLERANCE else None
 
 
 def _actions(played: list[tuple[EpisodeRecord, int]]) -> tuple[np.ndarray, np.ndarray]:

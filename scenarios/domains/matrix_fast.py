@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from coplay.step import HintedBehavior, Hints
+from coplay.step import Context, HintedBehavior, Hints
+from memory.effects import EffectRanking
 from scenarios.domains.matrix import (
     CONTEXTS,
     COPLAYER_TYPES,
@@ -93,47 +94,63 @@ def kind_table(stride: int, rounds: int) -> np.ndarray:
 
 
 class HintCatalogue:
-    """What one revision of a handbook hands a scenario's agents as hints: per agent, the
-    behavior ids and scores of each of its contexts, as rows of one growing catalogue of
-    hinted behaviors. Kept by ``MatrixFastPath`` until the handbook changes, so later
-    batches neither retrieve nor rebuild rows."""
+    """What one revision of a handbook proposes to a scenario's agents: per agent, the
+    candidate behaviors of each of its contexts with their relevance scores, and one growing
+    catalogue of hinted behaviors that rows point into. Kept by ``MatrixFastPath`` until the
+    handbook changes, so later batches only rank (``memory.effects``), never retrieve."""
 
     def __init__(self, run: RunMemory, env_id: str) -> None:
         self._run = run
         self._env_id = env_id
         self._positions: dict[int, int] = {}  # behavior id -> its row
         self.behaviors: tuple[HintedBehavior, ...] = ()
-        # agent -> (ids (CONTEXTS, k), rows (CONTEXTS + 1, k), scores (CONTEXTS + 1, k))
-        self._tables: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # agent -> (candidate ids (CONTEXTS, depth), their relevance scores)
+        self._candidates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def table(self, agent: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Behavior ids (CONTEXTS, k) for every context of ``agent``, their catalogue rows
-        and scores, each with a last row of no hints for the games that have already ended."""
-        found = self._tables.get(agent)
+    def contexts(self, agent: str) -> tuple[Context, ...]:
+        return contexts_for(agent, self._run.scenario, self._env_id)
+
+    def candidates(self, agent: str) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate behavior ids (CONTEXTS, depth) for every context of ``agent``, best
+        first, -1 padding, and their relevance scores."""
+        found = self._candidates.get(agent)
         if found is None:
-            k = self._run.section.k
             retrieved = self._run.handbook.retrieve(
-                contexts_for(agent, self._run.scenario, self._env_id), k=k,
-                filters=self._run.filters,
-            )
-            found = self._tables[agent] = (
-                retrieved.ids,
-                np.vstack([self._rows(retrieved.ids), np.full((1, k), -1, dtype=np.int64)]),
-                np.vstack([retrieved.scores, np.zeros((1, k), dtype=retrieved.scores.dtype)]),
-            )
+                self.contexts(agent), k=self._run.depth, filters=self._run.filters)
+            self.rows(retrieved.ids)  # catalogue every candidate now: offers pick among them
+            found = self._candidates[agent] = (retrieved.ids, retrieved.scores)
         return found
 
-    def _rows(self, ids: np.ndarray) -> np.ndarray:
+    def rows(self, ids: np.ndarray) -> np.ndarray:
         """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
         fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._positions]
         for behavior_id in fresh:
             self._positions[behavior_id] = len(self._positions)
-        # A new tuple, never grown in place: agents compare it by reference to reuse plans.
-        self.behaviors = (*self.behaviors, *map(self._run.hinted, fresh))
+        if fresh:
+            # A new tuple, never grown in place: agents compare it by reference to reuse plans.
+            self.behaviors = (*self.behaviors, *map(self._run.hinted, fresh))
         rows = np.full(ids.shape, -1, dtype=np.int64)
         found = ids >= 0
         rows[found] = [self._positions[i] for i in ids[found].tolist()]
         return rows
+
+
+class SeatTable:
+    """One listening seat's hints for a batch: per row (context * variants + variant, then
+    one row of none for ended games) the offered behavior ids, their catalogue rows and
+    relevance scores; and per row its context's candidate ids."""
+
+    def __init__(self, catalogue: HintCatalogue, agent: str, ranking: EffectRanking,
+                 k: int) -> None:
+        ids, relevance = catalogue.candidates(agent)
+        offered = ranking.rank(ids, catalogue.contexts(agent), k)
+        variants = ranking.variants
+        self.candidates = np.repeat(ids, variants, axis=0)
+        matches = offered[:, :, None] == self.candidates[:, None, :]
+        scores = (matches * np.repeat(relevance, variants, axis=0)[:, None, :]).sum(axis=2)
+        self.offered = offered
+        self.rows = np.vstack([catalogue.rows(offered), np.full((1, k), -1, dtype=np.int64)])
+        self.scores = np.vstack([scores, np.zeros((1, k))]).astype(np.float32)
 
 
 class MatrixFastPath:
@@ -150,38 +167,40 @@ class MatrixFastPath:
         if self._catalogue is None or self._catalogue[0] != revision:
             self._catalogue = (revision, HintCatalogue(run, self._env_id))
         catalogue = self._catalogue[1]
-        tables = [catalogue.table(agent) if listens else None
+        ranking = run.ranking()
+        tables = [SeatTable(catalogue, agent, ranking, run.section.k) if listens else None
                   for agent, listens in zip(seat_agents, listening)]
-        return BatchMemory(run, catalogue, tables, run.section.k, num_games, horizon)
+        return BatchMemory(run, catalogue, tables, ranking.variants, run.section.k, num_games,
+                           horizon)
 
 
 class BatchMemory:
     """One batch of B games: per listening seat, what each game's agent has seen of its
     co-player, which contexts it met and which hints it used. Every round costs one table
     lookup and two compiled loops (``memory_kernels``) per listening seat: this is the
-    simulation's hot path.
+    simulation's hot path. Game b plays variant ``b % variants`` of every context.
 
     Each round a listening seat marks one cell per game in a (cells, B) table: the cell of
-    its context and of the hint it used (or of none). At the batch's end those marks become
-    per-behavior sets of episodes, as bitsets, and only the contexts some game met are
-    looked at."""
+    its row (context and variant) and of the hint it used (or of none). At the batch's end
+    those marks become per-behavior sets of episodes, as bitsets, and only the rows some
+    game met are looked at."""
 
-    def __init__(self, run: RunMemory, catalogue: HintCatalogue,
-                 tables: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None], k: int,
-                 num_games: int, horizon: int) -> None:
-        """``tables``: per seat, its ``HintCatalogue.table``, or None if it does not listen."""
+    def __init__(self, run: RunMemory, catalogue: HintCatalogue, tables: list[SeatTable | None],
+                 variants: int, k: int, num_games: int, horizon: int) -> None:
+        """``tables``: per seat, its ``SeatTable``, or None if it does not listen."""
         self._run = run
         self._catalogue = catalogue
         self.listening = tuple(table is not None for table in tables)
         self._seats = [seat for seat in (0, 1) if self.listening[seat]]
-        self._ids = [None if table is None else table[0] for table in tables]
-        self._rows = [None if table is None else table[1] for table in tables]
-        self._scores = [None if table is None else table[2] for table in tables]
+        self._tables = tables
+        self._variants = variants
+        self._variant = np.arange(num_games) % variants
+        self._ended_row = CONTEXTS * variants
         self._horizon = horizon
         self._round = 0
-        self._slots = k + 1  # per context: no hint used, then each position
+        self._slots = k + 1  # per row: no hint used, then each position
         # The cells past the contexts' belong to games that have ended: they never count.
-        self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
+        self._marks = [np.zeros(((self._ended_row + 1) * self._slots, num_games), dtype=np.uint8)
                        if listens else None for listens in self.listening]
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
         self._code_tables = code_tables(horizon) if horizon <= TABLED_ROUNDS else None
@@ -206,10 +225,12 @@ class BatchMemory:
             kind = coplayer_type(*self._counts(seat), t)
             codes = context_code(kind, self._states[seat] % len(LAST_ROUND),
                                  phase_of(t, self._horizon))
+        rows = codes * self._variants + self._variant
         if not self._all_active:
-            codes = np.where(self._active, codes, CONTEXTS)
-        self._codes[seat] = codes
-        return Hints(codes, self._rows[seat], self._scores[seat], self._catalogue.behaviors)
+            rows = np.where(self._active, rows, self._ended_row)
+        self._codes[seat] = rows
+        table = self._tables[seat]
+        return Hints(rows, table.rows, table.scores, self._catalogue.behaviors)
 
     def record(self, seat: int, hint_used: np.ndarray) -> None:
         mark_cells(self._marks[seat], self._codes[seat], hint_used, self._slots)
@@ -234,21 +255,23 @@ class BatchMemory:
     def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None:
         """Add the batch to the run's tally; ``returns`` (B, 2), ``lengths`` (B,)."""
         games = np.arange(len(lengths))
+        types = len(COPLAYER_TYPES)
         for seat in self._seats:
             found = self._episode_sets(seat)
             if found is None:
                 continue
             behavior_ids, sets = found
-            # Per episode: a one-hot of its co-player type, then that times its return per
-            # step. Single precision: sums of a few thousand returns per batch lose nothing
-            # that matters.
+            # Per episode: a one-hot of its co-player type, times 1, its return per step and
+            # that squared. Single precision: sums of a few thousand returns per batch lose
+            # nothing that matters.
             kinds = self._final_kinds(seat, lengths)
-            weights = np.zeros((len(lengths), 2 * len(COPLAYER_TYPES)), dtype=np.float32)
-            weights[games, kinds] = 1.0
-            weights[games, kinds + len(COPLAYER_TYPES)] = returns[:, seat] / np.maximum(lengths, 1)
+            per_step = returns[:, seat] / np.maximum(lengths, 1)
+            weights = np.zeros((len(lengths), 3 * types), dtype=np.float32)
+            for moment in range(3):
+                weights[games, kinds + moment * types] = per_step ** moment
             totals = _weighted_counts(sets, weights)
-            shown, used = totals.reshape(2, len(behavior_ids), 2, len(COPLAYER_TYPES))
-            self._run.add(behavior_ids.tolist(), credit_refs(), shown, used)
+            shown, used, unused = totals.reshape(3, len(behavior_ids), 3, types)
+            self._run.add(behavior_ids.tolist(), credit_refs(), shown, used, unused)
 
     def _final_kinds(self, seat: int, lengths: np.ndarray) -> np.ndarray:
         """The type each game's co-player showed ``seat`` by the game's end."""
@@ -258,30 +281,33 @@ class BatchMemory:
         return coplayer_type(*self._counts(seat), lengths)
 
     def _episode_sets(self, seat: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The behaviors ``seat`` was shown (sorted ids) and, per behavior, the episodes it
-        was shown in, then those it was used in: (2 * behaviors, words) bitsets."""
-        # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
+        """The behaviors that were candidates for ``seat`` (sorted ids) and, per behavior, the
+        episodes it was a candidate in, those it was used in, and those it was a candidate in
+        where no behavior was used: (3 * behaviors, words) bitsets."""
+        # Bitsets over the episodes, one row of 64-bit words per cell (row, slot).
         bits = np.packbits(self._marks[seat], axis=1)
         if bits.shape[1] % 8:
             bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
-        bits = bits.view(np.uint64).reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
-        seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
-        # Only the hints of contexts some game met; a batch meets few of them.
-        listed = (self._ids[seat] >= 0) & seen.any(axis=1)[:, None]
+        bits = bits.view(np.uint64).reshape(self._ended_row + 1, self._slots, -1)[:self._ended_row]
+        seen = np.bitwise_or.reduce(bits, axis=1)  # (rows, words)
+        table = self._tables[seat]
+        # Only the candidates of rows some game met; a batch meets few of them.
+        listed = (table.candidates >= 0) & seen.any(axis=1)[:, None]
         if not listed.any():
             return None
-        context, position = np.nonzero(listed)
-        hinted = self._ids[seat][context, position]
+        row, column = np.nonzero(listed)
+        candidate = table.candidates[row, column]
         # A sorted set rather than np.unique: a few hundred ids, where numpy's own call costs more.
-        behavior_ids = np.array(sorted(set(hinted.tolist())), dtype=hinted.dtype)
-        column = np.searchsorted(behavior_ids, hinted)
-        # Per behavior, the OR of the rows of its cells, grouped by behavior for reduceat.
-        order = np.argsort(column, kind="stable")
-        starts = np.searchsorted(column[order], np.arange(len(behavior_ids)))
-        context, position = context[order], position[order]
-        sets = np.vstack([np.bitwise_or.reduceat(seen[context], starts),
-                          np.bitwise_or.reduceat(bits[context, 1 + position], starts)])
-        return behavior_ids, sets
+        behavior_ids = np.array(sorted(set(candidate.tolist())), dtype=np.int64)
+        shown = np.zeros((len(behavior_ids), bits.shape[2]), dtype=np.uint64)
+        np.bitwise_or.at(shown, np.searchsorted(behavior_ids, candidate), seen[row])
+        used = np.zeros_like(shown)
+        picked = (table.offered >= 0) & bits[:, 1:].any(axis=2)
+        row, position = np.nonzero(picked)
+        np.bitwise_or.at(used, np.searchsorted(behavior_ids, table.offered[row, position]),
+                         bits[row, 1 + position])
+        any_used = np.bitwise_or.reduce(used, axis=0)
+        return behavior_ids, np.vstack([shown, used, shown & ~any_used])
 
 
 UNPACKED_BYTES = 1 << 17  # bound on the floats unpacked at once: a few cache-warm pages

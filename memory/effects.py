@@ -1,0 +1,116 @@
+"""Effect-aware ranking: relevance proposes each context's candidates, measured effect decides
+which of them an agent is offered, and in what order.
+
+A behavior's effect for an entity (a co-player type, a task) is the difference in mean return
+per step between the episodes in which it was a candidate and used and those in which it was
+a candidate and the agent used no behavior (``memory.behaviors.EffectStats``). Its posterior is Gaussian: a
+prior centred on no effect, with the spread of the returns as its scale, updated by the
+measured difference and its standard error. Where a context names an entity the behavior has
+evidence for, that evidence counts; elsewhere (e.g. before the co-player's type is known) its
+evidence over all entities does.
+
+Exploration is Thompson sampling. Each context gets ``VARIANTS`` rankings: the first offers
+nothing (its episodes are the agent on its own, the control), each other one comes from its
+own draw of every candidate's effect. A game plays one variant for a whole episode (its
+credit is per episode). A candidate is offered in a variant when its draw is positive, so
+one without evidence is offered about half the time, one that measurably hurts almost
+never, and one that measurably helps almost always. Without exploration the posterior means
+decide: a candidate is offered unless its mean is negative.
+
+An episode counts as "used" for every behavior the agent used in it, and as "not used" for
+a candidate only if the agent used no behavior at all in it: an episode that used another
+behavior says nothing about playing without this one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from memory.behaviors import EffectStats
+
+VARIANTS = 8  # rankings per context when exploring: games play them in turn
+PRIOR_SCALE = 1.0  # the prior's spread of effects when no returns have been seen
+MIN_SCALE = 0.05  # floor on any spread, so that a few equal returns do not look certain
+
+
+def posterior(stats: EffectStats) -> tuple[float, float]:
+    """The effect's posterior mean and standard deviation."""
+    variances = [m.variance for m in (stats.unused, stats.used) if m.variance is not None]
+    scale = max(float(np.sqrt(variances[0])) if variances else PRIOR_SCALE, MIN_SCALE)
+    effect = stats.effect
+    if effect is None:
+        return 0.0, scale
+    used_var = stats.used.variance if stats.used.variance is not None else scale ** 2
+    unused_var = stats.unused.variance if stats.unused.variance is not None else scale ** 2
+    noise = max(used_var / stats.used.n + unused_var / stats.unused.n, MIN_SCALE ** 2 / 100)
+    precision = 1.0 / scale ** 2 + 1.0 / noise
+    return (effect / noise) / precision, float(np.sqrt(1.0 / precision))
+
+
+class Situation(Protocol):
+    """A context as ranking reads it (``coplay.step.Context`` is one)."""
+
+    text: str
+    entities: tuple[str, ...]
+
+
+class EffectRanking:
+    """Ranks candidates by their effect posteriors; ``effects`` maps behavior id -> entity ->
+    statistics (as the handbook's mirror holds them). A context's draws depend only on
+    ``seed`` and the context itself, not on which contexts are ranked with it or in which
+    order, so two ways of asking give the same offers."""
+
+    def __init__(self, effects: Mapping[int, Mapping[str, EffectStats]], *, explore: bool,
+                 seed: int) -> None:
+        self._effects = effects
+        self.variants = VARIANTS if explore else 1
+        self._explore = explore
+        self._seed = seed
+        self._pooled: dict[int, EffectStats] = {}
+
+    def rank(self, candidates: np.ndarray, contexts: Sequence[Situation], k: int) -> np.ndarray:
+        """Per context (rows of ``candidates``, behavior ids by relevance, -1 padding) and
+        variant: the ids offered, best first, -1 padding; shape (C * variants, k), a
+        context's variants in consecutive rows."""
+        offered = np.full((len(contexts), self.variants, k), -1, dtype=np.int64)
+        for row, context in enumerate(contexts):
+            ids = [b for b in candidates[row].tolist() if b >= 0]
+            if not ids:
+                continue
+            means, spreads = np.array([posterior(self.evidence(b, context.entities))
+                                       for b in ids]).T
+            if self._explore:
+                key = zlib.crc32("\x1f".join((context.text, *context.entities)).encode())
+                rng = np.random.default_rng([self._seed, key])
+                draws = rng.normal(means, spreads, size=(self.variants, len(ids)))
+                keep = draws > 0
+            else:
+                draws = means[None, :]
+                keep = draws >= 0
+            # Ties (no evidence at all, without exploration) keep the relevance order.
+            order = np.argsort(-draws, axis=1, kind="stable")
+            # When exploring, the first variant offers nothing: its episodes are the agent
+            # on its own, the comparison every effect is measured against.
+            for variant in range(1 if self._explore else 0, self.variants):
+                chosen = [ids[i] for i in order[variant] if keep[variant, i]][:k]
+                offered[row, variant, : len(chosen)] = chosen
+        return offered.reshape(len(contexts) * self.variants, k)
+
+    def evidence(self, behavior_id: int, entities: Sequence[str]) -> EffectStats:
+        """What is known of the behavior for a context naming ``entities``: its statistics
+        for those entities where it has been both used and not used there, else over all
+        entities."""
+        by_entity = self._effects.get(behavior_id, {})
+        named = [by_entity[e] for e in entities if e in by_entity]
+        if named:
+            summed = sum(named[1:], named[0])
+            if summed.used.n and summed.unused.n:
+                return summed
+        pooled = self._pooled.get(behavior_id)
+        if pooled is None:
+            pooled = self._pooled[behavior_id] = sum(by_entity.values(), EffectStats())
+        return pooled
