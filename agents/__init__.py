@@ -40,6 +40,28 @@ _BUILT_IN_KINDS = (
      ("chi", "phi_fraction", "start_cooperation"),
      ("Press & Dyson's extortionate zero-determinant strategy (chi = extortion factor, "
       "default 3).")),
+    ("two_tits_for_tat", "agents.classics:build_two_tits_for_tat", (),
+     "Defects while the co-player defected in either of the last two rounds."),
+    ("hard_tit_for_tat", "agents.classics:build_hard_tit_for_tat", (),
+     "Defects while the co-player defected in any of the last three rounds."),
+    ("suspicious_tit_for_tat", "agents.classics:build_suspicious_tit_for_tat", (),
+     "Defects first, then copies the co-player's last move."),
+    ("hard_majority", "agents.classics:build_hard_majority", (),
+     "Defects unless the co-player has cooperated more often than it defected."),
+    ("soft_majority", "agents.classics:build_soft_majority", (),
+     "Cooperates while the co-player has cooperated at least as often as it defected."),
+    ("prober", "agents.classics:build_prober", (),
+     ("Defects, cooperates twice, then exploits a co-player that did not retaliate; "
+      "otherwise tit-for-tat.")),
+    ("joss", "agents.classics:build_joss", (),
+     "Tit-for-tat that sneaks in a defection one time in ten where it would cooperate."),
+    ("alternator", "agents.classics:build_alternator", (),
+     "Cooperates and defects in turn, whatever the co-player does."),
+    ("cycler_ccd", "agents.classics:build_cycler_ccd", (),
+     "Cooperates twice, then defects, over and over."),
+    ("gradual", "agents.classics:build_gradual", (),
+     ("After the co-player's n-th defection, defects n times, then cooperates twice "
+      "(Beaufils et al.).")),
     ("handbook_follower", "agents.follower:build_handbook_follower", ("fallback",),
      ("Plays the best-ranked executable behavior (response rule or action macro) that "
       "memory retrieves for it; fallback: tit_for_tat (default), cooperate, defect or random.")),

@@ -18,7 +18,7 @@ from memory.behaviors import RULE_KEYS, NewBehavior
 from memory.handbook import Handbook
 from scenarios.domains import extract_run, run_memory
 from scenarios.domains.matrix import CONTEXTS, COPLAYER_TYPES, LAST_ROUND, coplayer_type, phase_of
-from scenarios.domains.matrix_fast import TABLED_ROUNDS, BatchMemory
+from scenarios.domains.matrix_fast import BatchMemory
 from tests.test_cli import coplay
 
 # A follower in the focal seat and in the background, beside tit-for-tat and a random
@@ -202,7 +202,7 @@ memory: {k: 3}
         record(self, seat, hint_used)
 
     def logged_finish(self, returns, lengths):
-        kinds = [coplayer_type(*self._counts(seat), lengths) for seat in (0, 1)]
+        kinds = [self._final_kinds(seat, lengths) for seat in (0, 1)]
         batches.append((self, returns.copy(), lengths.copy(), kinds))
         finish(self, returns, lengths)
 
@@ -290,8 +290,8 @@ def test_extraction_distils_best_responses_and_merges_repeats(db_url) -> None:
 
 
 @pytest.mark.parametrize("env", [
-    "{id: coplay/ipd-v0, horizon: 12}",  # looked up in tables
-    f"{{id: coplay/ipd-v0, horizon: {TABLED_ROUNDS + 3}, continuation_probability: 0.97}}",
+    "{id: coplay/ipd-v0, horizon: 12}",
+    "{id: coplay/ipd-v0, horizon: 131, continuation_probability: 0.97}",
 ])
 def test_each_round_s_context_is_what_the_seat_has_seen(db_url, monkeypatch, env) -> None:
     """The contexts the runner hands out, tracked as states from round to round, equal a
@@ -333,21 +333,32 @@ memory: {{k: 1}}
                 if t and not log["active"][t - 1][game]:
                     assert codes[game] == CONTEXTS
                     continue
-                cooperations = int(np.sum(theirs[:t, game] == 0))
-                repeats = int(np.sum(theirs[1:t, game] == own[: max(t - 1, 0), game]))
+                # How the co-player answered each of the seat's moves so far.
+                before, answer = own[: max(t - 1, 0), game], theirs[1:t, game] == 0
+                counts = [np.sum(before == 0), np.sum(answer & (before == 0)),
+                          np.sum(before == 1), np.sum(answer & (before == 1))]
                 last = 1 + 2 * own[t - 1, game] + theirs[t - 1, game] if t else 0
-                kind = coplayer_type(np.array(cooperations), np.array(repeats), t)
+                kind = coplayer_type(*map(np.array, counts), t)
                 assert codes[game] == (kind * len(LAST_ROUND) + last) * 3 + phase_of(t, horizon)
                 checked += 1
     assert checked >= 500 and len({seat for log in logs.values() for _, seat, _ in log["codes"]}) == 2
 
 
 def test_coplayer_types_from_counts() -> None:
-    cooperations = np.array([10, 0, 5, 5, 1, 10])
-    repeats = np.array([0, 0, 9, 2, 0, 9])
-    # The last one cooperated throughout with a cooperating observer: not yet a cooperator.
-    assert list(coplayer_type(cooperations, repeats, np.array([10, 10, 10, 10, 1, 10]))) == [
-        1, 2, 3, 4, 0, 3]
+    # Rounds after the observer cooperated, co-player cooperations among them; the same
+    # after the observer defected.
+    cases = {
+        (9, 9, 0, 0): "reciprocator",  # cooperated back, never tested: not yet a cooperator
+        (6, 6, 3, 0): "reciprocator",  # answered a defection with defection
+        (6, 6, 3, 3): "cooperator",  # cooperated on after being defected on
+        (0, 0, 9, 9): "cooperator",
+        (5, 0, 4, 0): "defector",
+        (5, 3, 4, 2): "mixed",
+        (0, 0, 0, 0): "unknown",
+    }
+    for counts, kind in cases.items():
+        assert COPLAYER_TYPES[int(coplayer_type(*map(np.array, counts), 10))] == kind, counts
+    assert coplayer_type(np.array(1), np.array(1), np.array(0), np.array(0), 1) == 0  # too soon
 
 
 def test_run_command_updates_memory_and_memory_commands_inspect_it(
@@ -431,7 +442,7 @@ def test_a_hint_position_out_of_range_is_an_error_not_a_stray_write(db_url) -> N
 
 @pytest.mark.parametrize("env", [
     "{id: coplay/ipd-v0, horizon: 15, continuation_probability: 0.9}",
-    f"{{id: coplay/stag-hunt-v0, horizon: {TABLED_ROUNDS + 3}}}",
+    "{id: coplay/stag-hunt-v0, horizon: 131}",
 ])
 def test_the_matrix_fast_path_plays_and_tallies_as_the_general_path(db_url, env) -> None:
     """The step contract's general path (a tracker describes every game, one retrieval per

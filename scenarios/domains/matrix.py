@@ -31,20 +31,30 @@ LAST_ROUND = (
 CONTEXTS = len(COPLAYER_TYPES) * len(LAST_ROUND) * len(PHASES)
 
 
-def coplayer_type(cooperations: np.ndarray, repeats: np.ndarray, rounds: np.ndarray | int) -> np.ndarray:
-    """Index into COPLAYER_TYPES from counts of a co-player's observed play: rounds in which
-    it cooperated, rounds in which it repeated the observer's previous action, and rounds
-    seen. Counts rather than rates, so the runner can apply the same rule online, every
-    round, without dividing."""
+def coplayer_type(after_c: np.ndarray, cooperated_after_c: np.ndarray, after_d: np.ndarray,
+                  cooperated_after_d: np.ndarray, rounds: np.ndarray | int) -> np.ndarray:
+    """Index into COPLAYER_TYPES from how a co-player has answered the observer so far: the
+    rounds that followed an observer's cooperation and those in which it cooperated, the
+    same after an observer's defection, and the rounds seen. Counts rather than rates, so
+    the runner can apply the same rule online, every round, without dividing.
+
+    A co-player that has only been cooperated with, and cooperated back, may reciprocate or
+    cooperate whatever happens: nothing seen tells them apart, so it counts as a
+    reciprocator, the type it is safe to assume. It shows itself a cooperator only by
+    cooperating on after the observer defected."""
     rounds = np.asarray(rounds)
-    # A co-player that has only cooperated with a cooperating observer has repeated its every
-    # move: it may be a reciprocator or an unconditional cooperator, and nothing seen tells
-    # them apart. It counts as a reciprocator, the type it is safe to assume; it shows itself
-    # a cooperator only by cooperating on after the observer defected.
-    kind = np.where(cooperations >= 0.9 * rounds, 1, 4)  # cooperator, else mixed
-    kind = np.where(repeats >= 0.8 * (rounds - 1), 3, kind)  # reciprocator
-    kind = np.where(cooperations <= 0.1 * rounds, 2, kind)  # defector
-    return np.where(rounds < 2, 0, kind)  # unknown
+    answered = after_c + after_d
+    kind = np.full(np.broadcast(after_c, rounds).shape, 4)  # mixed
+    warm = (after_c > 0) & (cooperated_after_c >= 0.7 * after_c)
+    forgiving = (after_d > 0) & (cooperated_after_d >= 0.7 * after_d)
+    # reciprocator: answers cooperation with cooperation, and defection (if tested) with
+    # clearly less of it
+    tested_ok = (after_d == 0) | (cooperated_after_d * after_c
+                                  <= (cooperated_after_c - 0.4 * after_c) * after_d)
+    kind = np.where(warm & tested_ok, 3, kind)
+    kind = np.where(forgiving & ((after_c == 0) | warm), 1, kind)  # cooperator
+    kind = np.where(cooperated_after_c + cooperated_after_d <= 0.1 * answered, 2, kind)  # defector
+    return np.where((rounds < 2) | (answered == 0), 0, kind)  # unknown
 
 
 def phase_of(round_index: int, horizon: int) -> int:
@@ -91,8 +101,8 @@ class MatrixDomain:
 
 
 class MatrixTracker:
-    """One seat's view of B games, kept as plain counts: the rounds its co-player cooperated
-    in, the rounds it repeated this seat's previous action, and the last joint action."""
+    """One seat's view of B games, kept as plain counts (``Answers``): how its co-player
+    answered its cooperations and its defections, and the last joint action."""
 
     def __init__(self, contexts: tuple[Context, ...], *, seat: int, num_games: int,
                  horizon: int) -> None:
@@ -100,32 +110,51 @@ class MatrixTracker:
         self._seat = seat
         self._horizon = horizon
         self._round = 0
-        self._cooperations = np.zeros(num_games, dtype=np.int64)
-        self._repeats = np.zeros(num_games, dtype=np.int64)
-        self._own_before = np.full(num_games, -1, dtype=np.int64)  # -1: nothing played yet
-        self._last_token = np.zeros(num_games, dtype=np.int64)
-        self._rounds_seen = np.zeros(num_games, dtype=np.int64)
+        self._answers = Answers(num_games)
 
     def contexts(self) -> tuple[np.ndarray, Sequence[Context]]:
-        kind = coplayer_type(self._cooperations, self._repeats, self._round)
-        codes = context_code(kind, self._last_token, phase_of(self._round, self._horizon))
+        answers = self._answers
+        codes = context_code(answers.kind(self._round), answers.last_token,
+                             phase_of(self._round, self._horizon))
         met, index = np.unique(codes, return_inverse=True)
         return index.reshape(-1), [self._all[c] for c in met.tolist()]
 
     def observe(self, step: Mapping[str, np.ndarray], active: np.ndarray) -> None:
         """``step["joint_actions"]``: (B,) 2 * seat 0's action + seat 1's, 0 to cooperate;
         ``step["played"]``: the games that played this round."""
-        joint, played = step["joint_actions"].astype(np.int64), step["played"]
-        first, second = joint // 2, joint % 2
-        own, theirs = (first, second) if self._seat == 0 else (second, first)
-        self._cooperations += played & (theirs == 0)
-        self._repeats += played & (theirs == self._own_before)
-        self._own_before = np.where(played, own, self._own_before)
-        self._last_token = np.where(played, 1 + 2 * own + theirs, self._last_token)
-        self._rounds_seen += played
+        self._answers.add(step["joint_actions"], step["played"], self._seat)
         self._round += 1
 
     def credit(self, lengths: np.ndarray) -> list[str]:
-        kinds = coplayer_type(self._cooperations, self._repeats, self._rounds_seen)
         refs = credit_refs()
-        return [refs[k] for k in kinds.tolist()]
+        return [refs[k] for k in self._answers.kind(self._answers.rounds).tolist()]
+
+
+class Answers:
+    """Per game, what one seat has seen its co-player do in answer to its own moves: the
+    rounds after it cooperated and how many of them the co-player cooperated in, the same
+    after it defected, the rounds seen, its own last move and the last joint action's
+    token (0 before the first round). Shared by the general path and the fast one."""
+
+    def __init__(self, num_games: int) -> None:
+        self.counts = np.zeros((4, num_games), dtype=np.int64)  # after C, coop. after C; D
+        self.rounds = np.zeros(num_games, dtype=np.int64)
+        self.own_before = np.full(num_games, -1, dtype=np.int64)  # -1: nothing played yet
+        self.last_token = np.zeros(num_games, dtype=np.int64)
+
+    def add(self, joint_actions: np.ndarray, played: np.ndarray, seat: int) -> None:
+        joint = joint_actions.astype(np.int64)
+        first, second = joint // 2, joint % 2
+        own, theirs = (first, second) if seat == 0 else (second, first)
+        cooperated = played & (theirs == 0)
+        after_c, after_d = played & (self.own_before == 0), played & (self.own_before == 1)
+        self.counts[0] += after_c
+        self.counts[1] += after_c & cooperated
+        self.counts[2] += after_d
+        self.counts[3] += after_d & cooperated
+        self.rounds += played
+        self.own_before = np.where(played, own, self.own_before)
+        self.last_token = np.where(played, 1 + 2 * own + theirs, self.last_token)
+
+    def kind(self, rounds: np.ndarray | int) -> np.ndarray:
+        return coplayer_type(*self.counts, rounds)

@@ -138,8 +138,10 @@ def _measured(played: list[tuple[EpisodeRecord, int]]) -> tuple[str, dict[str, f
     same content and merges), and the classic strategy that rule is, if any."""
     own, theirs = _actions(played)
     rule = _rule(own, theirs)
+    before, answer = own[:, :-1], theirs[:, 1:] == 0
     kind = COPLAYER_TYPES[int(coplayer_type(
-        (theirs == 0).sum(), (theirs[:, 1:] == own[:, :-1]).sum(), theirs.size,
+        (before == 0).sum(), (answer & (before == 0)).sum(),
+        (before == 1).sum(), (answer & (before == 1)).sum(), theirs.size,
     ))]
     quarters = np.round(rule * 4) / 4
     distances = {name: np.abs(np.array(table) - rule).max() for name, table in CLASSICS.items()}

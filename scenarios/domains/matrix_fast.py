@@ -1,16 +1,15 @@
 """The matrix-game domain's fast path: the same hints and tallies as the general path
 (``scenarios.memory_step.GeneralBatch`` over ``matrix.MatrixTracker``), from tables.
 
-An agent has ``matrix.CONTEXTS`` contexts, so the hints of all of them are retrieved in one
-call and kept, with the behaviors' catalogue, until the handbook changes
-(``HintCatalogue``). Every round then advances each seat's state with one table lookup
-(``transition_table``) and finds its games' contexts with another (``code_table``); the
-marks of what was shown and used are bitsets over the episodes.
+An agent has ``matrix.CONTEXTS`` contexts, so the candidates of all of them are retrieved in
+one call and kept, with the behaviors' catalogue, until the handbook changes
+(``HintCatalogue``); each batch only ranks them (``SeatTable``). Every round then finds each
+game's row with a few array operations, and the marks of what was shown and used are
+bitsets over the episodes.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,77 +19,14 @@ from memory.effects import EffectRanking
 from scenarios.domains.matrix import (
     CONTEXTS,
     COPLAYER_TYPES,
-    LAST_ROUND,
+    Answers,
     context_code,
     contexts_for,
-    coplayer_type,
     credit_refs,
     phase_of,
 )
-from scenarios.domains.matrix_kernels import advance_states, mark_cells
+from scenarios.domains.matrix_kernels import mark_cells
 from scenarios.memory_step import RunMemory
-
-TABLED_ROUNDS = 128  # games up to this long look their context codes up in tables
-
-
-@functools.lru_cache(maxsize=4 * TABLED_ROUNDS)
-def code_table(round_index: int, horizon: int) -> np.ndarray:
-    """Context codes indexed by ``(cooperations * (horizon + 1) + repeats) * tokens +
-    last-round token``, from what a seat has seen of its co-player so far: one lookup per
-    round replaces classifying every game's co-player anew. Read-only; shared by every run."""
-    cooperations = np.arange(round_index + 1)[:, None, None]
-    repeats = np.arange(horizon + 1)[None, :, None]  # past ``round_index``: never looked up
-    last = np.arange(len(LAST_ROUND))[None, None, :]
-    kind = coplayer_type(cooperations, repeats, round_index)
-    table = context_code(kind, last, phase_of(round_index, horizon))
-    table = table.astype(np.int16).ravel()
-    table.flags.writeable = False
-    return table
-
-
-@functools.lru_cache(maxsize=4)
-def code_tables(horizon: int) -> tuple[np.ndarray, ...]:
-    """``code_table`` of every round of a game of ``horizon`` rounds."""
-    return tuple(code_table(t, horizon) for t in range(horizon))
-
-
-def next_state(state: np.ndarray, joint_actions: np.ndarray, stride: int, seat: int) -> np.ndarray:
-    """A seat's state after a round. A state is ``(cooperations * stride + repeats) * tokens
-    + last-round token``: the rounds in which the co-player cooperated, those in which it
-    repeated the seat's previous action (counts up to ``stride - 1``), and the token of
-    the round before, which ``code_table`` also reads. Joint actions are 2 * seat 0's
-    action + seat 1's; action 0 is to cooperate."""
-    tokens = len(LAST_ROUND)
-    own, theirs = np.divmod(joint_actions, 2) if seat == 0 else np.divmod(joint_actions, 2)[::-1]
-    # The last token is 1 + 2 * own + theirs, or 0 before the first round: then the own
-    # action before is -1, which nothing repeats.
-    own_before = (state % tokens - 1) // 2
-    cooperations, repeats = np.divmod(state // tokens, stride)
-    cooperations = np.minimum(cooperations + (theirs == 0), stride - 1)
-    repeats = np.minimum(repeats + (theirs == own_before), stride - 1)
-    return (cooperations * stride + repeats) * tokens + 1 + 2 * own + theirs
-
-
-@functools.lru_cache(maxsize=8)
-def transition_table(horizon: int, seat: int) -> np.ndarray:
-    """``next_state`` of every state of games up to ``horizon`` rounds and every joint
-    action, indexed by ``state * 4 + joint action``: a round of a tabled game updates a
-    seat's state with one lookup. Read-only; shared by every run."""
-    stride = horizon + 1
-    states = np.arange(stride * stride * len(LAST_ROUND))
-    table = next_state(states[:, None], np.arange(4)[None, :], stride, seat).ravel()
-    table.flags.writeable = False
-    return table
-
-
-@functools.lru_cache(maxsize=16)
-def kind_table(stride: int, rounds: int) -> np.ndarray:
-    """Co-player types after ``rounds`` rounds, indexed by ``cooperations * stride +
-    repeats``: finishing a batch of games of one length classifies them with one lookup."""
-    cooperations, repeats = np.divmod(np.arange(stride * stride), stride)
-    table = coplayer_type(cooperations, repeats, rounds)
-    table.flags.writeable = False
-    return table
 
 
 class HintCatalogue:
@@ -176,14 +112,13 @@ class MatrixFastPath:
 
 class BatchMemory:
     """One batch of B games: per listening seat, what each game's agent has seen of its
-    co-player, which contexts it met and which hints it used. Every round costs one table
-    lookup and two compiled loops (``memory_kernels``) per listening seat: this is the
-    simulation's hot path. Game b plays variant ``b % variants`` of every context.
+    co-player (``matrix.Answers``), which rows it met and which hints it used. Game b plays
+    variant ``b % variants`` of every context.
 
-    Each round a listening seat marks one cell per game in a (cells, B) table: the cell of
-    its row (context and variant) and of the hint it used (or of none). At the batch's end
-    those marks become per-behavior sets of episodes, as bitsets, and only the rows some
-    game met are looked at."""
+    Each round a listening seat marks one cell per game in a (cells, B) table, in a compiled
+    loop (``matrix_kernels``): the cell of its row (context and variant) and of the hint it
+    used (or of none). At the batch's end those marks become per-behavior sets of episodes,
+    as bitsets, and only the rows some game met are looked at."""
 
     def __init__(self, run: RunMemory, catalogue: HintCatalogue, tables: list[SeatTable | None],
                  variants: int, k: int, num_games: int, horizon: int) -> None:
@@ -203,28 +138,14 @@ class BatchMemory:
         self._marks = [np.zeros(((self._ended_row + 1) * self._slots, num_games), dtype=np.uint8)
                        if listens else None for listens in self.listening]
         self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
-        self._code_tables = code_tables(horizon) if horizon <= TABLED_ROUNDS else None
-        # Each seat's state per game: what it has seen its co-player do and the last-round
-        # token (``next_state``); in tabled games a round looks it up in one table.
-        self._stride = horizon + 1
-        self._states = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
-        self._transitions = ([transition_table(horizon, seat) for seat in (0, 1)]
-                             if self._code_tables is not None else None)
+        self._answers = [Answers(num_games) for _ in (0, 1)]
         self._active = np.ones(num_games, dtype=bool)
         self._all_active = True
 
-    def _counts(self, seat: int) -> tuple[np.ndarray, np.ndarray]:
-        """(cooperations, repeats) seen by ``seat``, per game."""
-        return np.divmod(self._states[seat] // len(LAST_ROUND), self._stride)
-
     def hints(self, seat: int) -> Hints:
         t = self._round
-        if self._code_tables is not None:
-            codes = self._code_tables[t].take(self._states[seat])
-        else:  # long games: classify directly rather than keep large tables
-            kind = coplayer_type(*self._counts(seat), t)
-            codes = context_code(kind, self._states[seat] % len(LAST_ROUND),
-                                 phase_of(t, self._horizon))
+        answers = self._answers[seat]
+        codes = context_code(answers.kind(t), answers.last_token, phase_of(t, self._horizon))
         rows = codes * self._variants + self._variant
         if not self._all_active:
             rows = np.where(self._active, rows, self._ended_row)
@@ -238,14 +159,8 @@ class BatchMemory:
     def observe(self, step: Mapping[str, np.ndarray], active: np.ndarray) -> None:
         """After a round: ``step["joint_actions"]`` (B,), 2 * seat 0's action + seat 1's;
         ``active`` the games still running after it."""
-        joint_actions = step["joint_actions"]
         for seat in self._seats:
-            if self._transitions is not None:
-                advance_states(self._states[seat], self._transitions[seat], joint_actions,
-                               self._active)
-            else:
-                after = next_state(self._states[seat], joint_actions, self._stride, seat)
-                self._states[seat] = np.where(self._active, after, self._states[seat])
+            self._answers[seat].add(step["joint_actions"], self._active, seat)
         self._round += 1
         # A fixed horizon hands the same read-only flags every round: nothing to look at.
         if active is not self._active or active.flags.writeable:
@@ -275,10 +190,8 @@ class BatchMemory:
 
     def _final_kinds(self, seat: int, lengths: np.ndarray) -> np.ndarray:
         """The type each game's co-player showed ``seat`` by the game's end."""
-        if lengths.min() == lengths.max():  # games of one length: one table lookup
-            table = kind_table(self._stride, int(lengths[0]))
-            return table.take(self._states[seat] // len(LAST_ROUND))
-        return coplayer_type(*self._counts(seat), lengths)
+        answers = self._answers[seat]
+        return answers.kind(answers.rounds)
 
     def _episode_sets(self, seat: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The behaviors that were candidates for ``seat`` (sorted ids) and, per behavior, the

@@ -1,6 +1,6 @@
-"""The memory step's two per-round loops, compiled (numba): a round of 4,096 games costs each
-of them a few microseconds, where the same work as numpy calls took four or five calls and
-their temporaries. ``tests/test_memory_runner.py`` checks what they produce against plain
+"""The memory step's per-round marking loop, compiled (numba): a round of 4,096 games costs it
+a few microseconds, where the same work as numpy calls took four or five calls and their
+temporaries. ``tests/test_memory_runner.py`` checks what they produce against plain
 readings of the games."""
 
 from __future__ import annotations
@@ -19,13 +19,3 @@ def mark_cells(marks: np.ndarray, codes: np.ndarray, hint_used: np.ndarray, slot
             raise IndexError("an agent's hint_used must be -1 (none) or the position of one of its hints")
     for game in range(codes.shape[0]):
         marks[codes[game] * slots + hint_used[game] + 1, game] = 1
-
-
-@numba.njit(cache=True)
-def advance_states(states: np.ndarray, transitions: np.ndarray, joint_actions: np.ndarray,
-                   played: np.ndarray) -> None:
-    """Each game that ``played`` this round moves to its next state, in place:
-    ``transitions[state * 4 + joint action]``."""
-    for game in range(states.shape[0]):
-        if played[game]:
-            states[game] = transitions[states[game] * 4 + joint_actions[game]]
