@@ -6,6 +6,7 @@ from coplay.errors import ConfigError
 
 ENTITY_TYPES = (
     "behavior", "scenario", "env", "coplayer", "agent", "episode", "concept", "task", "subgoal",
+    "phase",
 )
 RELATION_TYPES = (
     "applies_to",  # behavior -> the scenario, env, co-player type or concept it is for

@@ -318,3 +318,18 @@ class BehaviorEffectRow(Base):
     unused_sum: Mapped[float]
     unused_sq: Mapped[float]
     revision: Mapped[int] = mapped_column(index=True)
+
+
+class ComparisonRow(Base):
+    """A reuse comparison (``coplay reuse``): the study it ran, and its figures, kept so
+    that it can be listed and shown again without running it."""
+
+    __tablename__ = "reuse_comparisons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    env_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    wall_seconds: Mapped[float]
+    scenario: Mapped[dict[str, Any]] = mapped_column(JSON)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)

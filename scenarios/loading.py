@@ -4,12 +4,13 @@ validation into the model its ``kind`` names.
     kind: simulation    # `coplay run`: agents meet in matchups        (scenarios.schema.Scenario)
     kind: training      # `coplay train`: learners against a pool      (scenarios.training)
     kind: exploration   # `coplay train`: one agent, grid task, bonus  (scenarios.exploration)
+    kind: reuse         # `coplay reuse run`: memory on held-out co-players (scenarios.reuse)
 
 ``kind`` is required and is the union's one discriminator: nothing else in a file says what it
 is. Overrides (``--set train.seed=3``, and options such as ``--seed``) are set in the mapping
 read from the file before it is validated, so they are checked exactly like the file's own
-fields. Bundled scenarios live in ``scenarios/data/`` (simulations) and its ``train/`` and
-``explore/`` folders; a bundled scenario's name finds it in any of them.
+fields. Bundled scenarios live in ``scenarios/data/`` (simulations) and its ``train/``,
+``explore/`` and ``reuse/`` folders; a bundled scenario's name finds it in any of them.
 """
 
 from __future__ import annotations
@@ -36,18 +37,20 @@ from scenarios.schema import (
 
 if TYPE_CHECKING:
     from scenarios.exploration import ExplorationScenario
+    from scenarios.reuse import ReuseScenario
     from scenarios.training import TrainingScenario
 
-    AnyScenario = Scenario | TrainingScenario | ExplorationScenario
+    AnyScenario = Scenario | TrainingScenario | ExplorationScenario | ReuseScenario
 
 # Each kind and the command that takes it.
-COMMANDS = {"simulation": "coplay run", "training": "coplay train", "exploration": "coplay train"}
+COMMANDS = {"simulation": "coplay run", "training": "coplay train", "exploration": "coplay train",
+            "reuse": "coplay reuse run"}
 KINDS = tuple(COMMANDS)
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 # Where each kind's bundled files live; names are unique across these folders.
 FOLDERS = {"simulation": BUNDLED_DIR, "training": BUNDLED_DIR / "train",
-           "exploration": BUNDLED_DIR / "explore"}
+           "exploration": BUNDLED_DIR / "explore", "reuse": BUNDLED_DIR / "reuse"}
 
 
 def model(kind: str) -> type[BaseModel]:
@@ -63,6 +66,10 @@ def model(kind: str) -> type[BaseModel]:
         from scenarios.exploration import ExplorationScenario
 
         return ExplorationScenario
+    if kind == "reuse":
+        from scenarios.reuse import ReuseScenario
+
+        return ReuseScenario
     raise ValueError(f"no scenario kind {kind!r}; the kinds are {list(KINDS)}")
 
 
@@ -152,8 +159,8 @@ def _kind(data: dict, *, source: str, accept: Collection[str] | None) -> str:
         if "kind" not in data:
             raise ScenarioError(
                 f"{source}: kind", expected=f"one of {list(KINDS)}", got="nothing",
-                fix="Add a first line `kind: simulation` (or training, exploration) saying what "
-                    "the file describes.",
+                fix="Add a first line `kind: simulation` (or training, exploration, reuse) "
+                    "saying what the file describes.",
             )
         raise ScenarioError(f"{source}: kind", expected=f"one of {list(KINDS)}", got=repr(kind))
     if accept is not None and kind not in accept:
@@ -187,7 +194,7 @@ def _validation_error(
 
 
 def _build(scenario: BaseModel, *, source: str) -> None:
-    if scenario.kind == "simulation":
+    if scenario.kind in ("simulation", "reuse"):
         check_agents(scenario.env, scenario.agents, source=source)
     elif scenario.kind == "training":
         from scenarios.training import check_files

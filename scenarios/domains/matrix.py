@@ -1,8 +1,8 @@
 """The matrix-game domain: how a seat in an iterated matrix game is described to memory.
 
 A seat's context is what it has seen: the phase of the game, the last joint action, and the
-type its co-player has shown so far (``COPLAYER_TYPES``), plus the scenario, env and the
-agent's own name as graph entities. There are ``CONTEXTS`` such contexts per agent.
+type its co-player has shown so far (``COPLAYER_TYPES``), plus the scenario, env, the agent's
+own name and whether the opening is over as graph entities. There are ``CONTEXTS`` such contexts per agent.
 
 ``MatrixTracker`` is the general path of the step contract (``coplay.step``): it counts
 what each game's co-player did and names each game's context. ``matrix_fast`` computes the
@@ -21,6 +21,10 @@ from coplay.step import Context
 COPLAYER_TYPES = ("unknown", "cooperator", "defector", "reciprocator", "mixed")
 PHASES = ("opening", "middle", "endgame")
 PHASE_ROUNDS = 5  # the opening and the endgame are this many rounds long
+# The phase entity a context names: a co-player's type is only read once the opening is over
+# (until then it has answered too few moves), so responses to a type apply after it.
+AFTER_OPENING = "after the opening"
+STAGES = {"opening": "opening", "middle": AFTER_OPENING, "endgame": AFTER_OPENING}
 LAST_ROUND = (
     "nothing has been played yet",
     "we both cooperated",
@@ -77,7 +81,8 @@ def contexts_for(agent: str, scenario: str, env_id: str) -> tuple[Context, ...]:
             for phase in PHASES:
                 found.append(Context(
                     f"{phase} of the game; the co-player looks like a {kind}; last round {last}",
-                    (f"scenario:{scenario}", f"env:{env_id}", f"agent:{agent}", f"coplayer:{kind}"),
+                    (f"scenario:{scenario}", f"env:{env_id}", f"agent:{agent}", f"coplayer:{kind}",
+                     f"phase:{STAGES[phase]}"),
                     (("phase", phase), ("coplayer", kind), ("last_round", last)),
                 ))
     return tuple(found)

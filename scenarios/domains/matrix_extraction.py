@@ -4,9 +4,10 @@ The memory-one extractor reads a run's trajectories and, for every co-player, ta
 agent that earned the most per step against it, measures that agent's empirical response
 rule (its chance of cooperating after each previous joint action) and the type the
 co-player showed it, and writes the rule as an executable behavior triggered by that type:
-"once the co-player shows itself a defector, play like grim trigger". The trigger is what
-the playing agent can know: retrieval offers the rule only once its own view of the
-co-player has that type. The agent that earned the least, when it fell far behind, becomes
+"after the opening, once the co-player shows itself a defector, play like grim trigger".
+The trigger is what the playing agent can know: retrieval offers the rule only once the
+opening rounds have shown it the co-player, and its own view of the co-player has that
+type. The agent that earned the least, when it fell far behind, becomes
 a warning in words. Rules are rounded to quarters, so the same lesson learned in another
 run has the same content and is merged into the existing behavior, adding its provenance;
 a rule is named after a classic strategy only when it is one.
@@ -22,7 +23,7 @@ from coplay.errors import StoreError
 from memory.behaviors import RULE_KEYS, NewBehavior, Provenance
 from memory.extraction import NEW_BEHAVIOR, Extracted
 from memory.runs import EpisodeRecord
-from scenarios.domains.matrix import COPLAYER_TYPES, coplayer_type
+from scenarios.domains.matrix import AFTER_OPENING, COPLAYER_TYPES, coplayer_type
 
 EXTRACTOR = "memory_one_v1"
 CLASSIC_TOLERANCE = 0.2  # a rule is named after a classic only if no probability is further off
@@ -86,12 +87,12 @@ def _response(result: tuple[float, str, list[tuple[EpisodeRecord, int]]], coplay
     new = NewBehavior(
         name=name,
         instruction=(
-            f"Once the co-player has shown itself a {kind}, cooperate "
+            f"After the opening, once the co-player has shown itself a {kind}, cooperate "
             f"{round(100 * table['start'])}% of the time at the start, then {described} "
             "(previous joint action, own move first)."
         ),
         kind="response_rule", payload={"cooperate": table},
-        trigger={"coplayer": kind, "env": env_id},
+        trigger={"coplayer": kind, "env": env_id, "phase": AFTER_OPENING},
         tags=("extracted", label.replace(" ", "-") if label else "measured-rule"),
         provenance=Provenance(
             extractor=EXTRACTOR, scenario=scenario, agent=agent, run_id=run_id,
