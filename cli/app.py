@@ -27,6 +27,7 @@ from cli.options import (
     overrides,
 )
 from cli.output import compact_table, console, print_json, print_written
+from cli.reuse import reuse_app
 from cli.runs import print_pairings, print_results, runs_app
 from cli.scenarios import scenarios_app
 from cli.training import train_command, training_app
@@ -46,6 +47,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(training_app, name="training")
 app.add_typer(memory_app, name="memory")
 app.add_typer(db_app, name="db")
+app.add_typer(reuse_app, name="reuse")
 
 
 def _progress(label: str, unit: str):

@@ -324,3 +324,36 @@ def _wrap(text: str, width: int = 22) -> str:
         else:
             line = f"{line} {word}".strip()
     return "\n".join([*lines, line][:3])
+
+
+def plot_reuse(figures: dict, out_dir: Path, *, title: str) -> list[Path]:
+    """A reuse comparison: per held-out co-player (and on average), each memory condition's
+    gain in return per step over no memory, with its bootstrap interval; over the whole
+    episode and over its first rounds."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conditions = [c for c in figures["conditions"] if c != "none"]
+    coplayers = [*figures["coplayers"], "mean"]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(coplayers) + 1.8),
+                                sharey=True, constrained_layout=True)
+    panels = (("episode_gain", "over the episode"),
+              ("opening_gain", f"over the first {figures['first_rounds']} rounds"))
+    height = 0.8 / len(conditions)
+    for ax, (key, label) in zip(axes, panels):
+        for index, condition in enumerate(conditions):
+            gains = [figures["coplayers"][c][key][condition] for c in coplayers[:-1]]
+            gains.append(figures[key][condition])
+            means = np.array([g["mean"] for g in gains])
+            errors = np.array([[g["mean"] - g["low"] for g in gains],
+                               [g["high"] - g["mean"] for g in gains]])
+            rows = np.arange(len(coplayers)) + index * height
+            ax.barh(rows, means, height=height, xerr=errors, capsize=2, label=condition)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel(f"gain in return per step {label}")
+        ax.set_yticks(np.arange(len(coplayers)) + height * (len(conditions) - 1) / 2, coplayers)
+    axes[0].invert_yaxis()  # the axes share it: the first co-player on top, the mean last
+    axes[0].legend(loc="lower right")
+    figure.suptitle(f"{title}: memory against held-out co-players, minus no memory (95% intervals)")
+    path = out_dir / "reuse.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return [path]

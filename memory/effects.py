@@ -7,15 +7,16 @@ a candidate and the agent used no behavior (``memory.behaviors.EffectStats``). I
 prior centred on no effect, with the spread of the returns as its scale, updated by the
 measured difference and its standard error. Where a context names an entity the behavior has
 evidence for, that evidence counts; elsewhere (e.g. before the co-player's type is known) its
-evidence over all entities does.
+effects for every entity do, averaged stratum by stratum.
 
 Exploration is Thompson sampling. Each context gets ``VARIANTS`` rankings: the first offers
 nothing (its episodes are the agent on its own, the control), each other one comes from its
 own draw of every candidate's effect. A game plays one variant for a whole episode (its
 credit is per episode). A candidate is offered in a variant when its draw is positive, so
 one without evidence is offered about half the time, one that measurably hurts almost
-never, and one that measurably helps almost always. Without exploration the posterior means
-decide: a candidate is offered unless its mean is negative.
+never, and one that measurably helps almost always. Without exploration only what is known
+to help is offered: a candidate whose effect is positive with 95% posterior belief, best
+posterior mean first; the agent plays its own policy where there is none.
 
 An episode counts as "used" for every behavior the agent used in it, and as "not used" for
 a candidate only if the agent used no behavior at all in it: an episode that used another
@@ -35,18 +36,38 @@ from memory.behaviors import EffectStats
 VARIANTS = 8  # rankings per context when exploring: games play them in turn
 PRIOR_SCALE = 1.0  # the prior's spread of effects when no returns have been seen
 MIN_SCALE = 0.05  # floor on any spread, so that a few equal returns do not look certain
+SAFE_Z = 1.645  # without exploration, offer what helps with 95% (one-sided) posterior belief
 
 
 def posterior(stats: EffectStats) -> tuple[float, float]:
-    """The effect's posterior mean and standard deviation."""
-    variances = [m.variance for m in (stats.unused, stats.used) if m.variance is not None]
-    scale = max(float(np.sqrt(variances[0])) if variances else PRIOR_SCALE, MIN_SCALE)
-    effect = stats.effect
-    if effect is None:
+    """The effect's posterior mean and standard deviation, from one entity's statistics."""
+    return combined([stats])
+
+
+def combined(strata: Sequence[EffectStats]) -> tuple[float, float]:
+    """The posterior of an effect measured in several strata (entities): the strata's
+    effects averaged, each weighted by its episodes. Pooling the episodes instead would let
+    a behavior that is neutral where it is used most and harmful elsewhere look helpful,
+    whenever used and unused episodes come from the strata in other proportions."""
+    scales, effects, noises, weights = [], [], [], []
+    for stats in strata:
+        variances = [m.variance for m in (stats.unused, stats.used) if m.variance is not None]
+        scale = max(float(np.sqrt(variances[0])) if variances else PRIOR_SCALE, MIN_SCALE)
+        scales.append(scale)
+        if stats.effect is None:
+            continue
+        used_var = stats.used.variance if stats.used.variance is not None else scale ** 2
+        unused_var = stats.unused.variance if stats.unused.variance is not None else scale ** 2
+        effects.append(stats.effect)
+        noises.append(max(used_var / stats.used.n + unused_var / stats.unused.n,
+                          MIN_SCALE ** 2 / 100))
+        weights.append(stats.used.n + stats.unused.n)
+    scale = max(scales) if scales else PRIOR_SCALE
+    if not effects:
         return 0.0, scale
-    used_var = stats.used.variance if stats.used.variance is not None else scale ** 2
-    unused_var = stats.unused.variance if stats.unused.variance is not None else scale ** 2
-    noise = max(used_var / stats.used.n + unused_var / stats.unused.n, MIN_SCALE ** 2 / 100)
+    share = np.asarray(weights, dtype=float) / sum(weights)
+    effect = float(share @ np.asarray(effects))
+    noise = float(share ** 2 @ np.asarray(noises))
     precision = 1.0 / scale ** 2 + 1.0 / noise
     return (effect / noise) / precision, float(np.sqrt(1.0 / precision))
 
@@ -70,7 +91,6 @@ class EffectRanking:
         self.variants = VARIANTS if explore else 1
         self._explore = explore
         self._seed = seed
-        self._pooled: dict[int, EffectStats] = {}
 
     def rank(self, candidates: np.ndarray, contexts: Sequence[Situation], k: int) -> np.ndarray:
         """Per context (rows of ``candidates``, behavior ids by relevance, -1 padding) and
@@ -81,7 +101,7 @@ class EffectRanking:
             ids = [b for b in candidates[row].tolist() if b >= 0]
             if not ids:
                 continue
-            means, spreads = np.array([posterior(self.evidence(b, context.entities))
+            means, spreads = np.array([combined(self.evidence(b, context.entities))
                                        for b in ids]).T
             if self._explore:
                 key = zlib.crc32("\x1f".join((context.text, *context.entities)).encode())
@@ -90,7 +110,7 @@ class EffectRanking:
                 keep = draws > 0
             else:
                 draws = means[None, :]
-                keep = draws >= 0
+                keep = draws > SAFE_Z * spreads[None, :]
             # Ties (no evidence at all, without exploration) keep the relevance order.
             order = np.argsort(-draws, axis=1, kind="stable")
             # When exploring, the first variant offers nothing: its episodes are the agent
@@ -100,17 +120,27 @@ class EffectRanking:
                 offered[row, variant, : len(chosen)] = chosen
         return offered.reshape(len(contexts) * self.variants, k)
 
-    def evidence(self, behavior_id: int, entities: Sequence[str]) -> EffectStats:
+    def evidence(self, behavior_id: int, entities: Sequence[str]) -> list[EffectStats]:
         """What is known of the behavior for a context naming ``entities``: its statistics
-        for those entities where it has been both used and not used there, else over all
-        entities."""
+        for the entities named, where it has been both used and not used there; else its
+        statistics for every entity, to be combined stratum by stratum."""
         by_entity = self._effects.get(behavior_id, {})
         named = [by_entity[e] for e in entities if e in by_entity]
         if named:
             summed = sum(named[1:], named[0])
             if summed.used.n and summed.unused.n:
-                return summed
-        pooled = self._pooled.get(behavior_id)
-        if pooled is None:
-            pooled = self._pooled[behavior_id] = sum(by_entity.values(), EffectStats())
-        return pooled
+                return [summed]
+        return list(by_entity.values())
+
+
+class RelevanceRanking:
+    """Offers each context's first ``k`` candidates in relevance order, whatever their
+    effects (the ablation of effect-aware ranking; also what tests of the plumbing use)."""
+
+    variants = 1
+
+    def rank(self, candidates: np.ndarray, contexts: Sequence[Situation], k: int) -> np.ndarray:
+        offered = np.full((len(contexts), k), -1, dtype=np.int64)
+        width = min(k, candidates.shape[1])
+        offered[:, :width] = candidates[:, :width]
+        return offered

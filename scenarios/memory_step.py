@@ -18,11 +18,13 @@ import numpy as np
 
 from coplay.step import Context, Domain, HintedBehavior, Hints, Tracker
 from memory.behaviors import EffectStats, EffectUsage, MemoryUsage, Moments, Usage
-from memory.effects import EffectRanking
+from memory.effects import EffectRanking, RelevanceRanking
 from memory.handbook import Handbook
 from memory.index import Filters
 from memory.refs import behavior_ref
 from scenarios.schema import MemorySection
+
+Ranking = EffectRanking | RelevanceRanking
 
 
 class BatchMemory(Protocol):
@@ -94,14 +96,16 @@ class RunMemory:
         ]
         return GeneralBatch(self, trackers, num_games)
 
-    def ranking(self) -> EffectRanking:
-        """A batch's effect ranking over the handbook as of its last sync, with its own
-        draws: ask once per batch (the seeds follow the run's seed in batch order)."""
+    def ranking(self) -> Ranking:
+        """A batch's ranking over the handbook as of its last sync, with its own draws: ask
+        once per batch (the seeds follow the run's seed in batch order)."""
         seed = int(self._rng.integers(2**63))
+        if self.section.ranking == "relevance":
+            return RelevanceRanking()
         return self.handbook.effect_ranking(explore=self.section.explore, seed=seed)
 
     def candidates_and_offers(self, contexts: Sequence[Context],
-                              ranking: EffectRanking) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                              ranking: Ranking) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per context, the candidates relevance proposes (C, depth) with their scores, and
         per context and variant what is offered (C * variants, k)."""
         found = self.handbook.retrieve(list(contexts), k=self.depth, filters=self.filters)

@@ -119,7 +119,13 @@ class ReuseScenario(Strict):
         )
 
 
-Progress = Callable[[str], None]
+Progress = Callable[[str], None]  # called with a label after each step (``steps``)
+
+
+def steps(study: ReuseScenario) -> int:
+    """How many steps ``compare`` reports: training runs, then evaluations, per seed."""
+    handbooks = 2 if study.oracle else 1
+    return len(study.seeds) * (handbooks * study.train.runs + handbooks + 1)
 
 
 def compare(study: ReuseScenario, *, progress: Progress = lambda step: None) -> dict:
@@ -147,7 +153,6 @@ def compare(study: ReuseScenario, *, progress: Progress = lambda step: None) -> 
                     study, Path(folder) / "oracle.db",
                     [*study.train.against, *study.evaluate.against], seed, progress)
             for condition in conditions:
-                progress(f"seed {seed}: evaluating, {condition}")
                 handbook = handbooks.get(condition)
                 evaluation = study.simulation(
                     name=f"{study.name}-evaluate", players=study.evaluate.against,
@@ -168,6 +173,7 @@ def compare(study: ReuseScenario, *, progress: Progress = lambda step: None) -> 
                                                  lengths=episodes.lengths)
                         hits[condition][0] += found
                         hits[condition][1] += total
+                progress(f"seed {seed}: evaluated {condition}")
             for condition, handbook in handbooks.items():
                 sizes[condition].append(len(handbook))
                 handbook.close()
@@ -214,8 +220,6 @@ def _trained(study: ReuseScenario, path: Path, against: list[str], seed: int,
     store = RunStore(engine=handbook.engine)
     memory = study.memory.model_copy(update={"explore": True, "extract": True})
     for index in range(study.train.runs):
-        progress(f"seed {seed}: training run {index + 1} of {study.train.runs} "
-                 f"({path.stem}, {len(against)} co-players)")
         training = study.simulation(name=f"{study.name}-train", players=against,
                                     seed=seed * 1_000 + index, episodes=study.train.episodes,
                                     memory=memory, cross=False)
@@ -223,6 +227,7 @@ def _trained(study: ReuseScenario, path: Path, against: list[str], seed: int,
         run_id = store.save(result)
         handbook.record(result.memory_usage)
         extract_run(handbook, run_id)
+        progress(f"seed {seed}: {path.stem} trained, run {index + 1} of {study.train.runs}")
     handbook.sync()
     return handbook
 

@@ -112,16 +112,18 @@ class RunSection(Strict):
 
 class MemorySection(Strict):
     """The behavior handbook in the loop: every agent gets up to ``k`` behaviors at every
-    step (filtered by ``tags`` and ``kinds``): the relevant ones whose measured effect there
-    is best, trying those with little evidence in some episodes if ``explore``
-    (``memory.effects``). Usage and effect statistics are written back, and with
-    ``extract`` the run's episodes are distilled into new behaviors when it ends (which
-    records its trajectories)."""
+    step (filtered by ``tags`` and ``kinds``): with ``ranking: effect``, the relevant ones
+    whose measured effect there is best, trying those with little evidence in some episodes
+    if ``explore`` and offering only what is known to help if not (``memory.effects``); with
+    ``ranking: relevance``, the most relevant ones whatever their effect. Usage and effect
+    statistics are written back, and with ``extract`` the run's episodes are distilled into
+    new behaviors when it ends (which records its trajectories)."""
 
     k: int = Field(default=3, ge=1, le=20)
     tags: list[str] = []
     kinds: list[Literal["text", "response_rule", "action_macro"]] = []
     extract: bool = False
+    ranking: Literal["effect", "relevance"] = "effect"
     explore: bool = True
 
 

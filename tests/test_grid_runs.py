@@ -51,7 +51,8 @@ def test_a_grid_simulation_is_deterministic_and_counts_successes() -> None:
 def test_the_macro_follower_plays_the_macro_retrieved_for_its_subgoal(db_url) -> None:
     handbook = Handbook.open(db_url)
     handbook.add(TURN_AND_PICK_UP)
-    result = scenarios.run(grid_scenario("[follower]", "memory: {k: 2, explore: false}\n"), handbook=handbook)
+    result = scenarios.run(grid_scenario("[follower]", "memory: {k: 2, ranking: relevance}\n"),
+                           handbook=handbook)
     (pairing,) = result.pairings
     actions = pairing.episodes.joint_actions
     assert np.all(actions[:, :2] == [1, 3])  # every episode opens with the macro

@@ -55,7 +55,7 @@ run: {episodes: 20, seed: 4, batch_size: 8}
 """
 
 
-def memory_scenario(extra: str = "memory: {k: 2, explore: false}\n") -> scenarios.Scenario:
+def memory_scenario(extra: str = "memory: {k: 2, ranking: relevance}\n") -> scenarios.Scenario:
     return scenarios.parse(SCENARIO + extra, source="memory-test.yaml")
 
 
@@ -106,8 +106,9 @@ def test_a_batch_sees_what_was_written_since_the_last_batch(db_url) -> None:
 def test_scenario_filters_reach_retrieval_and_macros_are_played(db_url) -> None:
     handbook = Handbook.open(db_url)
     handbook.add_many([DEFECT_ALWAYS, OPEN_WITH_A_PROBE])
-    only_macros = scenarios.run(memory_scenario("memory: {k: 2, kinds: [action_macro], explore: false}\n"),
-                                handbook=handbook)
+    only_macros = scenarios.run(
+        memory_scenario("memory: {k: 2, kinds: [action_macro], ranking: relevance}\n"),
+        handbook=handbook)
     # Probe, cooperate, cooperate, ...: a third of 12 rounds rounded up are defections.
     assert follower_cooperation(only_macros, "allc") == pytest.approx(8 / 12)
     nothing = scenarios.run(memory_scenario("memory: {k: 2, tags: [absent]}\n"), handbook=handbook)
@@ -143,7 +144,7 @@ agents:
   tft: {kind: tit_for_tat}
 matchups: {mode: population, focal: [allc], background: [{agent: follower}, {agent: tft}]}
 run: {episodes: 40, seed: 1}
-memory: {k: 1, explore: false}
+memory: {k: 1, ranking: relevance}
 """)
     result = scenarios.run(scenario, handbook=handbook)
     by_coplayer = {o.stats.agents[1]: o.stats.cooperation_rate(1) for o in result.pairings}
@@ -353,7 +354,8 @@ def test_coplayer_types_from_counts() -> None:
         (6, 6, 3, 3): "cooperator",  # cooperated on after being defected on
         (0, 0, 9, 9): "cooperator",
         (5, 0, 4, 0): "defector",
-        (5, 3, 4, 2): "mixed",
+        (5, 3, 4, 2): "unresponsive",  # cooperates about as often after either move
+        (5, 3, 4, 1): "mixed",
         (0, 0, 0, 0): "unknown",
     }
     for counts, kind in cases.items():

@@ -18,7 +18,7 @@ import numpy as np
 
 from coplay.step import Context
 
-COPLAYER_TYPES = ("unknown", "cooperator", "defector", "reciprocator", "mixed")
+COPLAYER_TYPES = ("unknown", "cooperator", "defector", "reciprocator", "mixed", "unresponsive")
 PHASES = ("opening", "middle", "endgame")
 PHASE_ROUNDS = 5  # the opening and the endgame are this many rounds long
 # The phase entity a context names: a co-player's type is only read once the opening is over
@@ -45,10 +45,15 @@ def coplayer_type(after_c: np.ndarray, cooperated_after_c: np.ndarray, after_d: 
     A co-player that has only been cooperated with, and cooperated back, may reciprocate or
     cooperate whatever happens: nothing seen tells them apart, so it counts as a
     reciprocator, the type it is safe to assume. It shows itself a cooperator only by
-    cooperating on after the observer defected."""
+    cooperating on after the observer defected. One that cooperates about as often after
+    either move is unresponsive: what the observer does does not change what it does."""
     rounds = np.asarray(rounds)
     answered = after_c + after_d
     kind = np.full(np.broadcast(after_c, rounds).shape, 4)  # mixed
+    # unresponsive: |P(C | own C) - P(C | own D)| <= 0.25, both seen
+    gap = cooperated_after_c * after_d - cooperated_after_d * after_c
+    kind = np.where((after_c > 0) & (after_d > 0)
+                    & (np.abs(gap) <= 0.25 * after_c * after_d), 5, kind)
     warm = (after_c > 0) & (cooperated_after_c >= 0.7 * after_c)
     forgiving = (after_d > 0) & (cooperated_after_d >= 0.7 * after_d)
     # reciprocator: answers cooperation with cooperation, and defection (if tested) with

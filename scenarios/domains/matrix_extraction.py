@@ -3,7 +3,8 @@
 The memory-one extractor reads a run's trajectories and, for every co-player, takes the
 agent that earned the most per step against it, measures that agent's empirical response
 rule (its chance of cooperating after each previous joint action) and the type the
-co-player showed it, and writes the rule as an executable behavior triggered by that type:
+co-player showed that agent, and writes the rule as an executable behavior triggered by
+that type:
 "after the opening, once the co-player shows itself a defector, play like grim trigger".
 The trigger is what the playing agent can know: retrieval offers the rule only once the
 opening rounds have shown it the co-player, and its own view of the co-player has that
@@ -67,21 +68,40 @@ def memory_one_behaviors(
     for coplayer, results in sorted(by_coplayer.items()):
         results.sort(key=lambda result: -result[0])
         best = results[0]
-        extracted.append(_response(best, coplayer, run_id=run_id, scenario=scenario,
+        kind = _shown_type(best[2])
+        extracted.append(_response(best, coplayer, kind, run_id=run_id, scenario=scenario,
                                    env_id=env_id))
         worst = results[-1]
         if len(results) > 1 and best[0] - worst[0] >= FAILURE_GAP:
-            extracted.append(_failure(worst, best, run_id=run_id, scenario=scenario,
+            extracted.append(_failure(worst, best, kind, run_id=run_id, scenario=scenario,
                                       env_id=env_id))
     return extracted
 
 
-def _response(result: tuple[float, str, list[tuple[EpisodeRecord, int]]], coplayer: str, *,
-              run_id: int, scenario: str, env_id: str) -> Extracted:
+def _shown_type(played: list[tuple[EpisodeRecord, int]]) -> str:
+    """The type a co-player showed an agent over their episodes: how it answered that
+    agent's cooperations and defections. A best response is triggered by the type the
+    co-player showed the agent that played it, which is where it was seen to work. (The
+    type a co-player shows everyone it met reads more of its answers, but made a worse
+    trigger in the held-out study, studies/results/reuse: a prober's opening passes for a
+    cooperator's, and a cooperator's best response then loses to it.)"""
+    counts = np.zeros(4, dtype=np.int64)
+    rounds = 0
+    for episode, seat in played:
+        own, theirs = _actions([(episode, seat)])
+        before, answer = own[:, :-1], theirs[:, 1:] == 0
+        counts += [(before == 0).sum(), (answer & (before == 0)).sum(),
+                   (before == 1).sum(), (answer & (before == 1)).sum()]
+        rounds += theirs.size
+    return COPLAYER_TYPES[int(coplayer_type(*counts, rounds))]
+
+
+def _response(result: tuple[float, str, list[tuple[EpisodeRecord, int]]], coplayer: str,
+              kind: str, *, run_id: int, scenario: str, env_id: str) -> Extracted:
     """The best response measured against one co-player, as an executable rule triggered
     by the type that co-player showed it."""
     per_step, agent, played = result
-    kind, table, label = _measured(played)
+    table, label = _measured(played)
     described = ", ".join(f"after {k} {round(100 * p)}%" for k, p in table.items() if k != "start")
     name = f"Play like {label} against a {kind}" if label else f"Answer a {kind} with a measured rule"
     new = NewBehavior(
@@ -106,13 +126,13 @@ def _response(result: tuple[float, str, list[tuple[EpisodeRecord, int]]], coplay
 
 
 def _failure(worst: tuple[float, str, list[tuple[EpisodeRecord, int]]],
-             best: tuple[float, str, list[tuple[EpisodeRecord, int]]], *, run_id: int,
-             scenario: str, env_id: str) -> Extracted:
+             best: tuple[float, str, list[tuple[EpisodeRecord, int]]], kind: str, *,
+             run_id: int, scenario: str, env_id: str) -> Extracted:
     """The worst response measured against one co-player, as a warning in words (nothing
     to execute: it says what not to do)."""
     per_step, agent, played = worst
-    kind, _, label = _measured(played)
-    best_label = _measured(best[2])[2]
+    label = _measured(played)[1]
+    best_label = _measured(best[2])[1]
     doing = label or "the rule it played"
     new = NewBehavior(
         name=f"Do not play like {label} against a {kind}" if label
@@ -133,22 +153,17 @@ def _failure(worst: tuple[float, str, list[tuple[EpisodeRecord, int]]],
     return Extracted(new, edges)
 
 
-def _measured(played: list[tuple[EpisodeRecord, int]]) -> tuple[str, dict[str, float], str | None]:
-    """From an agent's episodes against one co-player: the type the co-player showed it,
-    the agent's response rule (in quarters, so that the same lesson learned again has the
-    same content and merges), and the classic strategy that rule is, if any."""
+def _measured(played: list[tuple[EpisodeRecord, int]]) -> tuple[dict[str, float], str | None]:
+    """An agent's response rule against one co-player, in quarters (so that the same lesson
+    learned again has the same content and merges), and the classic strategy it is, if
+    any."""
     own, theirs = _actions(played)
     rule = _rule(own, theirs)
-    before, answer = own[:, :-1], theirs[:, 1:] == 0
-    kind = COPLAYER_TYPES[int(coplayer_type(
-        (before == 0).sum(), (answer & (before == 0)).sum(),
-        (before == 1).sum(), (answer & (before == 1)).sum(), theirs.size,
-    ))]
     quarters = np.round(rule * 4) / 4
     distances = {name: np.abs(np.array(table) - rule).max() for name, table in CLASSICS.items()}
     label = min(distances, key=distances.get)
     table = {key: float(p) for key, p in zip(RULE_KEYS, quarters)}
-    return kind, table, label if distances[label] <= CLASSIC_TOLERANCE else None
+    return table, label if distances[label] <= CLASSIC_TOLERANCE else None
 
 
 def _actions(played: list[tuple[EpisodeRecord, int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from coplay.step import Context, HintedBehavior, Hints
-from memory.effects import EffectRanking
 from scenarios.domains.matrix import (
     CONTEXTS,
     COPLAYER_TYPES,
@@ -26,7 +25,7 @@ from scenarios.domains.matrix import (
     phase_of,
 )
 from scenarios.domains.matrix_kernels import mark_cells
-from scenarios.memory_step import RunMemory
+from scenarios.memory_step import Ranking, RunMemory
 
 
 class HintCatalogue:
@@ -76,7 +75,7 @@ class SeatTable:
     one row of none for ended games) the offered behavior ids, their catalogue rows and
     relevance scores; and per row its context's candidate ids."""
 
-    def __init__(self, catalogue: HintCatalogue, agent: str, ranking: EffectRanking,
+    def __init__(self, catalogue: HintCatalogue, agent: str, ranking: Ranking,
                  k: int) -> None:
         ids, relevance = catalogue.candidates(agent)
         offered = ranking.rank(ids, catalogue.contexts(agent), k)
