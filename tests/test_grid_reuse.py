@@ -124,6 +124,45 @@ def test_failures_teach_what_to_avoid_and_skills_need_a_dominant_lesson() -> Non
                           min_episodes=2) == []
 
 
+def _stored_run(store: RunStore, runs: list[tuple[list[tuple[int, int, str]], bool]]) -> int:
+    """Store a grid run whose episodes are the given recorded steps."""
+    from memory import EpisodeArrays, NewRun, PairingOutcome, PairingStats
+
+    episodes = [_episode(i, steps, solved) for i, (steps, solved) in enumerate(runs)]
+    lengths = np.array([e.length for e in episodes])
+    codes = np.zeros((len(episodes), lengths.max()), dtype=np.uint8)
+    for row, episode in enumerate(episodes):
+        codes[row, : episode.length] = np.frombuffer(episode.joint_actions, dtype=np.uint8)
+    returns = np.array([[e.returns[0], 0.0] for e in episodes])
+    stats = PairingStats(agents=("p", "keydoor"), roles=("solo", "task"),
+                         episodes=len(episodes), steps=int(lengths.sum()),
+                         returns=(float(returns[:, 0].sum()), 0.0), cooperations=(0, 0),
+                         cooperation_by_round=[])
+    arrays = EpisodeArrays(lengths=lengths, returns=returns,
+                           cooperations=np.zeros((len(episodes), 2), dtype=np.int64),
+                           joint_actions=codes)
+    return store.save(NewRun(scenario_name="s", env_id=KEYDOOR, seed=0, scenario={},
+                             wall_seconds=0.0, pairings=[PairingOutcome(stats, arrays)]))
+
+
+def test_a_later_run_that_teaches_an_action_to_avoid_rewrites_the_stored_skill(db_url) -> None:
+    store, handbook = RunStore(db_url), Handbook.open(db_url)
+    solved = [(PICKUP, 1, "key"), (TOGGLE, 2, "door"), (FORWARD, 2, "goal")]
+    set_back = [(PICKUP, 1, "key"), (TOGGLE, 2, "door"), (TOGGLE, 1, "door")]
+    first = extract_run(handbook, _stored_run(store, [(solved, True)] * 2), min_episodes=2)
+    goal_id = next(r.behavior.id for r in first if r.behavior.payload["object"] == "goal")
+    assert handbook.get(goal_id).payload["avoid"] == []
+    second = extract_run(handbook, _stored_run(store, [(solved, True)] * 2 + [(set_back, False)] * 2),
+                         min_episodes=2)
+    assert all(r.merged for r in second)
+    rewritten = handbook.get(goal_id)
+    assert rewritten.payload["avoid"] == ["toggle"] and rewritten.version == 2
+    assert len(handbook.list()) == 3
+    # A third run without the failures keeps the lesson.
+    third = extract_run(handbook, _stored_run(store, [(solved, True)] * 2), min_episodes=2)
+    assert all(r.merged for r in third) and handbook.get(goal_id).payload["avoid"] == ["toggle"]
+
+
 def test_a_run_recorded_with_actions_only_is_refused() -> None:
     old = EpisodeRecord(pairing=0, index=0, length=3, agents=("p", "keydoor"),
                         returns=(0.0, 0.0), cooperations=(0, 0), joint_actions=bytes([2, 3, 4]))

@@ -15,20 +15,24 @@ completed it is written into the skill as one to avoid.
 
 Episodes are read from their recorded steps (``domains.grid.decode_steps``). Names and
 instructions are made from the payload alone, so the same lesson from another run has the
-same content and merges into the existing behavior, adding its provenance; the handbook
-holds at most one skill per sub-goal and object-action pair.
+same content and merges into the existing behavior, adding its provenance. A run that
+teaches a stored skill another action to avoid rewrites it (``fold_known``), so the handbook
+holds one skill per sub-goal and object-action pair, whose avoided actions are the union of
+what the runs taught.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 import envs
 from coplay.errors import StoreError
-from memory.behaviors import NewBehavior, Provenance
+from memory.behaviors import Behavior, NewBehavior, Provenance
 from memory.extraction import NEW_BEHAVIOR, Extracted
 from memory.runs import EpisodeRecord
 from scenarios.domains.grid import FACED, SUBGOALS, decode_steps
@@ -107,16 +111,52 @@ def subgoal_skills(
     return extracted
 
 
-def _skill(task: str, subgoal: str, target: str, action: str, avoid: list[str], *,
-           env_id: str, provenance: Provenance, share: float) -> Extracted:
+def fold_known(extracted: Sequence[Extracted], known: Sequence[Behavior],
+               ) -> tuple[list[Extracted], list[tuple[int, NewBehavior]]]:
+    """Extracted skills with the actions to avoid that a stored skill for the same sub-goal,
+    object and action already names, and the stored skills to rewrite because a new run
+    taught them another one. Stored as they come, a skill that adds an action to avoid would
+    be merged by its near-identical words into the one without, and the lesson lost."""
+    stored = {_lesson(b.trigger, b.payload): b for b in known
+              if b.kind == "approach" and b.valid and {"extracted", "skill"} <= set(b.tags)}
+    folded, rewrites = [], []
+    for item in extracted:
+        new = item.behavior
+        old = stored.get(_lesson(new.trigger, new.payload))
+        if old is None:
+            folded.append(item)
+            continue
+        avoid = sorted(set(old.payload["avoid"]) | set(new.payload["avoid"]))
+        task, _, subgoal = new.trigger["subgoal"].partition("/")
+        name, instruction = _wording(task, subgoal, new.payload["object"],
+                                     new.payload["action"], avoid)
+        rebuilt = replace(new, name=name, instruction=instruction,
+                          payload={**new.payload, "avoid": avoid})
+        if avoid != sorted(old.payload["avoid"]):
+            rewrites.append((old.id, rebuilt))
+        folded.append(replace(item, behavior=rebuilt))
+    return folded, rewrites
+
+
+def _lesson(trigger: Mapping[str, str], payload: Mapping[str, Any] | None) -> tuple:
+    return (tuple(sorted(trigger.items())), payload["object"], payload["action"])
+
+
+def _wording(task: str, subgoal: str, target: str, action: str,
+             avoid: Sequence[str]) -> tuple[str, str]:
+    """The skill's name and instruction, made from what it does only."""
     acting = ACTING.get(action, f"take the action {action!r}")
     never = f" Never {' or '.join(avoid)} here: it set the task back." if avoid else ""
-    new = NewBehavior(
-        name=f"{task}, {subgoal}: go to the {target} and {acting}",
-        instruction=(
+    return (f"{task}, {subgoal}: go to the {target} and {acting}",
             f"At the sub-goal '{subgoal}' of the {task} task: when a {target} is in view, walk "
-            f"to the nearest one, face it and {acting}; until one is in view, explore.{never}"
-        ),
+            f"to the nearest one, face it and {acting}; until one is in view, explore.{never}")
+
+
+def _skill(task: str, subgoal: str, target: str, action: str, avoid: list[str], *,
+           env_id: str, provenance: Provenance, share: float) -> Extracted:
+    name, instruction = _wording(task, subgoal, target, action, avoid)
+    new = NewBehavior(
+        name=name, instruction=instruction,
         kind="approach", payload={"object": target, "action": action, "avoid": avoid},
         trigger={"subgoal": f"{task}/{subgoal}", "env": env_id},
         tags=("extracted", "grid", "skill", task, target),
