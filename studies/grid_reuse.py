@@ -39,13 +39,13 @@ import numpy as np
 STUDIES = Path(__file__).resolve().parent
 sys.path.insert(0, str(STUDIES.parent))
 
-import envs  # noqa: E402
-import scenarios  # noqa: E402
-from memory import RunStore  # noqa: E402
-from memory.behaviors import NewBehavior, Provenance  # noqa: E402
-from memory.handbook import Handbook  # noqa: E402
-from scenarios.domains import extract_run  # noqa: E402
-from scenarios.domains.grid import SUBGOALS, decode_steps  # noqa: E402
+import envs
+import scenarios
+from memory import RunStore
+from memory.behaviors import NewBehavior, Provenance
+from memory.handbook import Handbook
+from scenarios.domains import extract_run
+from scenarios.domains.grid import SUBGOALS, decode_steps
 
 KEYDOOR = "coplay/grid-keydoor-v0"
 CONDITIONS = ("none", "skills", "macros")
