@@ -11,8 +11,9 @@ For each seed and grid size:
    skills replace, measured beside them.
 3. Evaluation layouts are drawn with another ``context_seed``, chosen so that none of them
    equals a training layout (walls, door, key, goal, start cell and heading compared).
-   The ``macro_follower`` plays them without memory, with the skills, and with the macros,
-   on the same seeds.
+   The ``macro_follower`` plays them without memory, with the skills, with the skills but
+   none of the actions to avoid that failures taught (``skills_no_avoid``), and with the
+   macros, on the same seeds.
 
 Figures per condition: success rate, frames per episode (an unsolved episode counts its
 ``max_steps``), frames per solved episode, and the ratio of frames with memory to without.
@@ -48,7 +49,7 @@ from scenarios.domains import extract_run
 from scenarios.domains.grid import SUBGOALS, decode_steps
 
 KEYDOOR = "coplay/grid-keydoor-v0"
-CONDITIONS = ("none", "skills", "macros")
+CONDITIONS = ("none", "skills", "skills_no_avoid", "macros")
 
 
 def collection(seed: int, run: int, size: int, contexts: int, episodes: int) -> scenarios.Scenario:
@@ -158,11 +159,19 @@ def one_seed(seed: int, size: int, args: argparse.Namespace, out: Path) -> dict:
     macro_url = f"sqlite:///{folder / 'macros.db'}"
     macro_book = Handbook.open(macro_url)
     macro_book.add_many(macros(store, run_ids))
+    no_avoid_url = f"sqlite:///{folder / 'skills_no_avoid.db'}"
+    no_avoid = Handbook.open(no_avoid_url)
+    no_avoid.add_many([
+        NewBehavior(name=b.name, instruction=b.instruction.split(" Never ")[0], kind=b.kind,
+                    payload={**b.payload, "avoid": []}, trigger=b.trigger, tags=b.tags)
+        for b in skills.list()
+    ])
     train = layouts(size, args.train_contexts, 100 + seed)
     context_seed = unseen_context_seed(size, args.eval_layouts, train, 10_000 + 100 * seed)
     max_steps = 10 * size * size  # minigrid's DoorKey default
     figures = {}
-    for condition, book in (("none", None), ("skills", skills), ("macros", macro_book)):
+    books = {"none": None, "skills": skills, "skills_no_avoid": no_avoid, "macros": macro_book}
+    for condition, book in books.items():
         scenario = evaluation(seed, size, args.eval_layouts, context_seed, args.eval_episodes,
                               memory=book is not None)
         (pairing,) = scenarios.run(scenario, handbook=book).pairings
