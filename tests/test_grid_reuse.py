@@ -251,3 +251,28 @@ def test_coplay_memory_extract_distils_a_grid_run(monkeypatch, capsys, tmp_path)
     assert code == 0 and " 0 new" in out and "(merged)" in out
     with Session(Handbook.open(url).engine) as session:
         assert len(get_episodes(session, 1)) == 32
+
+
+def test_a_grid_scenario_with_extract_distils_its_run_when_it_ends(monkeypatch, capsys,
+                                                                   tmp_path) -> None:
+    from tests.test_cli import coplay
+
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    code, out, err = coplay(monkeypatch, capsys, "run", "keydoor_macros", "--episodes", "32",
+                            "--db", url, "--no-plots", "--set", "memory.extract=true")
+    assert code == 0, err
+    assert "extracted" in out
+    assert [b.kind for b in Handbook.open(url).list()][:1] == ["approach"]
+
+
+@pytest.mark.parametrize("payload", [
+    {"object": "key", "action": "pickup"},  # no avoid
+    {"object": "key", "action": "", "avoid": []},
+    {"object": "key", "action": "pickup", "avoid": "toggle"},
+    {"object": "key", "action": "pickup", "avoid": [], "then": "run"},
+])
+def test_an_approach_payload_is_checked(payload) -> None:
+    from coplay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="payload: expected walk to the nearest object"):
+        NewBehavior(name="n", instruction="i", kind="approach", payload=payload)
