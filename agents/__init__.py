@@ -68,8 +68,9 @@ _BUILT_IN_KINDS = (
     ("random_actions", "agents.grid_agents:build_random_actions", (),
      "Uniformly random actions over the env's action set."),
     ("macro_follower", "agents.grid_agents:build_macro_follower", (),
-     ("Plays the best-ranked action macro memory retrieves for it, from its first action; "
-      "uniformly random actions where it has none (grid tasks).")),
+     ("Carries out the best-ranked executable behavior memory retrieves for it: an action "
+      "macro from its first action, or an approach planned from its view; uniformly random "
+      "actions where it has none (grid tasks).")),
     ("grid_checkpoint", "agents.grid_agents:build_grid_checkpoint", ("path", "greedy"),
      ("A grid policy trained by `coplay train` on an exploration scenario, frozen: path to "
       "its checkpoint; greedy: true to take the likeliest action instead of sampling.")),

@@ -1,17 +1,20 @@
 """Agents for single-agent tasks with discrete actions (the contextual grid tasks).
 
 ``random_actions`` acts uniformly; ``grid_checkpoint`` seats a policy trained by
-``coplay train`` on an exploration scenario, frozen; ``macro_follower`` plays the action
-macros memory hands it, from their first action, and acts uniformly where it has none.
+``coplay train`` on an exploration scenario, frozen; ``macro_follower`` carries out the
+executable behaviors memory hands it (action macros, approaches planned from its view), and
+acts uniformly where it has none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from agents.base import Agent, AgentContext
+from agents.grid_skills import Approach
 from coplay.errors import ConfigError
 from coplay.step import Hints
 
@@ -31,12 +34,18 @@ class RandomActions:
 
 
 class MacroFollower:
-    """Plays, in each game, the best-ranked action macro among its hints, from its first
-    action; a macro keeps playing while it stays among the game's hints, and starts again
-    when another takes its place. Where no macro is offered (or one has run out) it acts
-    uniformly at random. Reports the position of the macro it played in ``hint_used``."""
+    """Carries out, in each game, the best-ranked executable behavior among its hints.
 
-    def __init__(self, num_actions: int) -> None:
+    An action macro plays from its first action; it keeps playing while it stays among the
+    game's hints, and starts again when another takes its place. An approach
+    (``agents.grid_skills``) plans a move from the game's view every step; while its object
+    is out of view the agent acts at random, though never with an action the approach says
+    to avoid. Where no behavior is offered (or a macro has run out) it acts uniformly at
+    random. Reports, in ``hint_used``, the position of the behavior that chose the action.
+    """
+
+    def __init__(self, num_actions: int, action_names: Sequence[str] = ()) -> None:
+        self._action_names = tuple(action_names)
         self._num_actions = num_actions
         self._rng = np.random.default_rng()
         self._playing = np.zeros(0, dtype=np.int64)  # behavior id per game, -1: none
@@ -56,31 +65,48 @@ class MacroFollower:
         if hints is None:
             return actions
         for game in range(games):
-            macro = self._macro_of(hints, game)
-            if macro is None:
+            found = self._executable_of(hints, game)
+            if found is None:
                 self._playing[game] = -1
                 continue
-            position, behavior_id, steps = macro
+            position, behavior_id, plan = found
             if self._playing[game] != behavior_id:
                 self._playing[game], self._progress[game] = behavior_id, 0
-            if self._progress[game] < len(steps):
-                actions[game] = steps[self._progress[game]]
+            if isinstance(plan, Approach):
+                action = self._approach(plan, observations[game])
+                if action is not None:
+                    actions[game] = action
+                    self.hint_used[game] = position
+            elif self._progress[game] < len(plan):
+                actions[game] = plan[self._progress[game]]
                 self._progress[game] += 1
                 self.hint_used[game] = position
         return actions
 
-    def _macro_of(self, hints: Hints, game: int) -> tuple[int, int, list[int]] | None:
-        """The game's best-ranked playable macro: its position, behavior id and actions."""
+    def _approach(self, approach: Approach, view: np.ndarray) -> int | None:
+        """The approach's move, or a random action it allows; None if it says nothing."""
+        move = approach.step(view)
+        if move is not None or not approach.avoid:
+            return move
+        allowed = [a for a in range(self._num_actions) if a not in approach.avoid]
+        return int(allowed[self._rng.integers(len(allowed))])
+
+    def _executable_of(self, hints: Hints, game: int) -> tuple[int, int, list[int] | Approach] | None:
+        """The game's best-ranked behavior this env can execute: its position, behavior id
+        and its macro's actions or its compiled approach."""
         for position, index in enumerate(hints.table[hints.contexts[game]].tolist()):
             if index < 0:
                 continue
             behavior = hints.behaviors[index]
-            if behavior.kind != "action_macro":
-                continue
-            steps = list(behavior.payload["actions"])
-            # A macro written for another env's actions is skipped, not played out of range.
-            if all(0 <= a < self._num_actions for a in steps):
-                return position, behavior.behavior_id, steps
+            if behavior.kind == "action_macro":
+                steps = list(behavior.payload["actions"])
+                # A macro written for another env's actions is skipped, not played out of range.
+                if all(0 <= a < self._num_actions for a in steps):
+                    return position, behavior.behavior_id, steps
+            elif behavior.kind == "approach":
+                approach = Approach.compile(behavior.payload, self._action_names)
+                if approach is not None:
+                    return position, behavior.behavior_id, approach
         return None
 
 
@@ -121,7 +147,11 @@ def build_random_actions(context: AgentContext) -> Agent:
 
 
 def build_macro_follower(context: AgentContext) -> Agent:
-    return MacroFollower(context.num_actions)
+    import envs
+
+    # Approaches act by action names, which only grid tasks have; macros need only ids.
+    names = envs.spec(context.env_id).actions if context.env_id in envs.GRID_TASK_IDS else ()
+    return MacroFollower(context.num_actions, names)
 
 
 def build_grid_checkpoint(context: AgentContext, *, path: str, greedy: bool = False) -> Agent:

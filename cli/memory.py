@@ -31,7 +31,7 @@ db_app = typer.Typer(help="The database's schema: show its revision, upgrade it.
 TagOption = Annotated[list[str] | None, typer.Option(
     "--tag", help="Require this tag (repeatable).")]
 KindOption = Annotated[list[str] | None, typer.Option(
-    "--kind", help="Only this kind: text, response_rule, action_macro (repeatable).")]
+    "--kind", help="Only this kind: text, response_rule, action_macro, approach (repeatable).")]
 
 
 def open_handbook(db: str, embedder: str = "hashing", *, writing: bool = False) -> Handbook:
@@ -217,7 +217,7 @@ def memory_add(
     name: Annotated[str, typer.Option(help="A short name.")],
     instruction: Annotated[str, typer.Option(help="What to do, in words.")],
     db: DbOption = DEFAULT_DB_URL, embedder: EmbedderOption = "hashing",
-    kind: Annotated[str, typer.Option(help="text, response_rule or action_macro.")] = "text",
+    kind: Annotated[str, typer.Option(help="text, response_rule, action_macro or approach.")] = "text",
     payload: Annotated[str | None, typer.Option(
         help="The kind's JSON payload, e.g. '{\"actions\": [0, 0, 1]}'.")] = None,
     trigger: Annotated[list[str] | None, typer.Option(

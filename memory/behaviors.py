@@ -25,6 +25,9 @@ KINDS = {
     "response_rule": "P(cooperate) after each previous joint action: "
                      "{'cooperate': {'start': p, 'CC': p, 'CD': p, 'DC': p, 'DD': p}}",
     "action_macro": "a fixed sequence of actions played in order: {'actions': [0, 1, ...]}",
+    "approach": "walk to the nearest object of a type in view, face it and act on it; never "
+                "take the avoided actions: {'object': 'key', 'action': 'pickup', 'avoid': []} "
+                "(object and action names of the env)",
 }
 MAX_NAME = 200
 MAX_MACRO = 1000
@@ -50,6 +53,11 @@ def check_payload(kind: str, payload: Mapping[str, Any] | None, *, where: str = 
             if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{where}.cooperate.{key}", expected="a probability in [0, 1]",
                                   got=repr(p))
+    elif kind == "approach":
+        names = [payload.get("object"), payload.get("action"), *(payload.get("avoid") or [])]
+        if (set(payload) != {"object", "action", "avoid"} or not isinstance(payload["avoid"], list)
+                or any(not isinstance(n, str) or not n.strip() for n in names)):
+            raise ConfigError(where, expected=KINDS[kind], got=repr(dict(payload)))
     else:
         actions = payload.get("actions")
         if (set(payload) != {"actions"} or not isinstance(actions, list)

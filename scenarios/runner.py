@@ -175,7 +175,8 @@ def play_solo_job(
     logs = []
     for size, batch_rng in batches(scenario, rng):
         batch_memory = memory.batch((job.seat_0,), listening, size, None) if memory else None
-        logs.append(play_solo_batch(scenario.env, player, size, batch_rng, batch_memory))
+        logs.append(play_solo_batch(scenario.env, player, size, batch_rng, batch_memory,
+                                    record=keep_trajectories(scenario)))
         on_episodes(size)
     return solo_pairing(job.seat_0, scenario.env, logs, keep_trajectories(scenario))
 

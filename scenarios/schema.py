@@ -121,7 +121,7 @@ class MemorySection(Strict):
 
     k: int = Field(default=3, ge=1, le=20)
     tags: list[str] = []
-    kinds: list[Literal["text", "response_rule", "action_macro"]] = []
+    kinds: list[Literal["text", "response_rule", "action_macro", "approach"]] = []
     extract: bool = False
     ranking: Literal["effect", "relevance"] = "effect"
     explore: bool = True
@@ -163,15 +163,6 @@ class Scenario(Strict):
             if (field, name) in seen:
                 raise ValueError(f"{field}: expected each agent once, got {name!r} twice")
             seen.add((field, name))
-        return self
-
-    @model_validator(mode="after")
-    def _extraction_has_an_extractor(self) -> Scenario:
-        if self.memory is not None and self.memory.extract and self.env.is_grid:
-            raise ValueError(
-                "memory.extract: expected a matrix game (the only env family with an extractor "
-                f"so far), got {self.env.id!r}"
-            )
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ import scenarios
 from coplay.errors import ScenarioError
 from memory.behaviors import NewBehavior
 from memory.handbook import Handbook
+from scenarios.domains.grid import decode_steps
 
 TURN_AND_PICK_UP = NewBehavior(
     name="Turn and pick up", instruction="Turn right, then pick up what is ahead.",
@@ -54,7 +55,7 @@ def test_the_macro_follower_plays_the_macro_retrieved_for_its_subgoal(db_url) ->
     result = scenarios.run(grid_scenario("[follower]", "memory: {k: 2, ranking: relevance}\n"),
                            handbook=handbook)
     (pairing,) = result.pairings
-    actions = pairing.episodes.joint_actions
+    actions, _, _ = decode_steps(pairing.episodes.joint_actions)
     assert np.all(actions[:, :2] == [1, 3])  # every episode opens with the macro
     (usage,) = result.memory_usage.usages
     assert (usage.behavior_id, usage.shown, usage.uses) == (1, 6, 6)
@@ -64,7 +65,8 @@ def test_the_macro_follower_plays_the_macro_retrieved_for_its_subgoal(db_url) ->
 
 def test_without_memory_the_follower_acts_at_random() -> None:
     (pairing,) = scenarios.run(grid_scenario("[follower]")).pairings
-    assert not np.all(pairing.episodes.joint_actions[:, :2] == [1, 3])
+    actions, _, _ = decode_steps(pairing.episodes.joint_actions)
+    assert not np.all(actions[:, :2] == [1, 3])
 
 
 def test_grid_scenarios_need_solo_matchups_and_grid_settings() -> None:
@@ -96,16 +98,11 @@ matchups: {{mode: solo, players: [trained]}}
 run: {{episodes: 3, seed: 0, record_trajectories: true}}
 """
     (pairing,) = scenarios.run(scenarios.parse(simulation)).pairings
-    assert pairing.stats.episodes == 3 and pairing.episodes.joint_actions.max() < 5
+    assert pairing.stats.episodes == 3 and decode_steps(pairing.episodes.joint_actions)[0].max() < 5
     # Trained with keydoor's five actions; deadends has three.
     other_task = simulation.replace("grid-keydoor-v0, contexts: 1, size: 5", "grid-deadends-v0")
     with pytest.raises(ScenarioError, match="a policy for 3 actions"):
         scenarios.parse(other_task)
-
-
-def test_extraction_on_a_grid_task_is_refused_with_one_line() -> None:
-    with pytest.raises(ScenarioError, match="memory.extract: expected a matrix game"):
-        scenarios.parse(grid_scenario_text(extra="memory: {extract: true}\n"))
 
 
 def test_a_grid_run_is_stored_with_its_successes(db_url) -> None:
@@ -134,15 +131,3 @@ def test_coplay_run_plays_a_grid_scenario_and_shows_it_per_player(monkeypatch, c
     assert (tmp_path / "plots" / "results.png").exists()
     code, shown, _ = coplay(monkeypatch, capsys, "runs", "show", "1", "--db", url)
     assert code == 0 and "success" in shown and "cooperation" not in shown
-
-
-def test_extracting_a_stored_grid_run_is_refused_with_one_line(monkeypatch, capsys,
-                                                                tmp_path) -> None:
-    from tests.test_cli import coplay
-
-    url = f"sqlite:///{tmp_path / 'grid.db'}"
-    assert coplay(monkeypatch, capsys, "run", "keydoor_macros", "--episodes", "2", "--db", url,
-                  "--no-plots", "--record-trajectories")[0] == 0
-    code, _, err = coplay(monkeypatch, capsys, "memory", "extract", "1", "--db", url)
-    assert code == 2 and err.startswith("coplay: error: extract: expected a run of a matrix game")
-    assert err.count("\n") == 1

@@ -6,12 +6,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 import envs
-from coplay.errors import ConfigError
 from memory.behaviors import AddResult
 from memory.extraction import store_extracted
 from memory.handbook import Handbook
 from memory.runs import get_episodes, get_run
 from scenarios.domains.grid import GridDomain
+from scenarios.domains.grid_extraction import fold_known, subgoal_skills
 from scenarios.domains.matrix import MatrixDomain
 from scenarios.domains.matrix_extraction import memory_one_behaviors
 from scenarios.domains.matrix_fast import MatrixFastPath
@@ -38,11 +38,14 @@ def extract_run(handbook: Handbook, run_id: int, *, min_episodes: int = 8) -> li
     with Session(handbook.engine) as session:
         info = get_run(session, run_id)
         episodes = get_episodes(session, run_id)
-    if info.env_id in envs.GRID_TASK_IDS:
-        raise ConfigError(
-            "extract", expected="a run of a matrix game (the only env family with an extractor "
-            "so far)", got=f"run {run_id} on {info.env_id}",
-        )
-    extracted = memory_one_behaviors(episodes, run_id=run_id, scenario=info.scenario_name,
-                                     env_id=info.env_id, min_episodes=min_episodes)
-    return store_extracted(handbook, extracted)
+    if info.env_id not in envs.GRID_TASK_IDS:
+        extracted = memory_one_behaviors(episodes, run_id=run_id, scenario=info.scenario_name,
+                                         env_id=info.env_id, min_episodes=min_episodes)
+        return store_extracted(handbook, extracted)
+    skills = subgoal_skills(episodes, run_id=run_id, scenario=info.scenario_name,
+                            env_id=info.env_id, min_episodes=min_episodes)
+    folded, rewrites = fold_known(skills, handbook.list(kinds=["approach"]))
+    for behavior_id, rewritten in rewrites:
+        handbook.edit(behavior_id, name=rewritten.name, instruction=rewritten.instruction,
+                      payload=rewritten.payload, note=f"run {run_id} taught actions to avoid")
+    return store_extracted(handbook, folded)

@@ -5,6 +5,11 @@ the key carried, which doors are open): "find the key", "open the door", "reach 
 Behaviors triggered by a sub-goal (``subgoal: keydoor/open the door``) are retrieved there,
 whatever the layout, which is what lets an action macro learned on some layouts be tried on
 new ones. An episode's return is credited to its task.
+
+A recorded grid step is one byte, as a matrix round's joint action is: the player's action
+and the task's answer to it, the sub-goal after the step and what the agent faced when it
+acted (the cell ahead in its own view). The extractor (``grid_extraction.py``) reads sub-goal
+changes and what caused them from it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from coplay.step import Context
+
+# minigrid's object codes (``minigrid.core.constants.OBJECT_TO_IDX``, tested equal), by index:
+# the domain reads observations without loading minigrid.
+OBJECTS = ("unseen", "empty", "wall", "floor", "door", "key", "ball", "box", "goal", "lava",
+           "agent")
+# What a recorded step can say the agent faced (3 bits; 0: not recorded).
+FACED = ("not recorded", "empty", "wall", "door", "key", "goal", "ball or box", "other")
+_FACED_OF_OBJECT = np.array([FACED.index(name) if name in FACED else
+                             FACED.index("ball or box") if name in ("ball", "box") else
+                             FACED.index("other") for name in OBJECTS], dtype=np.uint8)
+ACTION_BITS, SUBGOAL_BITS = 3, 2
+# The cell ahead of the agent in its egocentric view (the agent sits at the bottom centre).
+AHEAD = (3, 5)
 
 # Per task: its short name and its sub-goals, in the order an episode reaches them.
 SUBGOALS = {
@@ -88,3 +106,23 @@ class GridTracker:
 
     def credit(self, lengths: np.ndarray) -> list[str]:
         return [self._credit] * len(lengths)
+
+
+def faced(observations: np.ndarray) -> np.ndarray:
+    """(B,) what each game's agent faces, as indexes into ``FACED``, from (B, 7, 7, 3) views."""
+    codes = observations[:, AHEAD[0], AHEAD[1], 0]
+    return _FACED_OF_OBJECT[np.minimum(codes, len(OBJECTS) - 1)]
+
+
+def encode_steps(actions: np.ndarray, subgoals: np.ndarray, faced_before: np.ndarray) -> np.ndarray:
+    """One byte per step: the action, the sub-goal after it and what the agent faced."""
+    return (actions | (subgoals << ACTION_BITS)
+            | (faced_before << (ACTION_BITS + SUBGOAL_BITS))).astype(np.uint8)
+
+
+def decode_steps(steps: bytes | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A recorded episode's actions, sub-goals after each step and what the agent faced."""
+    codes = np.frombuffer(steps, dtype=np.uint8) if isinstance(steps, bytes) else steps
+    return (codes & ((1 << ACTION_BITS) - 1),
+            (codes >> ACTION_BITS) & ((1 << SUBGOAL_BITS) - 1),
+            codes >> (ACTION_BITS + SUBGOAL_BITS))
