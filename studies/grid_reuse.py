@@ -74,7 +74,7 @@ agents:
   follower: {{kind: macro_follower}}
 matchups: {{mode: solo, players: [follower]}}
 run: {{episodes: {episodes}, seed: {seed}, batch_size: 64}}
-{"memory: {k: 3}" if memory else ""}
+{"memory: {k: 3, ranking: relevance}" if memory else ""}
 """)
 
 

@@ -226,7 +226,7 @@ agents:
   follower: {{kind: macro_follower}}
 matchups: {{mode: solo, players: [follower]}}
 run: {{episodes: 8, seed: 5, batch_size: 8}}
-memory: {{k: 3}}
+memory: {{k: 3, ranking: relevance}}
 """)
     result = scenarios.run(scenario, handbook=handbook)
     (pairing,) = result.pairings
