@@ -50,13 +50,15 @@ app.add_typer(db_app, name="db")
 app.add_typer(reuse_app, name="reuse")
 
 
-def _progress(label: str, unit: str):
+def _progress(label: str, unit: str, *, on_stderr: bool = False):
     """A progress bar over episodes or updates (rich.progress is loaded only by commands that
-    show one)."""
+    show one); ``on_stderr`` keeps standard output for a command's JSON."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn(unit), TimeElapsedColumn(), console=console)
+                    TextColumn(unit), TimeElapsedColumn(),
+                    console=Console(stderr=True) if on_stderr else console)
 
 
 @app.command("run")

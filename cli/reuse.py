@@ -59,7 +59,7 @@ def reuse_run(
     check_writable(engine)
     from cli.app import _progress
 
-    with _progress(study.name, "steps") as progress:
+    with _progress(study.name, "steps", on_stderr=as_json) as progress:
         task = progress.add_task("reuse", total=steps(study))
         figures = compare(study, progress=lambda label: progress.update(
             task, advance=1, description=label))
@@ -75,7 +75,9 @@ def reuse_run(
         from cli.plots import plot_reuse
 
         folder = out or Path("coplay-reuse") / f"comparison-{comparison_id}"
-        print_written(plot_reuse(comparison.figures, folder, title=study.name))
+        written = plot_reuse(comparison.figures, folder, title=study.name)
+        if not as_json:  # standard output holds the JSON alone
+            print_written(written)
     if not as_json:
         console.print(f"stored reuse comparison {comparison_id} ({figures['wall_seconds']:.0f} s)")
 

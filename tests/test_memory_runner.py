@@ -353,6 +353,7 @@ def test_coplayer_types_from_counts() -> None:
         (6, 6, 3, 0): "reciprocator",  # answered a defection with defection
         (6, 6, 3, 3): "cooperator",  # cooperated on after being defected on
         (0, 0, 9, 9): "cooperator",
+        (8, 8, 1, 1): "unresponsive",  # one defection forgiven is not yet a cooperator
         (5, 0, 4, 0): "defector",
         (5, 3, 4, 2): "unresponsive",  # cooperates about as often after either move
         (5, 3, 4, 1): "mixed",

@@ -45,7 +45,7 @@ def coplayer_type(after_c: np.ndarray, cooperated_after_c: np.ndarray, after_d: 
     A co-player that has only been cooperated with, and cooperated back, may reciprocate or
     cooperate whatever happens: nothing seen tells them apart, so it counts as a
     reciprocator, the type it is safe to assume. It shows itself a cooperator only by
-    cooperating on after the observer defected. One that cooperates about as often after
+    cooperating on after the observer defected, at least twice. One that cooperates about as often after
     either move is unresponsive: what the observer does does not change what it does."""
     rounds = np.asarray(rounds)
     answered = after_c + after_d
@@ -55,7 +55,8 @@ def coplayer_type(after_c: np.ndarray, cooperated_after_c: np.ndarray, after_d: 
     kind = np.where((after_c > 0) & (after_d > 0)
                     & (np.abs(gap) <= 0.25 * after_c * after_d), 5, kind)
     warm = (after_c > 0) & (cooperated_after_c >= 0.7 * after_c)
-    forgiving = (after_d > 0) & (cooperated_after_d >= 0.7 * after_d)
+    # Forgiving takes two defections answered: a prober forgives its first on purpose.
+    forgiving = (after_d >= 2) & (cooperated_after_d >= 0.7 * after_d)
     # reciprocator: answers cooperation with cooperation, and defection (if tested) with
     # clearly less of it
     tested_ok = (after_d == 0) | (cooperated_after_d * after_c
