@@ -26,7 +26,7 @@ from cli.options import (
     SetOption,
     overrides,
 )
-from cli.output import compact_table, console, print_json, print_written
+from cli.output import compact_table, console, print_json, print_written, progress_bar
 from cli.reuse import reuse_app
 from cli.runs import print_pairings, print_results, runs_app
 from cli.scenarios import scenarios_app
@@ -48,17 +48,6 @@ app.add_typer(training_app, name="training")
 app.add_typer(memory_app, name="memory")
 app.add_typer(db_app, name="db")
 app.add_typer(reuse_app, name="reuse")
-
-
-def _progress(label: str, unit: str, *, on_stderr: bool = False):
-    """A progress bar over episodes or updates (rich.progress is loaded only by commands that
-    show one); ``on_stderr`` keeps standard output for a command's JSON."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn(unit), TimeElapsedColumn(),
-                    console=Console(stderr=True) if on_stderr else console)
 
 
 @app.command("run")
@@ -97,7 +86,7 @@ def run_command(
     store = RunStore(db)
     store.prepare(scenario_name=scenario.name, env_id=scenario.env.id, agents=scenario.agents)
     handbook = open_handbook(db, embedder) if scenario.memory is not None else None
-    with _progress(scenario.name, "episodes") as progress:
+    with progress_bar(scenario.name, "episodes") as progress:
         task = progress.add_task("run", total=runner.total_episodes(scenario))
         try:
             result = runner.run(scenario, handbook=handbook,
@@ -170,7 +159,7 @@ def eval_command(
         seed=0 if seed is None else seed, record_trajectories=record_trajectories, greedy=greedy,
     )
     store = RunStore(db)
-    with _progress("eval", "episodes") as progress:
+    with progress_bar("eval", "episodes") as progress:
         task = progress.add_task("eval", total=runner.total_episodes(scenario))
         result = runner.run(scenario, on_episodes=lambda n: progress.advance(task, n))
     run_id = store.save(result)

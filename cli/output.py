@@ -33,3 +33,14 @@ def _json_default(value: Any) -> Any:
 def print_written(paths: list[Path]) -> None:
     """Name the plot files a command wrote."""
     console.print("plots: " + ", ".join(str(p) for p in paths), soft_wrap=True)
+
+
+def progress_bar(label: str, unit: str, *, on_stderr: bool = False):
+    """A progress bar over episodes or updates (rich.progress is loaded only by commands that
+    show one); ``on_stderr`` keeps standard output for a command's JSON."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn(unit), TimeElapsedColumn(),
+                    console=Console(stderr=True) if on_stderr else console)

@@ -18,14 +18,13 @@ from cli.options import (
     SetOption,
     overrides,
 )
-from cli.output import compact_table, console, print_json, print_written
+from cli.output import compact_table, console, print_json, print_written, progress_bar
 
 if TYPE_CHECKING:
     from memory.comparisons import Comparison
 
-reuse_app = typer.Typer(
-    help="Reuse studies: memory against co-players it never met, compared with no memory.",
-    no_args_is_help=True)
+reuse_app = typer.Typer(help="Reuse studies: memory against co-players it never met.",
+                        no_args_is_help=True)
 
 
 @reuse_app.command("run")
@@ -41,11 +40,13 @@ def reuse_run(
     plots: PlotsOption = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Train a handbook on the training split, then compare the subject on the held-out
-    split with no memory, with it and (oracle: true) with one that met them too.
+    """Run a reuse study and store its comparison.
 
-    Every seed trains its own handbook in a temporary database; the comparison (figures,
-    intervals, precision) is stored in --db and can be shown again with `coplay reuse show`."""
+    SCENARIO says `kind: reuse`. Per seed, a handbook is trained on the training split; the
+    subject then meets the held-out split with no memory, with it and (oracle: true) with a
+    handbook that met them too. Every seed trains its own handbook in a temporary database;
+    the comparison (figures, intervals, precision) is stored in --db and can be shown again
+    with `coplay reuse show`."""
     from memory.comparisons import get_comparison, save_comparison
     from memory.db import check_writable, open_engine
     from scenarios import loading
@@ -57,9 +58,7 @@ def reuse_run(
         Override("seeds", parsed, option="--seeds")]))
     engine = open_engine(db)
     check_writable(engine)
-    from cli.app import _progress
-
-    with _progress(study.name, "steps", on_stderr=as_json) as progress:
+    with progress_bar(study.name, "steps", on_stderr=as_json) as progress:
         task = progress.add_task("reuse", total=steps(study))
         figures = compare(study, progress=lambda label: progress.update(
             task, advance=1, description=label))

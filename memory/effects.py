@@ -3,9 +3,9 @@ which of them an agent is offered, and in what order.
 
 A behavior's effect for an entity (a co-player type, a task) is the difference in mean return
 per step between the episodes in which it was a candidate and used and those in which it was
-a candidate and the agent used no behavior (``memory.behaviors.EffectStats``). Its posterior is Gaussian: a
-prior centred on no effect, with the spread of the returns as its scale, updated by the
-measured difference and its standard error. Where a context names an entity the behavior has
+a candidate and the agent used no behavior (``memory.behaviors.EffectStats``). Its posterior
+is Gaussian: a prior centred on no effect, with the spread of the returns as its scale,
+updated by the measured difference and its standard error. Where a context names an entity the behavior has
 evidence for, that evidence counts; elsewhere (e.g. before the co-player's type is known) its
 effects for every entity do, averaged stratum by stratum.
 

@@ -118,7 +118,8 @@ def test_every_command_has_help(monkeypatch, capsys, args) -> None:
     assert len(stdout.splitlines()) > 5
 
 
-@pytest.mark.parametrize("group", [[], ["scenarios"], ["runs"], ["training"], ["memory"], ["db"]])
+@pytest.mark.parametrize("group", [[], ["scenarios"], ["runs"], ["training"], ["memory"], ["db"],
+                                   ["reuse"]])
 def test_command_listings_show_whole_summaries(monkeypatch, capsys, group) -> None:
     code, stdout, _ = coplay(monkeypatch, capsys, *group, "--help")
     assert code == 0

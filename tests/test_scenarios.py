@@ -212,12 +212,14 @@ BAD_INPUTS = {
     ),
     "missing kind": (
         BASE.removeprefix("kind: simulation\n"),
-        "kind: expected one of ['simulation', 'training', 'exploration'], got nothing. Add a first "
-        "line `kind: simulation` (or training, exploration) saying what the file describes.",
+        "kind: expected one of ['simulation', 'training', 'exploration', 'reuse'], got nothing. "
+        "Add a first line `kind: simulation` (or training, exploration, reuse) saying what the "
+        "file describes.",
     ),
     "unknown kind": (
         BASE.replace("kind: simulation", "kind: tournament"),
-        "kind: expected one of ['simulation', 'training', 'exploration'], got 'tournament'.",
+        "kind: expected one of ['simulation', 'training', 'exploration', 'reuse'], got "
+        "'tournament'.",
     ),
     "unknown env": (
         BASE.replace("coplay/ipd-v0", "coplay/nope-v0"),
@@ -226,12 +228,13 @@ BAD_INPUTS = {
     ),
     "unknown agent kind": (
         BASE.replace("kind: always_defect", "kind: nope"),
-        "agents.b.kind: expected one of ['always_cooperate', 'always_defect', 'checkpoint', "
-        "'extortionate_zd', 'generous_tit_for_tat', 'grid_checkpoint', 'grim_trigger', "
-        "'handbook_follower', 'macro_follower', 'memory_one', 'plugin', 'random', "
-        "'random_actions', 'tit_for_tat', "
-        "'tit_for_two_tats', 'win_stay_lose_shift'], got 'nope'. Run `coplay agents` to list "
-        "agent kinds, or use kind: plugin.",
+        "agents.b.kind: expected one of ['alternator', 'always_cooperate', 'always_defect', "
+        "'checkpoint', 'cycler_ccd', 'extortionate_zd', 'generous_tit_for_tat', 'gradual', "
+        "'grid_checkpoint', 'grim_trigger', 'handbook_follower', 'hard_majority', "
+        "'hard_tit_for_tat', 'joss', 'macro_follower', 'memory_one', 'plugin', 'prober', "
+        "'random', 'random_actions', 'soft_majority', 'suspicious_tit_for_tat', 'tit_for_tat', "
+        "'tit_for_two_tats', 'two_tits_for_tat', 'win_stay_lose_shift'], got 'nope'. Run "
+        "`coplay agents` to list agent kinds, or use kind: plugin.",
     ),
     "wrong payoff shape": (
         BASE.replace("{id: coplay/ipd-v0}", "{id: coplay/ipd-v0, payoffs: [1, 2, 3]}"),
@@ -378,7 +381,7 @@ BAD_OVERRIDES = {
     ),
     "unknown kind": (
         "kind=league",
-        "kind: expected one of ['simulation', 'training', 'exploration'], got 'league'.",
+        "kind: expected one of ['simulation', 'training', 'exploration', 'reuse'], got 'league'.",
     ),
 }
 
@@ -444,8 +447,8 @@ def test_a_file_without_kind_is_refused_by_run_in_one_line(monkeypatch, capsys, 
                              "--db", f"sqlite:///{tmp_path}/s.db")
     assert code == 2
     assert stderr == (f"coplay: error: {path}: kind: expected one of ['simulation', 'training', "
-                      "'exploration'], got nothing. Add a first line `kind: simulation` (or "
-                      "training, exploration) saying what the file describes.\n")
+                      "'exploration', 'reuse'], got nothing. Add a first line `kind: simulation` "
+                      "(or training, exploration, reuse) saying what the file describes.\n")
 
 
 def test_run_applies_set_and_options_before_validating_once(monkeypatch, capsys, tmp_path, db_url):
