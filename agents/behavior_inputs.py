@@ -86,7 +86,7 @@ class BehaviorBank:
         contexts = hints.contexts
         position = features.position.take(contexts)
         return StepHints(
-            BehaviorInput(torch.from_numpy(features.offset + contexts), self.bank()),
+            BehaviorInput(torch.from_numpy(contexts + np.int64(features.offset)), self.bank()),
             position >= 0, position, features.cooperate[contexts],
         )
 

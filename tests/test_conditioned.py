@@ -9,12 +9,21 @@ import torch
 
 import agents
 import envs
+import scenarios
 from agents.behavior_inputs import BehaviorBank
 from agents.sequence import FOLLOW, BehaviorInput, SequencePolicyConfig, StepInputs, make_policy
 from agents.sequence_agent import ConditionedSequenceAgent
-from agents.train.experience import LearnerThreads, collect, seating
-from coplay.errors import ConfigError
+from agents.train.experience import LEARNERS, LearnerThreads, collect, seating
+from coplay.errors import ConfigError, ScenarioError
 from coplay.step import HintedBehavior, Hints
+from memory import TrainingStore
+from memory.behaviors import NewBehavior
+from memory.handbook import Handbook
+from scenarios.domains import run_memory
+from scenarios.schema import MemorySection
+from scenarios.training_memory import TrainingMemory
+from tests.test_cli import coplay
+from tests.test_memory_runner import DEFECT_ALWAYS
 
 SIZE = 8
 BACKBONES = [
@@ -22,7 +31,7 @@ BACKBONES = [
     SequencePolicyConfig(backbone="transformer", hidden_size=16, embed_size=8, layers=1, heads=2,
                          context_length=32, behavior_size=SIZE, follow_memory=True),
 ]
-ALWAYS_DEFECT = {"cooperate": {token: 0.0 for token in envs.TOKEN_NAMES}}
+ALWAYS_DEFECT = {"cooperate": dict.fromkeys(envs.TOKEN_NAMES, 0.0)}
 
 
 def unit(seed: int) -> np.ndarray:
@@ -176,3 +185,110 @@ def test_collect_gives_learners_their_hints_and_tallies_what_they_followed() -> 
     # The update recomputes the same choices from what the rollout stored.
     outputs, _ = policy(rollout.inputs, policy.initial_state(rollout.episodes))
     assert torch.all(outputs.logits.argmax(-1) == FOLLOW)
+
+
+TRAINING_WITH_MEMORY = """\
+kind: training
+name: tiny_conditioned
+env: {id: coplay/ipd-v0, horizon: 8}
+agents:
+  tft: {kind: tit_for_tat}
+  allc: {kind: always_cooperate}
+learners: {a: {}}
+pool: {tft: 0.5, allc: 0.5}
+train:
+  updates: 2
+  episodes_per_update: 16
+  policy: {hidden_size: 8, embed_size: 4, behavior_size: 128, follow_memory: true}
+evaluate: {against: [tft], episodes: 4}
+memory: {k: 2}
+"""
+
+
+def handbook_with_rules(db_url: str) -> Handbook:
+    handbook = Handbook.open(db_url)
+    handbook.add(DEFECT_ALWAYS)
+    handbook.add(NewBehavior(
+        name="Reciprocate", instruction="Cooperate first, then copy the co-player's last move.",
+        kind="response_rule",
+        payload={"cooperate": dict(zip(envs.TOKEN_NAMES, (1.0, 1.0, 0.0, 1.0, 0.0)))},
+        trigger={"coplayer": "reciprocator"},
+    ))
+    return handbook
+
+
+@pytest.mark.parametrize("learners", [1, 2])
+def test_training_memory_hands_each_learner_its_seats_hints_as_the_fast_path_does(
+        db_url, learners) -> None:
+    # Every learner game in both seats gets hints; the general path (trackers, one retrieval
+    # per step) and the matrix fast path give the learners the same inputs, so the same play
+    # and the same tally.
+    handbook = handbook_with_rules(db_url)
+    pool = {LEARNERS: 0.5, "tft": 0.5} if learners == 2 else {"tft": 1.0}
+    owner = seating(learners, 12, pool, ["tft"])
+    game = envs.make_config("coplay/ipd-v0", horizon=7)
+    config = SequencePolicyConfig(hidden_size=8, embed_size=4, behavior_size=128,
+                                  follow_memory=True)
+    torch.manual_seed(0)
+    policies = [make_policy(config) for _ in range(learners)]
+    section = MemorySection(k=2)
+    played, usages = [], []
+    for general in (False, True):
+        run = run_memory(handbook, section, scenario="t", env_id="coplay/ipd-v0", general=general)
+        tft = agents.build("tit_for_tat", {}, agents.AgentContext("coplay/ipd-v0"), where="tft")
+        rollouts = collect(game, policies, owner, [tft], np.random.default_rng(1),
+                           [torch.Generator().manual_seed(i) for i in range(learners)],
+                           memory=TrainingMemory(run, agent="learners"))
+        played.append([r.played for r in rollouts])
+        usages.append(run.usage())
+    for fast, general in zip(*played):
+        torch.testing.assert_close(fast, general)
+    fast, general = (np.array([(u.behavior_id, u.shown, u.uses, u.return_used, u.return_unused)
+                               for u in usage.usages]) for usage in usages)
+    np.testing.assert_allclose(fast, general, rtol=1e-5)  # the fast path sums in float32
+    # Each learner episode shows its hints once, whichever seat it is in; co-players' none.
+    shown = sum(u.shown for u in usages[0].usages)
+    assert 12 * learners <= shown <= 2 * 12 * learners
+
+
+def test_coplay_train_with_memory_feeds_the_learners_and_records_usage(
+        monkeypatch, capsys, tmp_path, db_url) -> None:
+    handbook_with_rules(db_url).close()
+    path = tmp_path / "t.yaml"
+    path.write_text(TRAINING_WITH_MEMORY)
+    code, stdout, stderr = coplay(monkeypatch, capsys, "train", str(path), "--db", db_url,
+                                  "--out", str(tmp_path / "out"), "--no-plots")
+    assert code == 0, stderr
+    assert "behaviors shown" in stdout and "used in training" in stdout
+    handbook = Handbook.open(db_url)
+    # Training's 2 x 16 learner episodes, then the evaluation's 4.
+    assert sum(b.stats.shown for b in handbook) >= 2 * 16
+    points = TrainingStore(db_url).curve(1)
+    assert "followed" in points[0].metrics
+    # The trained learner takes hints when it is seated in a scenario.
+    from agents.trained import build_checkpoint
+
+    seated = build_checkpoint(agents.AgentContext("coplay/ipd-v0"),
+                              path=str(tmp_path / "out" / "checkpoint.pt"))
+    assert isinstance(seated, ConditionedSequenceAgent)
+
+
+@pytest.mark.parametrize(("replacement", "message"), [
+    ("behavior_size: 128, follow_memory: true", "expected learners that take behaviors"),
+    ("memory: {k: 2}", "memory.extract: expected false"),
+])
+def test_training_memory_settings_are_checked(replacement, message) -> None:
+    text = TRAINING_WITH_MEMORY
+    if replacement.startswith("behavior_size"):
+        text = text.replace(", " + replacement, "")
+    else:
+        text = text.replace(replacement, "memory: {k: 2, extract: true}")
+    with pytest.raises(ScenarioError, match=message):
+        scenarios.parse(text, source="t.yaml")
+
+
+def test_behavior_size_must_be_the_embedders_dimension(db_url) -> None:
+    scenario = scenarios.parse(TRAINING_WITH_MEMORY.replace("behavior_size: 128", "behavior_size: 64"),
+                               source="t.yaml")
+    with pytest.raises(ConfigError, match="embedder's dimension"):
+        scenario.training_memory(Handbook.open(db_url))

@@ -240,7 +240,7 @@ def collect(
         (torch.full((len(s[0]),), NO_ACTION), torch.zeros(len(s[0]))) for s in learner_slots
     ]
     actions = np.empty_like(owner)
-    threads = threads or LearnerThreads(1)
+    threads = threads or LearnerThreads(len(policies))
 
     @torch.no_grad()  # here, not around the loop: grad mode is per thread
     def act(i: int) -> None:
@@ -289,7 +289,7 @@ def collect(
         result = game.step(actions)
         if batch_memory is not None:
             returns += result.rewards
-            batch_memory.observe(actions[0] * 2 + actions[1], result.active)
+            batch_memory.observe((actions[0] * 2 + actions[1]).astype(np.uint8), result.active)
         for observe, slot in zip(observers, coplayer_slots):
             if observe is not None:
                 observe(result.rewards[slot], result.active[slot[1]])
