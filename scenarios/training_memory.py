@@ -47,17 +47,18 @@ class TrainingBatch:
             for seat, games in enumerate(self._games)
         ]
         self._horizon = horizon
-        learners = int(owner.max()) + 1
-        self._seats: list[np.ndarray] = []
-        self._positions: list[np.ndarray] = []
-        for i in range(learners):
+        # Per learner and seat: which of its games sit there (as positions in its slot) and
+        # where they are in that seat's list of learner games.
+        self._sizes: list[int] = []
+        self._where: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        for i in range(int(owner.max()) + 1):
             seats, games = np.nonzero(owner == i)
-            positions = np.empty(len(games), dtype=np.int64)
-            for seat in (0, 1):
-                mine = seats == seat
-                positions[mine] = np.searchsorted(self._games[seat], games[mine])
-            self._seats.append(seats)
-            self._positions.append(positions)
+            self._sizes.append(len(games))
+            self._where.append([
+                (np.flatnonzero(seats == seat),
+                 np.searchsorted(self._games[seat], games[seats == seat]))
+                for seat in (0, 1)
+            ])
         self._joined: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def hints(self) -> Sequence[Hints]:
@@ -68,12 +69,11 @@ class TrainingBatch:
         behaviors = present[-1].behaviors
         table, scores, shift = self._table(found)
         result = []
-        for seats, positions in zip(self._seats, self._positions):
-            contexts = np.empty(len(seats), dtype=np.int64)
-            for seat, hints in enumerate(found):
-                if hints is not None:
-                    mine = seats == seat
-                    contexts[mine] = hints.contexts[positions[mine]] + shift[seat]
+        for size, where in zip(self._sizes, self._where):
+            contexts = np.empty(size, dtype=np.int64)
+            for (mine, positions), hints, offset in zip(where, found, shift):
+                if len(mine):
+                    contexts[mine] = hints.contexts[positions] + offset
             result.append(Hints(contexts, table, scores, behaviors))
         return result
 
@@ -94,11 +94,11 @@ class TrainingBatch:
         return joined[2], joined[3], joined[4].tolist()
 
     def record(self, hint_used: Sequence[np.ndarray]) -> None:
-        per_seat = [np.full(len(games), -1, dtype=np.int64) for games in self._games]
-        for used, seats, positions in zip(hint_used, self._seats, self._positions):
-            for seat in (0, 1):
-                mine = seats == seat
-                per_seat[seat][positions[mine]] = used[mine]
+        # Every learner game of a seat is some learner's: each entry is written.
+        per_seat = [np.empty(len(games), dtype=np.int64) for games in self._games]
+        for used, where in zip(hint_used, self._where):
+            for seat, (mine, positions) in enumerate(where):
+                per_seat[seat][positions] = used[mine]
         for seat, memory in enumerate(self._memories):
             if memory is not None:
                 memory.record(seat, per_seat[seat])
