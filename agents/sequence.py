@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
-from pydantic import ConfigDict, Field, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, model_validator
 from pydantic.dataclasses import dataclass as settings
 from torch import nn
 from torch.nn import functional as F
@@ -54,7 +54,7 @@ class SequencePolicyConfig:
     # default): the policy takes no behaviors.
     behavior_size: StrictInt = Field(default=0, ge=0)
     # Whether the policy may hand a step to the best executable hint (a third action).
-    follow_memory: bool = False
+    follow_memory: StrictBool = False
 
     @property
     def num_choices(self) -> int:
