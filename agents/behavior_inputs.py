@@ -60,6 +60,7 @@ class BehaviorBank:
         self._tensor: torch.Tensor | None = None
         self._current: _TableFeatures | None = None
         self._embeddings: tuple[Sequence[HintedBehavior], np.ndarray] | None = None
+        self._none: tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -77,11 +78,7 @@ class BehaviorBank:
     def step(self, hints: Hints | None, num_games: int) -> StepHints:
         """The games' pooled vectors and follow rules this step (none without hints)."""
         if hints is None or not len(hints.behaviors):
-            return StepHints(
-                BehaviorInput(torch.zeros(num_games, dtype=torch.long), self.bank()),
-                np.zeros(num_games, dtype=bool), np.full(num_games, -1, dtype=np.int64),
-                np.zeros((num_games, len(TOKEN_NAMES))),
-            )
+            return self._nothing(num_games)
         features = self._features(hints)
         contexts = hints.contexts
         position = features.position.take(contexts)
@@ -89,6 +86,16 @@ class BehaviorBank:
             BehaviorInput(torch.from_numpy(contexts + np.int64(features.offset)), self.bank()),
             position >= 0, position, features.cooperate[contexts],
         )
+
+    def _nothing(self, num_games: int) -> StepHints:
+        """No hints for any game. A learner without memory asks for it every step, so the
+        arrays are made once per batch size and shared: callers only read them."""
+        if self._none is None or len(self._none[0]) != num_games:
+            self._none = (torch.zeros(num_games, dtype=torch.long),
+                          np.zeros(num_games, dtype=bool), np.full(num_games, -1, dtype=np.int64),
+                          np.zeros((num_games, len(TOKEN_NAMES))))
+        rows, can_follow, position, cooperate = self._none
+        return StepHints(BehaviorInput(rows, self.bank()), can_follow, position, cooperate)
 
     def _features(self, hints: Hints) -> _TableFeatures:
         current = self._current
