@@ -2,7 +2,11 @@
 
 Inputs per step, as in the in-context co-player inference work: the observation token, the
 agent's previous action and its previous reward, each with its own linear embedding (and,
-for the identity ablation only, a vector describing the co-player). A backbone carries the
+for the identity ablation only, a vector describing the co-player). A behavior-conditioned
+policy (``behavior_size`` > 0) also takes the pooled vector of the behaviors memory retrieved
+for the step, through its own linear embedding; with ``follow_memory`` its policy head has a
+third action, ``FOLLOW``: hand the step to the best executable hint (``agents.behavior_inputs``
+says what that plays), offered only where there is one. A backbone carries the
 episode's history: a GRU, or a causal transformer built from a ``transformers`` GPT-2 config
 that steps with its key/value cache. Swish on the backbone's output feeds three linear heads:
 the policy, the value, and a prediction of the co-player's action this round. That last head
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
-from pydantic import ConfigDict, Field, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, model_validator
 from pydantic.dataclasses import dataclass as settings
 from torch import nn
 from torch.nn import functional as F
@@ -30,6 +34,8 @@ from envs import NUM_TOKENS
 
 NUM_ACTIONS = 2
 NO_ACTION = 2  # the "previous action" before the first round
+FOLLOW = 2  # with follow_memory: the policy's third action, play the best executable hint
+MASKED = -1e4  # the logit of FOLLOW where no hint can be followed (finite: no NaN entropy)
 Backbone = Literal["gru", "transformer"]
 
 
@@ -44,6 +50,21 @@ class SequencePolicyConfig:
     context_length: StrictInt = Field(default=256, ge=1)
     # Size of the co-player identity input; 0 (the default) means the agent gets none.
     identity_size: StrictInt = Field(default=0, ge=0)
+    # Size of the retrieved behaviors' pooled embedding (memory's embedder dimension); 0 (the
+    # default): the policy takes no behaviors.
+    behavior_size: StrictInt = Field(default=0, ge=0)
+    # Whether the policy may hand a step to the best executable hint (a third action).
+    follow_memory: StrictBool = False
+
+    @property
+    def num_choices(self) -> int:
+        """The policy head's width: cooperate, defect, and with follow_memory ``FOLLOW``."""
+        return NUM_ACTIONS + self.follow_memory
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the policy reads memory's hints at all."""
+        return bool(self.behavior_size) or self.follow_memory
 
     @model_validator(mode="after")
     def _heads_divide_the_width(self) -> SequencePolicyConfig:
@@ -53,17 +74,36 @@ class SequencePolicyConfig:
         return self
 
 
+@dataclass(frozen=True)
+class BehaviorInput:
+    """The pooled behavior vectors of B games (or T steps of them), as rows of a bank: the
+    distinct vectors are few (one per context a table lists), so games carry an index and
+    the embedding is computed once per bank row. ``bank`` (R, behavior_size); ``rows``
+    (...,) int64 indexes into it."""
+
+    rows: torch.Tensor
+    bank: torch.Tensor
+
+    def unsqueeze(self, dim: int) -> BehaviorInput:
+        return BehaviorInput(self.rows.unsqueeze(dim), self.bank)
+
+    def __getitem__(self, key: object) -> BehaviorInput:
+        return BehaviorInput(self.rows[key], self.bank)
+
+
 class StepInputs(NamedTuple):
     """One step for B agents (shape (B,)), or a sequence of T steps (shape (T, B))."""
 
     observation: torch.Tensor  # int64 tokens, 0..4
-    previous_action: torch.Tensor  # int64, 0 = C, 1 = D, 2 = none yet
+    previous_action: torch.Tensor  # int64, 0 = C, 1 = D, 2 = none yet (the move played)
     previous_reward: torch.Tensor  # float32
     identity: torch.Tensor | None = None  # (..., identity_size) float32, ablation only
+    behaviors: BehaviorInput | None = None  # behavior-conditioned policies only
+    can_follow: torch.Tensor | None = None  # (...,) bool, follow_memory only: a hint to follow
 
 
 class PolicyOutputs(NamedTuple):
-    logits: torch.Tensor  # (..., 2) action logits
+    logits: torch.Tensor  # (..., num_choices) action logits (FOLLOW masked where impossible)
     value: torch.Tensor  # (...,)
     coplayer_logits: torch.Tensor  # (..., 2) predicted co-player action this round
 
@@ -84,8 +124,10 @@ class SequencePolicy(nn.Module, ABC):
         self.embed_action = nn.Linear(NUM_ACTIONS + 1, e)
         self.embed_reward = nn.Linear(1, e)
         self.embed_identity = nn.Linear(config.identity_size, e) if config.identity_size else None
-        self.input_size = e * (4 if config.identity_size else 3)
-        self.policy_head = nn.Linear(h, NUM_ACTIONS)
+        self.embed_behaviors = (nn.Linear(config.behavior_size, e) if config.behavior_size
+                                else None)
+        self.input_size = e * (3 + bool(config.identity_size) + bool(config.behavior_size))
+        self.policy_head = nn.Linear(h, config.num_choices)
         self.value_head = nn.Linear(h, 1)
         self.coplayer_head = nn.Linear(h, NUM_ACTIONS)
 
@@ -102,12 +144,32 @@ class SequencePolicy(nn.Module, ABC):
                     got="none", fix="This policy was trained with the identity ablation.",
                 )
             parts.append(self.embed_identity(inputs.identity))
+        if self.embed_behaviors is not None:
+            if inputs.behaviors is None:
+                raise ConfigError(
+                    "policy inputs",
+                    expected=f"retrieved behaviors (pooled, size {self.config.behavior_size})",
+                    got="none", fix="This policy is behavior-conditioned: act with hints "
+                                    "(agents.behavior_inputs.BehaviorBank).",
+                )
+            bank = self.embed_behaviors(inputs.behaviors.bank)
+            parts.append(bank[inputs.behaviors.rows])
         return torch.cat(parts, dim=-1)
 
-    def heads(self, features: torch.Tensor) -> PolicyOutputs:
+    def heads(self, features: torch.Tensor, can_follow: torch.Tensor | None = None) -> PolicyOutputs:
         features = F.silu(features)
+        logits = self.policy_head(features)
+        if self.config.follow_memory:
+            if can_follow is None:
+                raise ConfigError(
+                    "policy inputs", expected="which games have a hint to follow (can_follow)",
+                    got="none", fix="This policy was trained with follow_memory.",
+                )
+            blocked = torch.zeros_like(logits, dtype=torch.bool)
+            blocked[..., FOLLOW] = ~can_follow
+            logits = logits.masked_fill(blocked, MASKED)
         return PolicyOutputs(
-            logits=self.policy_head(features),
+            logits=logits,
             value=self.value_head(features).squeeze(-1),
             coplayer_logits=self.coplayer_head(features),
         )
@@ -122,7 +184,7 @@ class SequencePolicy(nn.Module, ABC):
 
     def forward(self, inputs: StepInputs, state: object) -> tuple[PolicyOutputs, object]:
         features, state = self.backbone(self.embed(inputs), state)
-        return self.heads(features), state
+        return self.heads(features, inputs.can_follow), state
 
     def step(self, inputs: StepInputs, state: object) -> tuple[PolicyOutputs, object]:
         """One step for B agents: inputs of shape (B,)."""

@@ -13,7 +13,8 @@ def build_checkpoint(
     context: AgentContext, *, path: str, learner: str | None = None, greedy: bool = False
 ) -> Agent:
     from agents.checkpoint import CheckpointRef, load_learner
-    from agents.sequence_agent import SequenceAgent
+    from agents.sequence_agent import ConditionedSequenceAgent, SequenceAgent
 
     policy, planning = load_learner(CheckpointRef(path, learner), where="")
-    return SequenceAgent(policy, greedy=greedy, planning=planning)
+    agent_type = ConditionedSequenceAgent if policy.config.conditioned else SequenceAgent
+    return agent_type(policy, greedy=greedy, planning=planning)

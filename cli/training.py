@@ -18,6 +18,7 @@ from cli import report
 from cli.options import (
     DEFAULT_DB_URL,
     DbOption,
+    EmbedderOption,
     JsonOption,
     LimitOption,
     OutOption,
@@ -53,6 +54,7 @@ def train_command(
     checkpoint_every: Annotated[int, typer.Option(
         min=1, help="Save a checkpoint (and store learning curves) every this many updates.")] = 25,
     plots: PlotsOption = True,
+    embedder: EmbedderOption = "hashing",
 ) -> None:
     """Train a scenario's learners; store and plot the curves.
 
@@ -60,8 +62,10 @@ def train_command(
 
     SCENARIO is a matrix-game training scenario (`kind: training`: learners against a pool) or
     an exploration scenario (`kind: exploration`: one PPO agent with a bonus on a contextual
-    grid task); `coplay scenarios list` shows both kinds. The checkpoint and plots go to
-    --out [default: coplay-train/NAME].
+    grid task); `coplay scenarios list` shows both kinds. A training scenario with a `memory`
+    section trains with the handbook in the same database (hints at every step) and records
+    how its behaviors fared. The checkpoint and plots go to --out [default:
+    coplay-train/NAME].
     """
     from rich.progress import (
         BarColumn,
@@ -84,6 +88,11 @@ def train_command(
     scenario = loading.load(scenario_path, accept=["training", "exploration"], overrides=given)
     folder = out or Path("coplay-train") / scenario.name
     store = TrainingStore(db)
+    handbook = None
+    if scenario.kind == "training" and scenario.memory is not None:
+        from cli.memory import open_handbook
+
+        handbook = open_handbook(db, embedder, writing=True)
     with Progress(
         TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("updates"), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
@@ -99,13 +108,16 @@ def train_command(
                 outcome = training_loop.train(
                     scenario, out=folder, store=store, resume=resume,
                     checkpoint_every=checkpoint_every, on_update=on_update,
-                    time_limit=None if minutes is None else 60 * minutes,
+                    time_limit=None if minutes is None else 60 * minutes, handbook=handbook,
                 )
         except KeyboardInterrupt:
             print(f"coplay: interrupted; the run is marked so, and the last checkpoint is in "
                   f"{folder} (continue with --resume)", file=sys.stderr)
             raise typer.Exit(130) from None
     console.print(f"checkpoint: {outcome.checkpoint} ({outcome.seconds:.1f} s of training)")
+    if outcome.memory_usage is not None:
+        usage = outcome.memory_usage
+        console.print(f"memory: {usage.shown} behaviors shown, {usage.used} used in training")
     console.print(f"training run {outcome.training_run_id} stored in "
                   f"{store.engine.url.render_as_string(hide_password=True)}", soft_wrap=True)
     points = store.curve(outcome.training_run_id)
@@ -119,7 +131,9 @@ def train_command(
         return
     console.print(report.learning_table(points))
     runs = RunStore(engine=store.engine)
-    run_id = training_loop.evaluate(scenario, outcome.checkpoint, runs)
+    run_id = training_loop.evaluate(scenario, outcome.checkpoint, runs, handbook)
+    if handbook is not None:
+        handbook.close()
     if run_id is not None:
         from cli.runs import print_pairings
 

@@ -7,6 +7,7 @@ A training scenario is data like a simulation scenario (same ``env`` and ``agent
     pool: {learners: 0.5, tabular: 0.5}     # each learner's episodes: vs other learners, vs agents
     train: {algorithm: a2c, updates: 600, policy: {hidden_size: 64}, ...}
     evaluate: {against: [tit_for_tat, always_defect], episodes: 256}
+    memory: {k: 3}                          # optional: hints at every step (conditioned learners)
 
 Files say ``kind: training``; ``scenarios.load`` reads them. The bundled ones live in
 ``scenarios/data/train/``; ``coplay train NAME`` finds them by name.
@@ -23,11 +24,12 @@ import agents
 import envs
 from agents.train.config import TrainConfig
 from agents.train.experience import LEARNERS
-from coplay.errors import ScenarioError
+from coplay.errors import ConfigError, ScenarioError
 from scenarios.schema import (
     AgentSection,
     CrossPlay,
     EnvSection,
+    MemorySection,
     RunSection,
     Scenario,
     Strict,
@@ -37,6 +39,8 @@ from scenarios.schema import (
 
 if TYPE_CHECKING:
     from agents.train.trainer import Trainer, TrainingSetup
+    from memory.handbook import Handbook
+    from scenarios.training_memory import TrainingMemory
 
 
 class InitSection(Strict):
@@ -65,6 +69,10 @@ class TrainingScenario(Strict):
     # defaults and rules live in one place.
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateSection = EvaluateSection()
+    # The handbook in the loop: every learner gets its k best behaviors at every step of every
+    # game (the learners must take them: train.policy.behavior_size or follow_memory), and
+    # their usage is recorded when training ends.
+    memory: MemorySection | None = None
 
     @model_validator(mode="after")
     def _names_are_defined(self) -> TrainingScenario:
@@ -90,7 +98,20 @@ class TrainingScenario(Strict):
                     f"evaluate.against: expected an agent defined under agents "
                     f"({sorted(self.agents)}), got {name!r}"
                 )
+        if self.memory is not None:
+            if not self.train.policy.conditioned:
+                raise ValueError("memory: expected learners that take behaviors "
+                                 "(train.policy.behavior_size > 0 or follow_memory: true), got "
+                                 "neither")
+            if self.memory.extract:
+                raise ValueError("memory.extract: expected false in training (extract from a "
+                                 "recorded evaluation run: `coplay memory extract RUN`), got true")
         return self
+
+    @property
+    def memory_agent(self) -> str:
+        """How memory's contexts name the learners' seat: the learner, or ``learners``."""
+        return next(iter(self.learners)) if len(self.learners) == 1 else LEARNERS
 
     def setup(self) -> TrainingSetup:
         from agents.checkpoint import CheckpointRef
@@ -110,10 +131,25 @@ class TrainingScenario(Strict):
             config=config,
         )
 
-    def make_trainer(self) -> Trainer:
+    def make_trainer(self, memory: TrainingMemory | None = None) -> Trainer:
         from agents.train.recipes import make_trainer
 
-        return make_trainer(self.setup(), self.coplayers())
+        return make_trainer(self.setup(), self.coplayers(), memory=memory)
+
+    def training_memory(self, handbook: Handbook) -> TrainingMemory:
+        """The memory this scenario's learners train with (it must have a memory section)."""
+        from scenarios.domains import run_memory
+        from scenarios.training_memory import TrainingMemory
+
+        assert self.memory is not None, "training_memory asked of a scenario without memory"
+        size, dimension = self.train.policy.behavior_size, handbook.embedder.dimension
+        if size and size != dimension:
+            raise ConfigError(
+                "train.policy.behavior_size", expected=f"the embedder's dimension ({dimension})",
+                got=str(size), fix=f"Set train.policy.behavior_size to {dimension}.",
+            )
+        run = run_memory(handbook, self.memory, scenario=self.name, env_id=self.env.id)
+        return TrainingMemory(run, agent=self.memory_agent)
 
     def coplayers(self) -> dict[str, agents.Agent]:
         """The pool's agents, built (one batched agent per name plays all its games)."""
@@ -135,6 +171,7 @@ class TrainingScenario(Strict):
             agents={**learner_agents, **{n: self.agents[n] for n in self.evaluate.against}},
             matchups=CrossPlay(mode="cross_play", focal=list(self.learners), against=self.evaluate.against),
             run=RunSection(episodes=self.evaluate.episodes, seed=self.train.seed, record_trajectories=False),
+            memory=self.memory,
         )
 
 

@@ -4,7 +4,9 @@ The checkpoint is written every ``checkpoint_every`` updates and at the end; lea
 points reach the store just before each checkpoint, so after a crash the store holds at least
 the points up to the last checkpoint, and a resume drops any past it. A run stopped by an
 interruption or an error is marked ``interrupted`` in the store; one stopped by its time
-limit, ``stopped``; both continue with ``resume``.
+limit, ``stopped``; both continue with ``resume``. A training scenario with a memory section
+trains with the handbook's hints at every step; what its learners did with them is written
+to the handbook once training stops (finished, or stopped by its time limit).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agents.train.trainer import Metrics
 from coplay.errors import ConfigError, StoreError
@@ -22,6 +24,10 @@ from memory import LearningPoint, RunStore, TrainingStore
 from memory.training import FINISHED, INTERRUPTED, RUNNING, STOPPED
 from scenarios.runner import run as run_scenario
 from scenarios.training import TrainingScenario
+
+if TYPE_CHECKING:
+    from memory.behaviors import MemoryUsage
+    from memory.handbook import Handbook
 
 
 class Trainer(Protocol):
@@ -59,6 +65,7 @@ class TrainingOutcome:
     checkpoint: Path
     trainer: Trainer
     seconds: float  # training time of this invocation (rollouts, updates, checkpoints)
+    memory_usage: MemoryUsage | None = None  # with memory: what this invocation recorded
 
 
 def train(
@@ -70,11 +77,21 @@ def train(
     checkpoint_every: int = 25,
     time_limit: float | None = None,
     on_update: Callable[[int, Metrics], None] = lambda update, metrics: None,
+    handbook: Handbook | None = None,
 ) -> TrainingOutcome:
     """Train until ``train.updates`` (or, if given, until ``time_limit`` seconds have passed:
-    the update under way finishes, then training stops as if that were the last one)."""
+    the update under way finishes, then training stops as if that were the last one).
+    ``handbook``: the one a scenario with a memory section trains with."""
     checkpoint = out / CHECKPOINT_NAME
-    trainer = scenario.make_trainer()
+    memory = None
+    if isinstance(scenario, TrainingScenario) and scenario.memory is not None:
+        if handbook is None:
+            raise ConfigError("memory", expected="a handbook for a scenario with memory",
+                              got="none")
+        memory = scenario.training_memory(handbook)
+        trainer = scenario.make_trainer(memory)
+    else:
+        trainer = scenario.make_trainer()
     if resume:
         if not checkpoint.exists():
             raise ConfigError(
@@ -129,12 +146,27 @@ def train(
         with contextlib.suppress(StoreError):
             store.set_status(training_run_id, INTERRUPTED)
         raise
+    usage = None
+    if memory is not None:
+        usage = memory.usage()
+        handbook.record_usage(usage.usages, edges=usage.edges,
+                              accumulate_edges=usage.accumulate_edges)
     store.set_status(training_run_id, FINISHED if trainer.finished() else STOPPED)
-    return TrainingOutcome(training_run_id, checkpoint, trainer, time.perf_counter() - start)
+    return TrainingOutcome(training_run_id, checkpoint, trainer, time.perf_counter() - start,
+                           usage)
 
 
-def evaluate(scenario: TrainingScenario, checkpoint: Path, runs: RunStore) -> int | None:
-    """Play the trained learners against ``evaluate.against``; returns the stored run's id."""
+def evaluate(scenario: TrainingScenario, checkpoint: Path, runs: RunStore,
+             handbook: Handbook | None = None) -> int | None:
+    """Play the trained learners against ``evaluate.against`` (with the handbook, for a
+    scenario with memory, whose usage is recorded as a simulation's); returns the stored
+    run's id."""
     if not scenario.evaluate.against:
         return None
-    return runs.save(run_scenario(scenario.evaluation(checkpoint)))
+    result = run_scenario(scenario.evaluation(checkpoint), handbook=handbook)
+    run_id = runs.save(result)
+    if result.memory_usage is not None:
+        usage = result.memory_usage
+        handbook.record_usage(usage.usages, edges=usage.edges,
+                              accumulate_edges=usage.accumulate_edges)
+    return run_id

@@ -174,6 +174,10 @@ class TrainConfig:
         if self.policy.identity_size:
             raise ValueError("policy.identity_size: expected 0 (the trainer sizes the identity "
                              f"input; set identity_vector instead), got {self.policy.identity_size}")
+        if self.algorithm == "ppi" and self.policy.conditioned:
+            raise ValueError("policy.behavior_size: expected 0 and follow_memory false with "
+                             "algorithm 'ppi' (its model rollouts have no hints), got "
+                             f"{self.policy.behavior_size} and {self.policy.follow_memory}")
         if self.algorithm == "ppi" and self.policy.backbone != "gru":
             raise ValueError(f"policy.backbone: expected gru with algorithm 'ppi', "
                              f"got {self.policy.backbone!r}")

@@ -3,7 +3,9 @@
 The update rules (``a2c.py``, ``ppo.py``, ``ppi.py``) consume what this module produces. Each
 learner sees only its own seat: its observation tokens, its previous action and reward, never
 who its co-player is (unless the identity ablation is on, which appends a description of the
-co-player to every step's input).
+co-player to every step's input). With memory on (``LearnerMemory``, built in ``scenarios``),
+every learner gets its games' retrieved behaviors every round, and behavior-conditioned
+learners read them (``agents.behavior_inputs``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -19,8 +21,17 @@ from torch.nn import functional as F
 
 import envs
 from agents.base import Agent
-from agents.sequence import NO_ACTION, PolicyOutputs, SequencePolicy, StepInputs
+from agents.behavior_inputs import BehaviorBank
+from agents.sequence import (
+    FOLLOW,
+    NO_ACTION,
+    BehaviorInput,
+    PolicyOutputs,
+    SequencePolicy,
+    StepInputs,
+)
 from coplay.errors import ConfigError
+from coplay.step import Hints
 
 LEARNERS = "learners"  # the pool entry that stands for the other learning agents
 # Identity ablation input: a memory-one co-player's five probabilities, then a learner flag.
@@ -35,6 +46,31 @@ Acting = Callable[
     [SequencePolicy, PolicyOutputs, object, int, torch.Tensor | None, torch.Generator],
     tuple[torch.Tensor, torch.Tensor],
 ]
+
+
+class BatchHints(Protocol):
+    """Memory for one batch of training games: each round, every learner's hints for its
+    games (in the order of its seats in ``owner``, as ``np.nonzero(owner == i)`` lists them),
+    then which hint each game's learner followed; at the end, the returns, for the
+    behaviors' usage statistics."""
+
+    def hints(self) -> Sequence[Hints]: ...
+
+    def record(self, hint_used: Sequence[np.ndarray]) -> None: ...
+
+    def observe(self, joint_actions: np.ndarray, active: np.ndarray) -> None:
+        """After a round: (G,) 2 * seat 0's action + seat 1's; the games still going on."""
+        ...
+
+    def finish(self, returns: np.ndarray) -> None:
+        """(2, G): each seat's return in each game."""
+        ...
+
+
+class LearnerMemory(Protocol):
+    """Memory as training uses it: one ``BatchHints`` per batch of games."""
+
+    def batch(self, owner: np.ndarray, horizon: int) -> BatchHints: ...
 
 
 class LearnerThreads:
@@ -109,6 +145,7 @@ class Rollout:
     actions: torch.Tensor
     log_probs: torch.Tensor  # of the actions taken, under the acting policy
     rewards: torch.Tensor
+    played: torch.Tensor  # the moves played: ``actions`` unless a learner followed a hint
     coplayer_actions: torch.Tensor
     coplayer: np.ndarray  # (S,) the owner code of each episode's co-player
     # (T, S) log pi(cooperate) - log pi(defect) under the improved policy (PPI's prior target),
@@ -124,7 +161,8 @@ class Rollout:
         inputs = StepInputs(*(None if x is None else x[:, index] for x in self.inputs))
         return Rollout(
             inputs, self.actions[:, index], self.log_probs[:, index], self.rewards[:, index],
-            self.coplayer_actions[:, index], self.coplayer[index.numpy()], self.log_odds[:, index],
+            self.played[:, index], self.coplayer_actions[:, index], self.coplayer[index.numpy()],
+            self.log_odds[:, index],
         )
 
 
@@ -157,12 +195,15 @@ def collect(
     identity: bool = False,
     acting: Acting | None = None,
     threads: LearnerThreads | None = None,
+    memory: LearnerMemory | None = None,
 ) -> list[Rollout]:
     """Play one batch of episodes (fixed horizon) and return each learner's experience.
 
     Learners act by sampling their policy head, or, with ``acting``, from the action
     log-probabilities it returns (PPI acts by planning with the policy as a model); learner i
-    draws from ``generators[i]``, on one of ``threads`` if given."""
+    draws from ``generators[i]``, on one of ``threads`` if given. With ``memory``, every
+    learner gets its hints every round; a behavior-conditioned one reads them, and one that
+    chooses ``FOLLOW`` plays its best response rule's move (``agents.behavior_inputs``)."""
     if game_config.continuation_probability is not None:
         raise ConfigError(
             "env.continuation_probability", expected="none while training (fixed-length episodes)",
@@ -185,39 +226,70 @@ def collect(
         {name: torch.empty((T, len(slot[0])), dtype=dtype) for name, dtype in (
             ("obs", torch.long), ("prev_action", torch.long), ("prev_reward", torch.float32),
             ("action", torch.long), ("log_prob", torch.float32), ("reward", torch.float32),
-            ("coplayer", torch.long), ("log_odds", torch.float32),
+            ("coplayer", torch.long), ("log_odds", torch.float32), ("played", torch.long),
+            ("behavior_row", torch.long), ("can_follow", torch.bool),
         )}
         for slot in learner_slots
     ]
+    batch_memory = None if memory is None else memory.batch(owner, T)
+    banks = [BehaviorBank(p.config.behavior_size) for p in policies]
+    step_hints: Sequence[Hints | None] = [None] * len(policies)
+    hint_used = [np.full(len(slot[0]), -1, dtype=np.int64) for slot in learner_slots]
     states = [p.initial_state(len(s[0])) for p, s in zip(policies, learner_slots)]
     previous = [
         (torch.full((len(s[0]),), NO_ACTION), torch.zeros(len(s[0]))) for s in learner_slots
     ]
     actions = np.empty_like(owner)
-    threads = threads or LearnerThreads(1)
+    threads = threads or LearnerThreads(len(policies))
 
     @torch.no_grad()  # here, not around the loop: grad mode is per thread
     def act(i: int) -> None:
         """Learner i's move in round t, logged."""
         policy, slot, log = policies[i], learner_slots[i], logs[i]
-        inputs = StepInputs(torch.from_numpy(observations[slot]), *previous[i], identities[i])
+        config = policy.config
+        observation = torch.from_numpy(observations[slot])
+        read = banks[i].step(step_hints[i], len(slot[0])) if config.conditioned else None
+        inputs = StepInputs(
+            observation, *previous[i], identities[i],
+            behaviors=read.behaviors if config.behavior_size else None,
+            can_follow=torch.from_numpy(read.can_follow) if config.follow_memory else None,
+        )
         outputs, states[i] = policy.step(inputs, states[i])
         if acting is None:
             log_probs = improved = F.log_softmax(outputs.logits, -1)
         else:
             log_probs, improved = acting(policy, outputs, states[i], T - t, identities[i], generators[i])
         action = torch.multinomial(log_probs.exp(), 1, generator=generators[i])[:, 0]
-        actions[slot] = action.numpy()
+        played = action
+        if config.follow_memory:
+            followed = (action == FOLLOW).numpy()
+            p_rule = torch.from_numpy(read.cooperate[np.arange(len(followed)), observation.numpy()])
+            draws = torch.rand(len(followed), generator=generators[i], dtype=torch.float64)
+            played = torch.where(action == FOLLOW, (draws >= p_rule).long(), action)
+            hint_used[i] = np.where(followed, read.position, -1)
+            log["can_follow"][t] = inputs.can_follow
+        if config.behavior_size:
+            log["behavior_row"][t] = read.behaviors.rows
+        actions[slot] = played.numpy()
         log["obs"][t], log["prev_action"][t] = inputs.observation, inputs.previous_action
         log["prev_reward"][t], log["action"][t] = inputs.previous_reward, action
+        log["played"][t] = played
         log["log_prob"][t] = log_probs.gather(-1, action[:, None])[:, 0]
         log["log_odds"][t] = improved[:, 0] - improved[:, 1]
 
+    returns = np.zeros(owner.shape)
     for t in range(T):
+        if batch_memory is not None:
+            step_hints = batch_memory.hints()
         threads.map(act)
+        if batch_memory is not None:
+            batch_memory.record(hint_used)
         for agent, slot in zip(coplayers, coplayer_slots):
             actions[slot] = agent.act(observations[slot])
         result = game.step(actions)
+        if batch_memory is not None:
+            returns += result.rewards
+            batch_memory.observe((actions[0] * 2 + actions[1]).astype(np.uint8), result.active)
         for observe, slot in zip(observers, coplayer_slots):
             if observe is not None:
                 observe(result.rewards[slot], result.active[slot[1]])
@@ -225,17 +297,24 @@ def collect(
             reward = torch.from_numpy(result.rewards[slot]).float()
             log["reward"][t] = reward
             log["coplayer"][t] = torch.from_numpy(actions[1 - slot[0], slot[1]])
-            previous[i] = (log["action"][t], reward)
+            previous[i] = (log["played"][t], reward)
         observations = result.observations
+    if batch_memory is not None:
+        batch_memory.finish(returns)
     return [
         Rollout(
-            inputs=StepInputs(log["obs"], log["prev_action"], log["prev_reward"],
-                              None if ident is None else ident.expand(T, -1, -1)),
+            inputs=StepInputs(
+                log["obs"], log["prev_action"], log["prev_reward"],
+                None if ident is None else ident.expand(T, -1, -1),
+                behaviors=(BehaviorInput(log["behavior_row"], bank.bank())
+                           if policy.config.behavior_size else None),
+                can_follow=log["can_follow"] if policy.config.follow_memory else None,
+            ),
             actions=log["action"], log_probs=log["log_prob"], rewards=log["reward"],
-            coplayer_actions=log["coplayer"], coplayer=owner[1 - slot[0], slot[1]],
-            log_odds=log["log_odds"],
+            played=log["played"], coplayer_actions=log["coplayer"],
+            coplayer=owner[1 - slot[0], slot[1]], log_odds=log["log_odds"],
         )
-        for log, slot, ident in zip(logs, learner_slots, identities)
+        for log, slot, ident, bank, policy in zip(logs, learner_slots, identities, banks, policies)
     ]
 
 
@@ -255,8 +334,9 @@ def advantages(
 
 
 def episode_metrics(data: Rollout, groups: Sequence[str]) -> dict[str, float]:
-    """Cooperation rate and reward per step of one learner against each kind of co-player."""
-    cooperated = (data.actions == 0).float()
+    """Cooperation rate and reward per step of one learner against each kind of co-player
+    (and, for a learner that can follow hints, the share of its moves that followed one)."""
+    cooperated = (data.played == 0).float()
     metrics = {}
     named = [(LEARNERS, data.coplayer >= 0)] + [
         (name, data.coplayer == coplayer_code(k)) for k, name in enumerate(groups)
@@ -266,6 +346,8 @@ def episode_metrics(data: Rollout, groups: Sequence[str]) -> dict[str, float]:
             columns = torch.from_numpy(np.flatnonzero(mask))
             metrics[f"cooperation_vs_{name}"] = cooperated[:, columns].mean().item()
             metrics[f"reward_vs_{name}"] = data.rewards[:, columns].mean().item()
+    if data.inputs.can_follow is not None:
+        metrics["followed"] = (data.actions == FOLLOW).float().mean().item()
     return metrics
 
 

@@ -41,14 +41,21 @@ from agents.base import Agent
 from agents.coplayers import MemoryOneAgent
 from agents.sequence import NO_ACTION, PolicyOutputs, SequencePolicy, StepInputs
 from agents.train.config import PPISettings
-from agents.train.experience import IDENTITY_SIZE, LearnerThreads, Rollout, apply_gradients
+from agents.train.experience import (
+    IDENTITY_SIZE,
+    LearnerMemory,
+    LearnerThreads,
+    Rollout,
+    apply_gradients,
+)
 from agents.train.planning import acting_policy, own_payoffs, plan
 from agents.train.trainer import Metrics, Trainer, TrainingSetup
 
 
 class PPI(Trainer):
-    def __init__(self, setup: TrainingSetup, coplayers: Mapping[str, Agent]) -> None:
-        super().__init__(setup, coplayers)
+    def __init__(self, setup: TrainingSetup, coplayers: Mapping[str, Agent], *,
+                 memory: LearnerMemory | None = None) -> None:
+        super().__init__(setup, coplayers, memory=memory)
         self.settings = self.config.ppi
         self.own_payoffs = own_payoffs(setup.game.payoffs)  # what the model plans with
         # The episodes each learner's model refits on.

@@ -29,6 +29,7 @@ from agents.train.experience import (
     IDENTITY_SIZE,
     LEARNERS,
     Acting,
+    LearnerMemory,
     LearnerThreads,
     Rollout,
     collect,
@@ -64,9 +65,13 @@ class Trainer(ABC):
     # How learners choose their moves; None: by sampling the policy head.
     acting: Acting | None = None
 
-    def __init__(self, setup: TrainingSetup, coplayers: Mapping[str, Agent]) -> None:
+    def __init__(self, setup: TrainingSetup, coplayers: Mapping[str, Agent], *,
+                 memory: LearnerMemory | None = None) -> None:
+        """``memory``: hints for the learners at every step of every game (training with
+        memory on); its usage statistics stay with it."""
         self.setup = setup
         self.config = setup.config
+        self.memory = memory
         self.groups = [name for name in setup.pool if name != LEARNERS]
         self.coplayers = [coplayers[name] for name in self.groups]
         self.rng = np.random.default_rng(self.config.seed)
@@ -119,6 +124,7 @@ class Trainer(ABC):
                 self.setup.game, self.policies, self.owner, self.coplayers, self.rng,
                 [torch.Generator().manual_seed(int(seed)) for seed in acting_seeds],
                 identity=self.config.identity_vector, acting=self.acting, threads=threads,
+                memory=self.memory,
             )
             rollout_seconds = time.perf_counter() - start
 
@@ -169,7 +175,8 @@ class Trainer(ABC):
             )
         for spec, policy, optimizer in zip(self.setup.learners, self.policies, self.optimizers):
             entry = saved["learners"][spec.name]
-            if entry["policy"] != asdict(policy.config):
+            # Compared as settings: a checkpoint from before a setting existed has its default.
+            if SequencePolicyConfig(**entry["policy"]) != policy.config:
                 raise ConfigError(
                     "resume", expected=f"learner {spec.name} with policy {asdict(policy.config)}",
                     got=str(entry["policy"]),
