@@ -75,7 +75,7 @@ agents:
 learners: {{learner: {{}}}}
 pool: {{stft: 1, mostly_c: 1, mostly_d: 1}}
 train: {{updates: %d, episodes_per_update: %d, policy: {POLICY % CONDITIONED}, seed: %d}}
-memory: {{k: 3}}
+memory: {{k: 3, ranking: relevance}}
 """
 COPLAYERS_B = ("stft", "mostly_c", "mostly_d")
 
