@@ -47,8 +47,8 @@ def main() -> None:
     if done.returncode:
         sys.exit(f"coplay reuse run failed ({done.returncode}): {done.stderr.strip()}")
     figures = json.loads(done.stdout)["figures"]
-    losses = sorted(c for c, entry in figures["coplayers"].items()
-                    if entry["episode_gain"]["handbook"]["verdict"] == "loss")
+    losses = sorted(unit for unit, entry in figures["units"].items()
+                    if entry["episode_gain"]["handbook"]["verdict"] == "lower")
     result = {
         "seconds_per_seed": round(seconds / len(figures["seeds"]), 1),
         "handbook_gain": round(figures["episode_gain"]["handbook"]["mean"], 4),

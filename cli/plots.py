@@ -327,32 +327,34 @@ def _wrap(text: str, width: int = 22) -> str:
 
 
 def plot_reuse(figures: dict, out_dir: Path, *, title: str) -> list[Path]:
-    """A reuse comparison: per held-out co-player (and on average), each memory condition's
-    gain in return per step over no memory, with its bootstrap interval; over the whole
-    episode and over its first rounds."""
+    """A reuse comparison: per held-out unit (co-player, or a task's unseen layouts) and on
+    average, each memory condition's difference from no memory in each measure, with its
+    bootstrap interval."""
     out_dir.mkdir(parents=True, exist_ok=True)
     conditions = [c for c in figures["conditions"] if c != "none"]
-    coplayers = [*figures["coplayers"], "mean"]
-    figure, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(coplayers) + 1.8),
-                                sharey=True, constrained_layout=True)
-    panels = (("episode_gain", "over the episode"),
-              ("opening_gain", f"over the first {figures['first_rounds']} rounds"))
+    units = [*figures["units"], "mean"]
+    measures = figures["measures"]
+    figure, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 0.45 * len(units) + 1.8),
+                                sharey=True, constrained_layout=True, squeeze=False)
     height = 0.8 / len(conditions)
-    for ax, (key, label) in zip(axes, panels):
+    for ax, measure in zip(axes[0], measures):
+        key = f"{measure['key']}_gain"
         for index, condition in enumerate(conditions):
-            gains = [figures["coplayers"][c][key][condition] for c in coplayers[:-1]]
+            gains = [figures["units"][u][key][condition] for u in units[:-1]]
             gains.append(figures[key][condition])
             means = np.array([g["mean"] for g in gains])
             errors = np.array([[g["mean"] - g["low"] for g in gains],
                                [g["high"] - g["mean"] for g in gains]])
-            rows = np.arange(len(coplayers)) + index * height
+            rows = np.arange(len(units)) + index * height
             ax.barh(rows, means, height=height, xerr=errors, capsize=2, label=condition)
         ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel(f"gain in return per step {label}")
-        ax.set_yticks(np.arange(len(coplayers)) + height * (len(conditions) - 1) / 2, coplayers)
-    axes[0].invert_yaxis()  # the axes share it: the first co-player on top, the mean last
-    axes[0].legend(loc="lower right")
-    figure.suptitle(f"{title}: memory against held-out co-players, minus no memory (95% intervals)")
+        better = "higher" if measure["higher_is_better"] else "lower"
+        label = measure["label"].replace("first rounds", f"first {figures['first_rounds']} rounds")
+        ax.set_xlabel(f"{label}, minus no memory ({better} is better)")
+        ax.set_yticks(np.arange(len(units)) + height * (len(conditions) - 1) / 2, units)
+    axes[0][0].invert_yaxis()  # the axes share it: the first unit on top, the mean last
+    axes[0][0].legend(loc="lower right")
+    figure.suptitle(f"{title}: memory on what it never met, minus no memory (95% intervals)")
     path = out_dir / "reuse.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -93,12 +93,14 @@ def reuse_list(db: DbOption = DEFAULT_DB_URL, limit: LimitOption = 50,
         print_json([{k: v for k, v in _record(c).items() if k != "figures"} for c in found])
         return
     table = compact_table(f"{len(found)} reuse comparisons")
-    for column in ("id", "name", "created", "seeds", "gain with handbook (95% interval)"):
+    for column in ("id", "name", "created", "seeds", "handbook - none (95% interval)"):
         table.add_column(column)
     for c in found:
-        gain = c.figures["episode_gain"]["handbook"]
+        main = c.figures["measures"][0]
+        gain = c.figures[f"{main['key']}_gain"]["handbook"]
         table.add_row(str(c.id), c.name, c.created_at.isoformat(timespec="seconds"),
-                      ",".join(map(str, c.figures["seeds"])), _gain(gain))
+                      ",".join(map(str, c.figures["seeds"])),
+                      f"{main['key']} {_gain(gain, main['higher_is_better'])}")
     console.print(table)
 
 
@@ -141,45 +143,51 @@ def _record(comparison: Comparison) -> dict[str, Any]:
             "scenario": comparison.scenario, "figures": comparison.figures}
 
 
-VERDICT_MARKS = {"gain": "+", "loss": "-", "no significant difference": " "}
-
-
-def _gain(gain: dict[str, Any]) -> str:
-    """The mean difference, its interval, and + (a significant gain), - (a significant
-    loss) or nothing."""
-    return (f"{gain['mean']:+.3f} [{gain['low']:+.3f},{gain['high']:+.3f}]"
-            f"{VERDICT_MARKS[gain['verdict']]}")
+def _gain(gain: dict[str, Any], higher_is_better: bool) -> str:
+    """The mean difference (memory minus none), its interval, and + (significantly better),
+    - (significantly worse) or nothing."""
+    better = "higher" if higher_is_better else "lower"
+    mark = {better: "+", "no significant difference": " "}.get(gain["verdict"], "-")
+    return f"{gain['mean']:+.3f} [{gain['low']:+.3f},{gain['high']:+.3f}]{mark}"
 
 
 def _print(comparison: Comparison) -> None:
     figures = comparison.figures
-    memory_conditions = [c for c in figures["conditions"] if c != "none"]
-    rounds = figures["first_rounds"]
+    conditions = figures["conditions"]
+    memory_conditions = [c for c in conditions if c != "none"]
+    (main, *others) = figures["measures"]
+    key, better = main["key"], main["higher_is_better"]
     table = compact_table(
-        f"comparison {comparison.id}: {comparison.name}; {figures['subject']} against held-out "
-        f"co-players, return per step (seeds {','.join(map(str, figures['seeds']))}); "
-        "differences paired by episode, 95% bootstrap intervals, + a significant gain, - a "
-        "significant loss")
-    table.add_column("co-player")
-    for condition in figures["conditions"]:
+        f"comparison {comparison.id}: {comparison.name}; {figures['subject']}, held out: "
+        f"{main['label']} (seeds {','.join(map(str, figures['seeds']))}); differences paired by "
+        "episode, 95% bootstrap intervals, + significantly better, - significantly worse")
+    table.add_column("held out")
+    for condition in conditions:
         table.add_column(condition, justify="right")
     for condition in memory_conditions:
         table.add_column(f"{condition} - none", justify="right", no_wrap=True)
-    table.add_column(f"first {rounds}", justify="right", no_wrap=True)
-    for coplayer, entry in figures["coplayers"].items():
+    for other in others:
+        table.add_column(_short(other, figures), justify="right", no_wrap=True)
+    rows = [(unit, entry) for unit, entry in figures["units"].items()]
+    rows.append(("mean", figures))
+    for unit, entry in rows:
         table.add_row(
-            coplayer, *(f"{entry['episode'][c]:.3f}" for c in figures["conditions"]),
-            *(_gain(entry["episode_gain"][c]) for c in memory_conditions),
-            "/".join(f"{entry['opening'][c]:.2f}" for c in figures["conditions"]))
-    table.add_row(
-        "mean", *(f"{figures['episode'][c]:.3f}" for c in figures["conditions"]),
-        *(_gain(figures["episode_gain"][c]) for c in memory_conditions),
-        "/".join(f"{figures['opening'][c]:.2f}" for c in figures["conditions"]))
+            unit, *(f"{entry[key][c]:.3f}" for c in conditions),
+            *(_gain(entry[f"{key}_gain"][c], better) for c in memory_conditions),
+            *("/".join(f"{entry[other['key']][c]:.2f}" for c in conditions) for other in others))
     console.print(table)
     for condition in memory_conditions:
-        opening = figures["opening_gain"][condition]
-        precision = figures["precision"][condition]
-        console.print(
-            f"{condition}: first {rounds} rounds {_gain(opening)}; retrieval precision "
-            f"{'-' if precision is None else f'{precision:.3f}'}; behaviors per seed "
-            f"{figures['handbook_behaviors'][condition]}", soft_wrap=True)
+        parts = [f"{_short(other, figures)} "
+                 f"{_gain(figures[other['key'] + '_gain'][condition], other['higher_is_better'])}"
+                 for other in others]
+        precision = figures["precision"].get(condition)
+        if figures["family"] == "matrix":
+            parts.append(f"retrieval precision {'-' if precision is None else f'{precision:.3f}'}")
+        parts.append(f"behaviors per seed {figures['handbook_behaviors'][condition]}")
+        console.print(f"{condition}: " + "; ".join(parts), soft_wrap=True)
+
+
+def _short(measure: dict[str, Any], figures: dict[str, Any]) -> str:
+    if measure["key"] == "opening":
+        return f"first {figures['first_rounds']}"
+    return measure["key"]

@@ -274,6 +274,19 @@ class ContextualGridEnv(gym.Env):
         )
         self._context_rng = np.random.default_rng()
 
+    def layout_contents(self) -> list[bytes]:
+        """Each layout of the fixed set as its content (the grid's encoding, the start cell
+        and heading), to tell sets apart whatever seeds drew them. Leaves the env needing a
+        reset."""
+        if self._layout_seeds is None:
+            raise ConfigError("env.contexts", expected="a fixed set of layouts", got="None")
+        contents = []
+        for layout_seed in self._layout_seeds:
+            self.inner.reset(seed=layout_seed)
+            contents.append(self.inner.grid.encode().tobytes()
+                            + bytes([*self.inner.agent_pos, self.inner.agent_dir]))
+        return contents
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if seed is not None:

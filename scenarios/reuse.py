@@ -1,5 +1,5 @@
 """Reuse studies (``kind: reuse``, ``coplay reuse run``): does a handbook distilled from some
-co-players make an agent better against others it never met?
+co-players, or some layouts, make an agent better against others it never met?
 
     kind: reuse
     env: {id: coplay/ipd-v0, horizon: 100}
@@ -9,20 +9,26 @@ co-players make an agent better against others it never met?
     evaluate: {against: [gradual, ...], episodes: 64, first_rounds: 10}
     seeds: [0, 1, 2]
 
-For every seed, a fresh handbook is trained on the training split only: ``runs`` round robins
-of the subject and the training co-players, memory on, each run's usage recorded and its
-episodes distilled. The subject then meets every evaluation co-player, on the same seed, in
-each condition: ``none`` (memory off), ``handbook`` (the trained handbook, exploring off, so
-it plays what the handbook believes best) and, with ``oracle: true``, ``oracle`` (a handbook
-trained with the evaluation co-players in its training split: what memory could do had it
-met them). The split is enforced: no evaluation co-player may be a training one, under its
-name or under another name with the same kind and parameters, and nothing the evaluation
-plays is written to any handbook.
+On a grid task the splits are layouts: ``train: {layouts: {contexts: 8, context_seed: 100},
+players: [explorer]}`` and ``evaluate: {layouts: {contexts: 16, context_seed: 200}}``.
 
-Figures per co-player and condition: return per step over the episode and over its first
-rounds; the difference of each memory condition from ``none``, paired by episode (same seed,
-same episode), with a bootstrap confidence interval; the same averaged over co-players; and
-retrieval precision (``matrix_reuse.precision``).
+For every seed, a fresh handbook is trained on the training split only: ``runs`` runs (a
+round robin of the subject and the training co-players; on a grid, the ``players``, the
+subject by default, on the training layouts), memory on, each run's usage recorded and its
+episodes distilled. The subject then plays the evaluation split, on the same seeds, in each
+condition: ``none`` (memory off), ``handbook`` (the trained handbook, exploring off, so it
+offers only what it knows to help) and, with ``oracle: true``, ``oracle`` (a handbook trained
+on the evaluation split too: what memory could do had it met it). The split is enforced: no
+evaluation co-player may be a training one, under its name or under another name with the
+same kind and parameters; no evaluation layout may be a training layout (compared by
+content); and nothing the evaluation plays is written to any handbook.
+
+Figures per unit (a co-player; a grid task's unseen layouts) and condition: the family's
+measures (matrix games: return per step over the episode and over its first rounds; grids:
+success and frames per episode, an unsolved episode counting its step limit); each memory
+condition's difference from ``none``, paired by episode (same seed, same episode), with a
+bootstrap interval; the same averaged over units; and, on matrix games, retrieval precision
+(``matrix_reuse.precision``).
 """
 
 from __future__ import annotations
@@ -38,10 +44,11 @@ from pydantic import Field, model_validator
 
 import envs
 from coplay.errors import ScenarioError
-from memory import RunStore
+from memory import PairingOutcome, RunStore
 from memory.handbook import Handbook
 from scenarios.domains import extract_run
 from scenarios.domains.matrix_reuse import first_rounds_returns, precision
+from scenarios.runner import follows_hints
 from scenarios.runner import run as run_scenario
 from scenarios.schema import (
     AgentSection,
@@ -51,21 +58,38 @@ from scenarios.schema import (
     RoundRobin,
     RunSection,
     Scenario,
+    Solo,
     Strict,
 )
 
 CONDITIONS = ("none", "handbook", "oracle")
 CONFIDENCE = 0.95
+# Each family's measures: (key, what it is, whether higher is better).
+MATRIX_MEASURES = (("episode", "return per step", True),
+                   ("opening", "return per step over the first rounds", True))
+GRID_MEASURES = (("success", "success rate", True),
+                 ("frames", "frames per episode (unsolved: the step limit)", False))
+
+
+class Layouts(Strict):
+    """A grid task's fixed set of layouts: ``contexts`` of them, drawn from ``context_seed``."""
+
+    contexts: int = Field(ge=1, le=1000)
+    context_seed: int = Field(ge=0)
 
 
 class TrainSplit(Strict):
-    against: list[str] = Field(min_length=1)
+    against: list[str] = Field(default_factory=list)  # matrix games: training co-players
+    layouts: Layouts | None = None  # grid tasks: the layouts of the training runs
+    # grid tasks: who plays the training runs (default: the subject)
+    players: list[str] = Field(default_factory=list)
     runs: int = Field(default=3, ge=1, le=100)
     episodes: int = Field(default=128, ge=8)
 
 
 class EvaluateSplit(Strict):
-    against: list[str] = Field(min_length=1)
+    against: list[str] = Field(default_factory=list)
+    layouts: Layouts | None = None
     episodes: int = Field(default=64, ge=2)
     first_rounds: int = Field(default=10, ge=1)
 
@@ -75,7 +99,7 @@ class ReuseScenario(Strict):
     name: str = Field(min_length=1)
     description: str = ""
     env: EnvSection
-    agents: dict[str, AgentSection] = Field(min_length=2)
+    agents: dict[str, AgentSection] = Field(min_length=1)
     subject: str
     train: TrainSplit
     evaluate: EvaluateSplit
@@ -87,10 +111,34 @@ class ReuseScenario(Strict):
     @model_validator(mode="after")
     def _splits_are_held_out(self) -> ReuseScenario:
         if self.env.is_grid:
-            raise ValueError("env.id: expected a matrix game (reuse studies on grid tasks hold "
-                             f"out layouts, which this harness does not split yet), got {self.env.id}")
-        named = [self.subject, *self.train.against, *self.evaluate.against]
-        for name in named:
+            self._check_grid_splits()
+        else:
+            self._check_coplayer_splits()
+        for name in (self.subject, *self.train.players):
+            if name not in self.agents:
+                raise ValueError(f"agents: expected an agent named {name!r}, got {sorted(self.agents)}")
+        return self
+
+    def _check_grid_splits(self) -> None:
+        for split in (self.train, self.evaluate):
+            if split.against or split.layouts is None:
+                where = "train" if split is self.train else "evaluate"
+                raise ValueError(f"{where}.layouts: expected the split's layouts on a grid task "
+                                 f"(and no co-players), got {split.layouts} and {split.against}")
+        if self.train.layouts == self.evaluate.layouts:
+            raise ValueError("evaluate.layouts: expected layouts held out of training, got the "
+                             "training ones")
+
+    def _check_coplayer_splits(self) -> None:
+        for split in (self.train, self.evaluate):
+            where = "train" if split is self.train else "evaluate"
+            if not split.against or split.layouts is not None:
+                raise ValueError(f"{where}.against: expected the split's co-players on a matrix "
+                                 f"game (and no layouts), got {split.against}")
+        if self.train.players:
+            raise ValueError("train.players: expected none on a matrix game (the training runs "
+                             "are round robins of the subject and train.against)")
+        for name in (*self.train.against, *self.evaluate.against):
             if name not in self.agents:
                 raise ValueError(f"agents: expected an agent named {name!r}, got {sorted(self.agents)}")
         if self.subject in self.train.against or self.subject in self.evaluate.against:
@@ -102,20 +150,37 @@ class ReuseScenario(Strict):
                 same = "" if trained == name else f" (the same as training's {trained!r})"
                 raise ValueError(f"evaluate.against: expected co-players held out of training, "
                                  f"got {name!r}{same}")
-        return self
 
     def _spec(self, name: str) -> str:
         section = self.agents[name]
         return repr((section.kind, sorted(section.params.items())))
 
-    def simulation(self, *, name: str, players: list[str], seed: int, episodes: int,
-                   memory: MemorySection | None, cross: bool) -> Scenario:
-        matchups = (CrossPlay(mode="cross_play", focal=[self.subject], against=players) if cross
-                    else RoundRobin(mode="round_robin", players=[self.subject, *players]))
+    @property
+    def measures(self) -> tuple[tuple[str, str, bool], ...]:
+        return GRID_MEASURES if self.env.is_grid else MATRIX_MEASURES
+
+    def simulation(self, *, name: str, seed: int, episodes: int, memory: MemorySection | None,
+                   evaluation: bool, layouts: Layouts | None = None,
+                   against: list[str] | None = None) -> Scenario:
+        """One run of the study: a training run (``evaluation`` false: recorded for
+        extraction) or an evaluation of the subject; on a grid, on ``layouts``; on a matrix
+        game, against ``against`` (default: the split's)."""
+        if self.env.is_grid:
+            players = [self.subject] if evaluation else (self.train.players or [self.subject])
+            env = self.env.model_copy(update=layouts.model_dump())
+            matchups = Solo(mode="solo", players=players)
+        else:
+            env = self.env
+            if evaluation:
+                players = against or self.evaluate.against
+                matchups = CrossPlay(mode="cross_play", focal=[self.subject], against=players)
+            else:
+                players = [self.subject, *(against or self.train.against)]
+                matchups = RoundRobin(mode="round_robin", players=players)
         return Scenario(
-            name=name, env=self.env, matchups=matchups, memory=memory,
-            agents={n: self.agents[n] for n in (self.subject, *players)},
-            run=RunSection(episodes=episodes, seed=seed, record_trajectories=cross),
+            name=name, env=env, matchups=matchups, memory=memory,
+            agents={n: self.agents[n] for n in dict.fromkeys((self.subject, *players))},
+            run=RunSection(episodes=episodes, seed=seed, record_trajectories=True),
         )
 
 
@@ -131,102 +196,161 @@ def steps(study: ReuseScenario) -> int:
 def compare(study: ReuseScenario, *, progress: Progress = lambda step: None) -> dict:
     """Run the study; returns its figures (a JSON-ready document, as stored)."""
     start = time.perf_counter()
-    config = envs.make_config(study.env.id, **study.env.settings())
-    if not study.agents[study.subject].kind or not _listens(study):
-        raise ScenarioError(f"{study.name}: subject", expected="an agent that follows memory's "
-                            "hints (e.g. kind: handbook_follower)", got=study.subject)
+    _check_subject(study)
+    if study.env.is_grid:
+        _check_layouts_held_out(study)
     conditions = [c for c in CONDITIONS if c != "oracle" or study.oracle]
-    # per co-player, condition: per-episode (whole, first rounds) returns per step, seeds stacked
-    returns: dict[str, dict[str, list[np.ndarray]]] = {
-        c: {name: [] for name in conditions} for c in study.evaluate.against}
-    opening: dict[str, dict[str, list[np.ndarray]]] = {
-        c: {name: [] for name in conditions} for c in study.evaluate.against}
+    # unit -> measure -> condition -> per-episode values, seeds concatenated in order
+    values: dict[str, dict[str, dict[str, list[np.ndarray]]]] = {}
     hits = {"handbook": [0, 0], "oracle": [0, 0]}
     sizes: dict[str, list[int]] = {"handbook": [], "oracle": []}
     evaluation_memory = study.memory.model_copy(update={"explore": False, "extract": False})
     for seed in study.seeds:
         with tempfile.TemporaryDirectory(prefix="coplay-reuse-") as folder:
             handbooks = {"handbook": _trained(study, Path(folder) / "handbook.db",
-                                              study.train.against, seed, progress)}
+                                              oracle=False, seed=seed, progress=progress)}
             if study.oracle:
-                handbooks["oracle"] = _trained(
-                    study, Path(folder) / "oracle.db",
-                    [*study.train.against, *study.evaluate.against], seed, progress)
+                handbooks["oracle"] = _trained(study, Path(folder) / "oracle.db", oracle=True,
+                                               seed=seed, progress=progress)
             for condition in conditions:
                 handbook = handbooks.get(condition)
                 evaluation = study.simulation(
-                    name=f"{study.name}-evaluate", players=study.evaluate.against,
-                    seed=10_000 + seed, episodes=study.evaluate.episodes,
-                    memory=evaluation_memory if handbook else None, cross=True)
+                    name=f"{study.name}-evaluate", seed=10_000 + seed,
+                    episodes=study.evaluate.episodes, evaluation=True,
+                    memory=evaluation_memory if handbook else None,
+                    layouts=study.evaluate.layouts)
                 result = run_scenario(evaluation, handbook=handbook)
                 for outcome in result.pairings:
-                    coplayer = outcome.stats.agents[1]
-                    episodes = outcome.episodes
-                    returns[coplayer][condition].append(
-                        episodes.returns[:, 0] / np.maximum(episodes.lengths, 1))
-                    opening[coplayer][condition].append(first_rounds_returns(
-                        episodes.joint_actions, episodes.lengths, config.payoffs.table,
-                        study.evaluate.first_rounds))
-                    if handbook is not None:
+                    unit = _unit(study, outcome)
+                    for measure, per_episode in _measured(study, outcome).items():
+                        values.setdefault(unit, {}).setdefault(measure, {}).setdefault(
+                            condition, []).append(per_episode)
+                    if handbook is not None and not study.env.is_grid:
                         found, total = precision(handbook, evaluation_memory, scenario=evaluation,
-                                                 joint_actions=episodes.joint_actions,
-                                                 lengths=episodes.lengths)
+                                                 joint_actions=outcome.episodes.joint_actions,
+                                                 lengths=outcome.episodes.lengths)
                         hits[condition][0] += found
                         hits[condition][1] += total
                 progress(f"seed {seed}: evaluated {condition}")
             for condition, handbook in handbooks.items():
                 sizes[condition].append(len(handbook))
                 handbook.close()
-    rng = np.random.default_rng(0)
     figures = {
+        "family": "grid" if study.env.is_grid else "matrix",
         "subject": study.subject, "seeds": study.seeds, "conditions": conditions,
-        "first_rounds": study.evaluate.first_rounds, "confidence": CONFIDENCE,
-        "train_against": study.train.against, "evaluate_against": study.evaluate.against,
+        "confidence": CONFIDENCE,
+        "measures": [{"key": key, "label": label, "higher_is_better": higher}
+                     for key, label, higher in study.measures],
+        "first_rounds": None if study.env.is_grid else study.evaluate.first_rounds,
+        "train": study.train.model_dump(mode="json", exclude_defaults=True),
+        "evaluate": study.evaluate.model_dump(mode="json", exclude_defaults=True),
         "handbook_behaviors": {c: sizes[c] for c in conditions if c != "none"},
         "precision": {c: (hits[c][0] / hits[c][1] if hits[c][1] else None)
                       for c in conditions if c != "none"},
-        "coplayers": {},
+        "units": {},
     }
-    for measure, data in (("episode", returns), ("opening", opening)):
-        stacked = {c: {n: np.concatenate(v) for n, v in by.items()} for c, by in data.items()}
-        for coplayer, by_condition in stacked.items():
-            entry = figures["coplayers"].setdefault(coplayer, {})
-            entry[measure] = {n: float(v.mean()) for n, v in by_condition.items()}
-            entry[f"{measure}_gain"] = {
-                n: _paired(by_condition[n] - by_condition["none"], rng, study.bootstrap)
-                for n in conditions if n != "none"}
-        figures[f"{measure}_gain"] = {
-            n: _averaged([stacked[c][n] - stacked[c]["none"] for c in stacked], rng,
-                         study.bootstrap)
-            for n in conditions if n != "none"}
-        figures[measure] = {n: float(np.mean([stacked[c][n].mean() for c in stacked]))
-                            for n in conditions}
+    _summarise(figures, values, study, conditions)
     figures["wall_seconds"] = time.perf_counter() - start
     return figures
 
 
-def _listens(study: ReuseScenario) -> bool:
-    from scenarios.runner import follows_hints
+def _summarise(figures: dict, values: dict, study: ReuseScenario, conditions: list[str]) -> None:
+    rng = np.random.default_rng(0)
+    memory_conditions = [c for c in conditions if c != "none"]
+    for key, _, _ in study.measures:
+        stacked = {unit: {c: np.concatenate(by[key][c]) for c in conditions}
+                   for unit, by in values.items()}
+        for unit, by_condition in stacked.items():
+            entry = figures["units"].setdefault(unit, {})
+            entry[key] = {c: float(v.mean()) for c, v in by_condition.items()}
+            entry[f"{key}_gain"] = {
+                c: _paired(by_condition[c] - by_condition["none"], rng, study.bootstrap)
+                for c in memory_conditions}
+        figures[key] = {c: float(np.mean([stacked[u][c].mean() for u in stacked]))
+                        for c in conditions}
+        figures[f"{key}_gain"] = {
+            c: _averaged([stacked[u][c] - stacked[u]["none"] for u in stacked], rng,
+                         study.bootstrap)
+            for c in memory_conditions}
 
-    return follows_hints(study.simulation(
-        name=study.name, players=study.evaluate.against[:1], seed=0, episodes=2, memory=None,
-        cross=True).build_agent(study.subject))
+
+def _unit(study: ReuseScenario, outcome: PairingOutcome) -> str:
+    """What a pairing of the evaluation is about: its co-player, or the task's unseen layouts."""
+    if study.env.is_grid:
+        return f"{outcome.stats.agents[1]} ({study.evaluate.layouts.contexts} unseen layouts)"
+    return outcome.stats.agents[1]
 
 
-def _trained(study: ReuseScenario, path: Path, against: list[str], seed: int,
+def _measured(study: ReuseScenario, outcome: PairingOutcome) -> dict[str, np.ndarray]:
+    """Each measure per episode of an evaluation pairing (seat 0: the subject)."""
+    episodes = outcome.episodes
+    if study.env.is_grid:
+        # A minigrid task rewards only success, with 1 - 0.9 * steps / limit.
+        solved = episodes.returns[:, 0] > 0
+        limit = _step_limit(study)
+        return {"success": solved.astype(float),
+                "frames": np.where(solved, episodes.lengths, limit).astype(float)}
+    config = envs.make_config(study.env.id, **study.env.settings())
+    return {
+        "episode": episodes.returns[:, 0] / np.maximum(episodes.lengths, 1),
+        "opening": first_rounds_returns(episodes.joint_actions, episodes.lengths,
+                                        config.payoffs.table, study.evaluate.first_rounds),
+    }
+
+
+def _step_limit(study: ReuseScenario) -> int:
+    env = envs.make(study.env.id, **study.env.settings()).unwrapped
+    return int(env.inner.max_steps)
+
+
+def _check_subject(study: ReuseScenario) -> None:
+    listener = study.simulation(name=study.name, seed=0, episodes=2, memory=None,
+                                evaluation=True, layouts=study.evaluate.layouts)
+    if not follows_hints(listener.build_agent(study.subject)):
+        raise ScenarioError(f"{study.name}: subject", expected="an agent that follows memory's "
+                            "hints (e.g. kind: handbook_follower, macro_follower)",
+                            got=f"{study.subject} ({study.agents[study.subject].kind})")
+
+
+def _check_layouts_held_out(study: ReuseScenario) -> None:
+    """No evaluation layout may be a training one: compared by content, as two context seeds
+    can draw the same layout."""
+    def contents(layouts: Layouts) -> set[bytes]:
+        settings = {**study.env.settings(), **layouts.model_dump()}
+        return set(envs.make(study.env.id, **settings).unwrapped.layout_contents())
+
+    shared = contents(study.train.layouts) & contents(study.evaluate.layouts)
+    if shared:
+        raise ScenarioError(
+            f"{study.name}: evaluate.layouts", expected="layouts none of which is a training one",
+            got=f"{len(shared)} shared with train.layouts",
+            fix="Pick another evaluate.layouts.context_seed.")
+
+
+def _trained(study: ReuseScenario, path: Path, *, oracle: bool, seed: int,
              progress: Progress) -> Handbook:
-    """A fresh handbook distilled from ``runs`` round robins of the subject and ``against``."""
+    """A fresh handbook distilled from ``train.runs`` runs of the training split (with the
+    evaluation split's co-players or layouts too for the oracle)."""
     handbook = Handbook.open(f"sqlite:///{path}")
     store = RunStore(engine=handbook.engine)
     memory = study.memory.model_copy(update={"explore": True, "extract": True})
+    splits: list[tuple[Layouts | None, list[str] | None]]
+    if study.env.is_grid:
+        splits = [(study.train.layouts, None)]
+        if oracle:
+            splits.append((study.evaluate.layouts, None))
+    else:
+        splits = [(None, study.train.against + (study.evaluate.against if oracle else []))]
     for index in range(study.train.runs):
-        training = study.simulation(name=f"{study.name}-train", players=against,
-                                    seed=seed * 1_000 + index, episodes=study.train.episodes,
-                                    memory=memory, cross=False)
-        result = run_scenario(training, handbook=handbook)
-        run_id = store.save(result)
-        handbook.record(result.memory_usage)
-        extract_run(handbook, run_id)
+        for layouts, against in splits:
+            training = study.simulation(
+                name=f"{study.name}-train", seed=seed * 1_000 + index,
+                episodes=study.train.episodes, memory=memory, evaluation=False,
+                layouts=layouts, against=against)
+            result = run_scenario(training, handbook=handbook)
+            run_id = store.save(result)
+            handbook.record(result.memory_usage)
+            extract_run(handbook, run_id)
         progress(f"seed {seed}: {path.stem} trained, run {index + 1} of {study.train.runs}")
     handbook.sync()
     return handbook
@@ -240,8 +364,8 @@ def _paired(differences: np.ndarray, rng: np.random.Generator, samples: int) -> 
 
 
 def _averaged(differences: list[np.ndarray], rng: np.random.Generator, samples: int) -> dict:
-    """The mean over co-players of their mean paired differences, each co-player's episodes
-    resampled on their own."""
+    """The mean over units of their mean paired differences, each unit's episodes resampled
+    on their own."""
     means = np.zeros(samples)
     for values in differences:
         draws = rng.integers(len(values), size=(samples, len(values)))
@@ -251,7 +375,9 @@ def _averaged(differences: list[np.ndarray], rng: np.random.Generator, samples: 
 
 
 def _summary(mean: float, resampled: np.ndarray) -> dict:
+    """The difference (memory minus none), its interval, and whether it is significantly
+    above or below 0 (the caller knows whether higher is better)."""
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(resampled, [tail, 100 - tail])
-    verdict = "gain" if low > 0 else "loss" if high < 0 else "no significant difference"
+    verdict = "higher" if low > 0 else "lower" if high < 0 else "no significant difference"
     return {"mean": mean, "low": float(low), "high": float(high), "verdict": verdict}

@@ -148,7 +148,8 @@ class TrainingScenario(Strict):
                 "train.policy.behavior_size", expected=f"the embedder's dimension ({dimension})",
                 got=str(size), fix=f"Set train.policy.behavior_size to {dimension}.",
             )
-        run = run_memory(handbook, self.memory, scenario=self.name, env_id=self.env.id)
+        run = run_memory(handbook, self.memory, scenario=self.name, env_id=self.env.id,
+                         seed=self.train.seed)
         return TrainingMemory(run, agent=self.memory_agent)
 
     def coplayers(self) -> dict[str, agents.Agent]:

@@ -234,7 +234,8 @@ def test_training_memory_hands_each_learner_its_seats_hints_as_the_fast_path_doe
     section = MemorySection(k=2)
     played, usages = [], []
     for general in (False, True):
-        run = run_memory(handbook, section, scenario="t", env_id="coplay/ipd-v0", general=general)
+        run = run_memory(handbook, section, scenario="t", env_id="coplay/ipd-v0", seed=0,
+                         general=general)
         tft = agents.build("tit_for_tat", {}, agents.AgentContext("coplay/ipd-v0"), where="tft")
         rollouts = collect(game, policies, owner, [tft], np.random.default_rng(1),
                            [torch.Generator().manual_seed(i) for i in range(learners)],
