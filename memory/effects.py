@@ -72,6 +72,33 @@ def combined(strata: Sequence[EffectStats]) -> tuple[float, float]:
     return (effect / noise) / precision, float(np.sqrt(1.0 / precision))
 
 
+def normals(seed: int, keys: np.ndarray, variants: int, width: int) -> np.ndarray:
+    """Standard normal draws (len(keys), variants, width), each a function of ``seed``, its
+    key, variant and position only (a counter-based generator: SplitMix64, then Box-Muller),
+    so that a context's draws do not depend on which contexts are drawn with it."""
+    counters = np.arange(variants * width * 2, dtype=np.uint64).reshape(1, variants, width, 2)
+    state = (np.uint64(seed % 2**64) ^ (keys.astype(np.uint64)[:, None, None, None]
+                                        * np.uint64(0x9E3779B97F4A7C15))) + counters
+    with np.errstate(over="ignore"):
+        state = state * np.uint64(0xBF58476D1CE4E5B9) + np.uint64(0x94D049BB133111EB)
+        state ^= state >> np.uint64(31)
+        state *= np.uint64(0x94D049BB133111EB)
+        state ^= state >> np.uint64(29)
+    uniform = ((state >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+    return np.sqrt(-2.0 * np.log(uniform[..., 0])) * np.cos(2.0 * np.pi * uniform[..., 1])
+
+
+class PosteriorCache:
+    """Posteriors worked out from one state of the effect statistics, for every ranking made
+    until they change (the handbook's mirror keeps one per revision): per behavior and the
+    entities it has evidence for, and per context and its candidates."""
+
+    def __init__(self) -> None:
+        self.behaviors: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
+        self.contexts: dict[tuple[str, tuple[str, ...], tuple[int, ...]],
+                            tuple[np.ndarray, np.ndarray]] = {}
+
+
 class Situation(Protocol):
     """A context as ranking reads it (``coplay.step.Context`` is one)."""
 
@@ -86,39 +113,66 @@ class EffectRanking:
     order, so two ways of asking give the same offers."""
 
     def __init__(self, effects: Mapping[int, Mapping[str, EffectStats]], *, explore: bool,
-                 seed: int) -> None:
+                 seed: int, cache: PosteriorCache | None = None) -> None:
+        """``cache``: one the caller keeps while ``effects`` stay the same (the handbook's,
+        per revision); each ranking has its own otherwise."""
         self._effects = effects
         self.variants = VARIANTS if explore else 1
         self._explore = explore
         self._seed = seed
+        self._cache = PosteriorCache() if cache is None else cache
 
     def rank(self, candidates: np.ndarray, contexts: Sequence[Situation], k: int) -> np.ndarray:
         """Per context (rows of ``candidates``, behavior ids by relevance, -1 padding) and
         variant: the ids offered, best first, -1 padding; shape (C * variants, k), a
         context's variants in consecutive rows."""
-        offered = np.full((len(contexts), self.variants, k), -1, dtype=np.int64)
-        for row, context in enumerate(contexts):
-            ids = [b for b in candidates[row].tolist() if b >= 0]
-            if not ids:
-                continue
-            means, spreads = np.array([combined(self.evidence(b, context.entities))
-                                       for b in ids]).T
-            if self._explore:
-                key = zlib.crc32("\x1f".join((context.text, *context.entities)).encode())
-                rng = np.random.default_rng([self._seed, key])
-                draws = rng.normal(means, spreads, size=(self.variants, len(ids)))
-                keep = draws > 0
-            else:
-                draws = means[None, :]
-                keep = draws > SAFE_Z * spreads[None, :]
-            # Ties (no evidence at all, without exploration) keep the relevance order.
-            order = np.argsort(-draws, axis=1, kind="stable")
-            # When exploring, the first variant offers nothing: its episodes are the agent
-            # on its own, the comparison every effect is measured against.
-            for variant in range(1 if self._explore else 0, self.variants):
-                chosen = [ids[i] for i in order[variant] if keep[variant, i]][:k]
-                offered[row, variant, : len(chosen)] = chosen
-        return offered.reshape(len(contexts) * self.variants, k)
+        count, width = candidates.shape
+        present = candidates >= 0
+        means = np.zeros((count, width))
+        spreads = np.ones((count, width))
+        known = self._cache.contexts
+        for row, (context, ids) in enumerate(zip(contexts, candidates.tolist())):
+            key = (context.text, context.entities, tuple(ids))
+            found = known.get(key)
+            if found is None:
+                pairs = [self._posterior(b, context.entities) if b >= 0 else (0.0, 1.0)
+                         for b in ids]
+                found = known[key] = (np.array([m for m, _ in pairs]),
+                                      np.array([sd for _, sd in pairs]))
+            means[row], spreads[row] = found
+        if self._explore:
+            keys = np.array([zlib.crc32("\x1f".join((c.text, *c.entities)).encode())
+                             for c in contexts], dtype=np.uint64)
+            draws = means[:, None, :] + spreads[:, None, :] * normals(
+                self._seed, keys, self.variants, width)
+            keep = draws > 0
+            # The first variant offers nothing: its episodes are the agent on its own, the
+            # comparison every effect is measured against.
+            keep[:, 0, :] = False
+        else:
+            draws = means[:, None, :]
+            keep = draws > SAFE_Z * spreads[:, None, :]
+        keep &= present[:, None, :]
+        # Best draw first; ties (no evidence at all, without exploration) keep the relevance
+        # order; then the kept ones to the front, in that order.
+        order = np.argsort(-draws, axis=2, kind="stable")
+        kept = np.take_along_axis(keep, order, axis=2)
+        order = np.take_along_axis(order, np.argsort(~kept, axis=2, kind="stable"), axis=2)
+        kept = np.take_along_axis(keep, order, axis=2)
+        ids = np.broadcast_to(candidates[:, None, :], (count, self.variants, width))
+        chosen = np.where(kept, np.take_along_axis(ids, order, axis=2), -1)
+        offered = np.full((count, self.variants, k), -1, dtype=np.int64)
+        offered[:, :, : min(k, width)] = chosen[:, :, :k]
+        return offered.reshape(count * self.variants, k)
+
+    def _posterior(self, behavior_id: int, entities: Sequence[str]) -> tuple[float, float]:
+        # Contexts that differ only in words or in entities without evidence share it.
+        by_entity = self._effects.get(behavior_id, {})
+        key = (behavior_id, tuple(e for e in entities if e in by_entity))
+        found = self._cache.behaviors.get(key)
+        if found is None:
+            found = self._cache.behaviors[key] = combined(self.evidence(behavior_id, entities))
+        return found
 
     def evidence(self, behavior_id: int, entities: Sequence[str]) -> list[EffectStats]:
         """What is known of the behavior for a context naming ``entities``: its statistics

@@ -322,7 +322,8 @@ class Handbook:
         """Ranks retrieved candidates by their measured effects as of the last sync (no SQL),
         exploring with Thompson sampling (draws from ``seed``) if ``explore``
         (``memory.effects``)."""
-        return EffectRanking(self._mirror.effects, explore=explore, seed=seed)
+        return EffectRanking(self._mirror.effects, explore=explore, seed=seed,
+                             cache=self._mirror.posteriors)
 
     def applies(self, behavior_id: int, entities: Sequence[str]) -> bool:
         """Whether the behavior's trigger holds in a context naming ``entities``."""

@@ -25,6 +25,7 @@ from memory.behaviors import (
     content_hash,
     content_text,
 )
+from memory.effects import PosteriorCache
 from memory.embedding import Embedder, WordEmbedder, words
 from memory.graph import relations_since
 from memory.handbook_store import StoredBehavior, changed_since, effects_since
@@ -65,8 +66,10 @@ class HandbookMirror:
         self._indexed_version: dict[int, int] = {}
         self._hashes: dict[str, int] = {}  # content hash -> a valid behavior with it
         self._links: dict[int, dict[tuple[str, str], float]] = {}
-        # behavior id -> credited entity -> how it fared there (``memory.effects`` reads it)
+        # behavior id -> credited entity -> how it fared there (``memory.effects`` reads it),
+        # and the posteriors worked out from it, until the next change
         self.effects: dict[int, dict[str, EffectStats]] = {}
+        self.posteriors = PosteriorCache()
         self._query_vectors: dict[str, np.ndarray] = {}
         # (k, filters) -> context -> its answer (ids, scores)
         self._answers: dict[tuple[int, Filters], dict[Context, tuple[np.ndarray, np.ndarray]]] = {}
@@ -97,6 +100,8 @@ class HandbookMirror:
         effects = effects_since(session, self.revision)
         for effect in effects:
             self.effects.setdefault(effect.behavior_id, {})[effect.entity] = effect.stats
+        if effects:
+            self.posteriors = PosteriorCache()
         relations = relations_since(session, self.revision)
         touched: set[int] = set()
         for relation in relations:

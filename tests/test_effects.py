@@ -61,7 +61,8 @@ def test_ranking_keeps_what_helps_demotes_what_hurts_tries_the_unknown_and_keeps
     assert offered.shape == (VARIANTS, 3)
     assert np.all(offered[0] == -1)  # the control variant offers nothing
     rest = offered[1:]
-    assert np.all(rest[:, 0] == HELPS)  # a measured help is always first
+    assert np.all((rest == HELPS).any(axis=1))  # a measured help is always offered,
+    assert np.sum(rest[:, 0] == HELPS) >= len(rest) // 2  # and first in most variants
     assert not np.any(rest == HURTS)  # a measured harm is never offered
     assert 0 < np.sum(rest == UNKNOWN) < VARIANTS - 1  # the unknown is tried, not always
     # Without exploration: only what is known to help; no control, no harm, no unknown.

@@ -49,21 +49,22 @@ def coplayer_type(after_c: np.ndarray, cooperated_after_c: np.ndarray, after_d: 
     either move is unresponsive: what the observer does does not change what it does."""
     rounds = np.asarray(rounds)
     answered = after_c + after_d
+    # Thresholds in whole numbers (0.7 as 10x >= 7n, ...): exact, as the compiled fast path
+    # (``matrix_kernels``) computes them too.
     kind = np.full(np.broadcast(after_c, rounds).shape, 4)  # mixed
     # unresponsive: |P(C | own C) - P(C | own D)| <= 0.25, both seen
     gap = cooperated_after_c * after_d - cooperated_after_d * after_c
-    kind = np.where((after_c > 0) & (after_d > 0)
-                    & (np.abs(gap) <= 0.25 * after_c * after_d), 5, kind)
-    warm = (after_c > 0) & (cooperated_after_c >= 0.7 * after_c)
+    kind = np.where((after_c > 0) & (after_d > 0) & (4 * np.abs(gap) <= after_c * after_d), 5, kind)
+    warm = (after_c > 0) & (10 * cooperated_after_c >= 7 * after_c)
     # Forgiving takes two defections answered: a prober forgives its first on purpose.
-    forgiving = (after_d >= 2) & (cooperated_after_d >= 0.7 * after_d)
+    forgiving = (after_d >= 2) & (10 * cooperated_after_d >= 7 * after_d)
     # reciprocator: answers cooperation with cooperation, and defection (if tested) with
-    # clearly less of it
-    tested_ok = (after_d == 0) | (cooperated_after_d * after_c
-                                  <= (cooperated_after_c - 0.4 * after_c) * after_d)
+    # clearly less of it: P(C | own D) <= P(C | own C) - 0.4
+    tested_ok = (after_d == 0) | (5 * cooperated_after_d * after_c
+                                  <= (5 * cooperated_after_c - 2 * after_c) * after_d)
     kind = np.where(warm & tested_ok, 3, kind)
     kind = np.where(forgiving & ((after_c == 0) | warm), 1, kind)  # cooperator
-    kind = np.where(cooperated_after_c + cooperated_after_d <= 0.1 * answered, 2, kind)  # defector
+    kind = np.where(10 * (cooperated_after_c + cooperated_after_d) <= answered, 2, kind)  # defector
     return np.where((rounds < 2) | (answered == 0), 0, kind)  # unknown
 
 

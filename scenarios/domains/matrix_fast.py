@@ -19,12 +19,11 @@ from scenarios.domains.matrix import (
     CONTEXTS,
     COPLAYER_TYPES,
     Answers,
-    context_code,
     contexts_for,
     credit_refs,
     phase_of,
 )
-from scenarios.domains.matrix_kernels import mark_cells
+from scenarios.domains.matrix_kernels import advance_answers, context_rows, mark_cells
 from scenarios.memory_step import Ranking, RunMemory
 
 
@@ -38,6 +37,7 @@ class HintCatalogue:
         self._run = run
         self._env_id = env_id
         self._positions: dict[int, int] = {}  # behavior id -> its row
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their rows
         self.behaviors: tuple[HintedBehavior, ...] = ()
         # agent -> (candidate ids (CONTEXTS, depth), their relevance scores)
         self._candidates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -64,10 +64,16 @@ class HintCatalogue:
         if fresh:
             # A new tuple, never grown in place: agents compare it by reference to reuse plans.
             self.behaviors = (*self.behaviors, *map(self._run.hinted, fresh))
-        rows = np.full(ids.shape, -1, dtype=np.int64)
+        if fresh or self._lookup is None:
+            known = np.array(sorted(self._positions), dtype=np.int64)
+            self._lookup = (known, np.array([self._positions[b] for b in known.tolist()],
+                                            dtype=np.int64))
+        known, positions = self._lookup
         found = ids >= 0
-        rows[found] = [self._positions[i] for i in ids[found].tolist()]
-        return rows
+        if not len(known):
+            return np.full(ids.shape, -1, dtype=np.int64)
+        return np.where(found, positions[np.searchsorted(known, np.where(found, ids, known[0]))],
+                        -1)
 
 
 class SeatTable:
@@ -111,13 +117,14 @@ class MatrixFastPath:
 
 class BatchMemory:
     """One batch of B games: per listening seat, what each game's agent has seen of its
-    co-player (``matrix.Answers``), which rows it met and which hints it used. Game b plays
-    variant ``b % variants`` of every context.
+    co-player (``matrix.Answers``), which contexts it met and which hints it used. Game b
+    plays variant ``b % variants`` of every context.
 
     Each round a listening seat marks one cell per game in a (cells, B) table, in a compiled
-    loop (``matrix_kernels``): the cell of its row (context and variant) and of the hint it
-    used (or of none). At the batch's end those marks become per-behavior sets of episodes,
-    as bitsets, and only the rows some game met are looked at."""
+    loop (``matrix_kernels``): the cell of its context and of the hint position it used (or
+    of none). A game's variant is fixed, so the behavior at that position is known at the
+    batch's end, when the marks become per-behavior sets of episodes, as bitsets; only the
+    contexts some game met are looked at."""
 
     def __init__(self, run: RunMemory, catalogue: HintCatalogue, tables: list[SeatTable | None],
                  variants: int, k: int, num_games: int, horizon: int) -> None:
@@ -128,27 +135,23 @@ class BatchMemory:
         self._seats = [seat for seat in (0, 1) if self.listening[seat]]
         self._tables = tables
         self._variants = variants
-        self._variant = np.arange(num_games) % variants
-        self._ended_row = CONTEXTS * variants
         self._horizon = horizon
         self._round = 0
-        self._slots = k + 1  # per row: no hint used, then each position
+        self._slots = k + 1  # per context: no hint used, then each position
         # The cells past the contexts' belong to games that have ended: they never count.
-        self._marks = [np.zeros(((self._ended_row + 1) * self._slots, num_games), dtype=np.uint8)
+        self._marks = [np.zeros(((CONTEXTS + 1) * self._slots, num_games), dtype=np.uint8)
                        if listens else None for listens in self.listening]
-        self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]
+        self._codes = [np.zeros(num_games, dtype=np.int64) for _ in (0, 1)]  # this round's
         self._answers = [Answers(num_games) for _ in (0, 1)]
         self._active = np.ones(num_games, dtype=bool)
-        self._all_active = True
 
     def hints(self, seat: int) -> Hints:
         t = self._round
         answers = self._answers[seat]
-        codes = context_code(answers.kind(t), answers.last_token, phase_of(t, self._horizon))
-        rows = codes * self._variants + self._variant
-        if not self._all_active:
-            rows = np.where(self._active, rows, self._ended_row)
-        self._codes[seat] = rows
+        # A fresh array each round: agents may keep the hints they were handed.
+        rows = np.empty(len(self._active), dtype=np.int64)
+        context_rows(rows, self._codes[seat], answers.counts, answers.last_token, t,
+                     phase_of(t, self._horizon), self._variants, self._active, CONTEXTS)
         table = self._tables[seat]
         return Hints(rows, table.rows, table.scores, self._catalogue.behaviors)
 
@@ -159,11 +162,10 @@ class BatchMemory:
         """After a round: ``step["joint_actions"]`` (B,), 2 * seat 0's action + seat 1's;
         ``active`` the games still running after it."""
         for seat in self._seats:
-            self._answers[seat].add(step["joint_actions"], self._active, seat)
+            answers = self._answers[seat]
+            advance_answers(answers.counts, answers.rounds, answers.own_before,
+                            answers.last_token, step["joint_actions"], self._active, seat)
         self._round += 1
-        # A fixed horizon hands the same read-only flags every round: nothing to look at.
-        if active is not self._active or active.flags.writeable:
-            self._all_active = bool(active.all())
         self._active = active
 
     def finish(self, returns: np.ndarray, lengths: np.ndarray) -> None:
@@ -196,30 +198,49 @@ class BatchMemory:
         """The behaviors that were candidates for ``seat`` (sorted ids) and, per behavior, the
         episodes it was a candidate in, those it was used in, and those it was a candidate in
         where no behavior was used: (3 * behaviors, words) bitsets."""
-        # Bitsets over the episodes, one row of 64-bit words per cell (row, slot).
-        bits = np.packbits(self._marks[seat], axis=1)
-        if bits.shape[1] % 8:
-            bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
-        bits = bits.view(np.uint64).reshape(self._ended_row + 1, self._slots, -1)[:self._ended_row]
-        seen = np.bitwise_or.reduce(bits, axis=1)  # (rows, words)
+        # Bitsets over the episodes, one row of 64-bit words per cell (context, slot).
+        bits = _bitsets(self._marks[seat])
+        bits = bits.reshape(CONTEXTS + 1, self._slots, -1)[:CONTEXTS]
+        seen = np.bitwise_or.reduce(bits, axis=1)  # (contexts, words)
         table = self._tables[seat]
-        # Only the candidates of rows some game met; a batch meets few of them.
-        listed = (table.candidates >= 0) & seen.any(axis=1)[:, None]
+        variants = self._variants
+        candidates = table.candidates[::variants]  # the same in every variant of a context
+        # Only the candidates of contexts some game met; a batch meets few of them.
+        listed = (candidates >= 0) & seen.any(axis=1)[:, None]
         if not listed.any():
             return None
-        row, column = np.nonzero(listed)
-        candidate = table.candidates[row, column]
+        context, column = np.nonzero(listed)
+        candidate = candidates[context, column]
         # A sorted set rather than np.unique: a few hundred ids, where numpy's own call costs more.
         behavior_ids = np.array(sorted(set(candidate.tolist())), dtype=np.int64)
         shown = np.zeros((len(behavior_ids), bits.shape[2]), dtype=np.uint64)
-        np.bitwise_or.at(shown, np.searchsorted(behavior_ids, candidate), seen[row])
+        np.bitwise_or.at(shown, np.searchsorted(behavior_ids, candidate), seen[context])
         used = np.zeros_like(shown)
-        picked = (table.offered >= 0) & bits[:, 1:].any(axis=2)
-        row, position = np.nonzero(picked)
-        np.bitwise_or.at(used, np.searchsorted(behavior_ids, table.offered[row, position]),
-                         bits[row, 1 + position])
+        context, position = np.nonzero(bits[:, 1:].any(axis=2))
+        if len(context):
+            # Per used cell and variant: the behavior at that position, and the cell's games
+            # that play the variant.
+            offered = table.offered.reshape(CONTEXTS, variants, -1)[context, :, position]
+            games = bits[context, 1 + position][:, None, :] & self._variant_sets()[None]
+            found = offered >= 0
+            np.bitwise_or.at(used, np.searchsorted(behavior_ids, offered[found]), games[found])
         any_used = np.bitwise_or.reduce(used, axis=0)
         return behavior_ids, np.vstack([shown, used, shown & ~any_used])
+
+    def _variant_sets(self) -> np.ndarray:
+        """(variants, words) bitsets: the games that play each variant."""
+        games = len(self._active)
+        member = (np.arange(games)[None, :] % self._variants
+                  == np.arange(self._variants)[:, None]).astype(np.uint8)
+        return _bitsets(member)
+
+
+def _bitsets(flags: np.ndarray) -> np.ndarray:
+    """(rows, games) 0/1 flags as (rows, words) 64-bit bitsets over the games."""
+    bits = np.packbits(flags, axis=1)
+    if bits.shape[1] % 8:
+        bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
+    return bits.view(np.uint64)
 
 
 UNPACKED_BYTES = 1 << 17  # bound on the floats unpacked at once: a few cache-warm pages
