@@ -1,7 +1,8 @@
 """Export and import of a whole handbook with its graph, as one JSON document.
 
 Exporting a database and importing the file into an empty one reproduces it exactly:
-behaviors with their ids, versions, provenance, statistics, validity and embeddings, and
+behaviors with their ids, versions, provenance, statistics (effects per credited entity
+included), validity and embeddings, and
 every entity and relation with its times. Imported into a handbook that already uses some
 of the ids, behaviors get fresh ids and every reference to them follows. Behaviors the
 handbook already holds are merged, not added again, so importing a file twice changes
@@ -24,6 +25,7 @@ from coplay.errors import StoreError
 from memory.behaviors import check_payload
 from memory.refs import check_relation, parse_ref
 from memory.schema import (
+    BehaviorEffectRow,
     BehaviorRow,
     BehaviorVersionRow,
     EntityRow,
@@ -60,6 +62,16 @@ class ProvenanceRecord(_Strict):
     created_at: datetime
 
 
+class EffectRecord(_Strict):
+    entity: str
+    used: int
+    used_sum: float
+    used_sq: float
+    unused: int
+    unused_sum: float
+    unused_sq: float
+
+
 class BehaviorRecord(_Strict):
     id: int
     version: int
@@ -83,6 +95,7 @@ class BehaviorRecord(_Strict):
     return_unused: float
     versions: list[VersionRecord]
     provenance: list[ProvenanceRecord]
+    effects: list[EffectRecord] = []  # exports written before effects were kept have none
 
 
 class EntityRecord(_Strict):
@@ -115,6 +128,9 @@ _BEHAVIOR_COLUMNS = [
 ]
 
 
+_EFFECT_COLUMNS = ["entity", "used", "used_sum", "used_sq", "unused", "unused_sum", "unused_sq"]
+
+
 def export_document(session: Session) -> dict[str, Any]:
     """The whole handbook and graph as a JSON-ready dict, in id order."""
     versions: dict[int, list[dict]] = {}
@@ -131,6 +147,11 @@ def export_document(session: Session) -> dict[str, Any]:
             "extractor": row.extractor, "scenario": row.scenario, "agent": row.agent,
             "run_id": row.run_id, "episodes": row.episodes, "created_at": _time(row.created_at),
         })
+    effects: dict[int, list[dict]] = {}
+    for row in session.scalars(select(BehaviorEffectRow).order_by(
+            BehaviorEffectRow.behavior_id, BehaviorEffectRow.entity)):
+        effects.setdefault(row.behavior_id, []).append({
+            column: getattr(row, column) for column in _EFFECT_COLUMNS})
     behaviors = []
     for row in session.scalars(select(BehaviorRow).order_by(BehaviorRow.id)):
         record = {column: getattr(row, column) for column in _BEHAVIOR_COLUMNS}
@@ -139,6 +160,7 @@ def export_document(session: Session) -> dict[str, Any]:
         record["embedding"] = base64.b64encode(row.embedding).decode()
         record["versions"] = versions.get(row.id, [])
         record["provenance"] = provenance.get(row.id, [])
+        record["effects"] = effects.get(row.id, [])
         behaviors.append(record)
     refs = {}
     entities = []
@@ -208,7 +230,7 @@ def import_document(session: Session, document: HandbookDocument, revision: int)
     if fresh:
         # merged_into may point at a behavior later in the file: set it once all exist.
         session.execute(insert(BehaviorRow), [{
-            **b.model_dump(exclude={"versions", "provenance", "embedding"}),
+            **b.model_dump(exclude={"versions", "provenance", "embedding", "effects"}),
             "id": new_id[b.id], "embedding": base64.b64decode(b.embedding),
             "merged_into": None, "revision": revision,
         } for b in fresh])
@@ -219,6 +241,10 @@ def import_document(session: Session, document: HandbookDocument, revision: int)
         versions = [{**v.model_dump(), "behavior_id": new_id[b.id]} for b in fresh for v in b.versions]
         if versions:
             session.execute(insert(BehaviorVersionRow), versions)
+        effects = [{**e.model_dump(), "behavior_id": new_id[b.id], "revision": revision}
+                   for b in fresh for e in b.effects]
+        if effects:
+            session.execute(insert(BehaviorEffectRow), effects)
     known = {
         (row.behavior_id, *_provenance_key(row))
         for row in session.scalars(select(ProvenanceRow).where(

@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 
 from coplay.errors import ConfigError, StoreError
 from memory import handbook_store, migrations, open_engine
-from memory.behaviors import Context, NewBehavior, Provenance, Usage
+from memory.behaviors import (
+    Context,
+    EffectStats,
+    EffectUsage,
+    Moments,
+    NewBehavior,
+    Provenance,
+    Usage,
+)
 from memory.handbook import Handbook, HandbookSettings
 from memory.index import Filters
 from memory.revisions import next_revision
@@ -251,8 +259,10 @@ def test_export_then_import_into_an_empty_database_round_trips_exactly(handbook,
     handbook.add_many([FORGIVE, PUNISH, MACRO])
     handbook.edit(1, name="Forgive one defection")
     handbook.merge(3, 2)
+    effect = EffectStats(Moments(2, 1.5, 1.25), Moments(3, 0.5, 0.25))
     handbook.record_usage([Usage(2, 5, 2, 1.5, 0.5)],
-                          accumulate_edges=[("behavior:2", "used_in", "scenario:x", 2.0)])
+                          accumulate_edges=[("behavior:2", "used_in", "scenario:x", 2.0)],
+                          effects=[EffectUsage(2, "coplayer:mixed", effect)])
     handbook.graph.relate("concept:reciprocity", "generalizes", "behavior:1", 0.7)
     first = tmp_path / "first.json"
     handbook.export(first)
@@ -262,6 +272,7 @@ def test_export_then_import_into_an_empty_database_round_trips_exactly(handbook,
         copy.export(second)
         assert json.loads(first.read_text()) == json.loads(second.read_text())
         assert copy.search("forgive", k=1)[0].behavior.id == 1
+        assert copy.effects(2) == {"coplayer:mixed": effect}
 
 
 def test_importing_over_taken_ids_gives_fresh_ids_and_follows_references(handbook, tmp_path) -> None:
