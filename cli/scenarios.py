@@ -15,7 +15,8 @@ from cli.output import compact_table, console, print_json
 scenarios_app = typer.Typer(help="List and validate scenario files.", no_args_is_help=True)
 
 # The command that plays each kind of scenario.
-COMMANDS = {"simulation": "coplay run", "training": "coplay train", "exploration": "coplay train"}
+COMMANDS = {"simulation": "coplay run", "training": "coplay train", "exploration": "coplay train",
+            "reuse": "coplay reuse run"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def summary(description: str, limit: int = 100) -> str:
 def scenarios_list(as_json: JsonOption = False) -> None:
     """List the bundled scenarios.
 
-    Simulations (`coplay run NAME`), training and exploration (`coplay train NAME`).
+    Simulations (`coplay run NAME`), training and exploration (`coplay train NAME`), reuse
+    studies (`coplay reuse run NAME`).
     `coplay scenarios validate NAME` checks one whole; --json gives each one's whole
     description."""
     found = bundled_scenarios()

@@ -356,3 +356,10 @@ def test_standings_only_for_round_robins(monkeypatch, capsys, db_url) -> None:
     assert code == 0 and "standings" not in stdout
     shown = listing(monkeypatch, capsys, "runs", "show", "1", "--db", db_url)
     assert shown["standings"] is None
+
+
+def test_the_listing_names_the_command_of_every_scenario_kind() -> None:
+    from cli.scenarios import COMMANDS
+    from scenarios.loading import COMMANDS as LOADER_COMMANDS
+
+    assert COMMANDS == LOADER_COMMANDS  # restated so that --help need not import scenarios
