@@ -97,6 +97,7 @@ class PosteriorCache:
         self.behaviors: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
         self.contexts: dict[tuple[str, tuple[str, ...], tuple[int, ...]],
                             tuple[np.ndarray, np.ndarray]] = {}
+        self.keys: dict[Situation, int] = {}  # a context's checksum (it does not change)
 
 
 class Situation(Protocol):
@@ -141,8 +142,7 @@ class EffectRanking:
                                       np.array([sd for _, sd in pairs]))
             means[row], spreads[row] = found
         if self._explore:
-            keys = np.array([zlib.crc32("\x1f".join((c.text, *c.entities)).encode())
-                             for c in contexts], dtype=np.uint64)
+            keys = np.array([self._key(c) for c in contexts], dtype=np.uint64)
             draws = means[:, None, :] + spreads[:, None, :] * normals(
                 self._seed, keys, self.variants, width)
             keep = draws > 0
@@ -164,6 +164,14 @@ class EffectRanking:
         offered = np.full((count, self.variants, k), -1, dtype=np.int64)
         offered[:, :, : min(k, width)] = chosen[:, :, :k]
         return offered.reshape(count * self.variants, k)
+
+    def _key(self, context: Situation) -> int:
+        """The context's key for its draws: a checksum of its words and entities."""
+        found = self._cache.keys.get(context)
+        if found is None:
+            found = self._cache.keys[context] = zlib.crc32(
+                "\x1f".join((context.text, *context.entities)).encode())
+        return found
 
     def _posterior(self, behavior_id: int, entities: Sequence[str]) -> tuple[float, float]:
         # Contexts that differ only in words or in entities without evidence share it.

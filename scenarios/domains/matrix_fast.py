@@ -135,6 +135,7 @@ class BatchMemory:
         self._seats = [seat for seat in (0, 1) if self.listening[seat]]
         self._tables = tables
         self._variants = variants
+        self._variant = np.arange(num_games) % variants  # each game's, for its whole episode
         self._horizon = horizon
         self._round = 0
         self._slots = k + 1  # per context: no hint used, then each position
@@ -151,7 +152,8 @@ class BatchMemory:
         # A fresh array each round: agents may keep the hints they were handed.
         rows = np.empty(len(self._active), dtype=np.int64)
         context_rows(rows, self._codes[seat], answers.counts, answers.last_token, t,
-                     phase_of(t, self._horizon), self._variants, self._active, CONTEXTS)
+                     phase_of(t, self._horizon), self._variants, self._variant, self._active,
+                     CONTEXTS)
         table = self._tables[seat]
         return Hints(rows, table.rows, table.scores, self._catalogue.behaviors)
 

@@ -46,12 +46,11 @@ def _coplayer_type(after_c: int, cooperated_after_c: int, after_d: int, cooperat
 
 @numba.njit(cache=True)
 def context_rows(rows: np.ndarray, codes: np.ndarray, counts: np.ndarray, last_token: np.ndarray,
-                 round_index: int, phase: int, variants: int, active: np.ndarray,
-                 contexts: int) -> None:
+                 round_index: int, phase: int, variants: int, variant: np.ndarray,
+                 active: np.ndarray, contexts: int) -> None:
     """Each game's context code, in place (``matrix.context_code`` of the type its co-player
     has shown, the last round's token and the phase; ``contexts`` for a game that has
-    ended), and its hint row: the code times ``variants`` plus the game's variant (game mod
-    variants)."""
+    ended), and its hint row: the code times ``variants`` plus the game's ``variant``."""
     for game in range(rows.shape[0]):
         if not active[game]:
             codes[game] = contexts
@@ -61,7 +60,7 @@ def context_rows(rows: np.ndarray, codes: np.ndarray, counts: np.ndarray, last_t
                               round_index)
         code = (kind * 5 + last_token[game]) * 3 + phase
         codes[game] = code
-        rows[game] = code * variants + game % variants
+        rows[game] = code * variants + variant[game]
 
 
 @numba.njit(cache=True)
