@@ -80,8 +80,8 @@ class TimedMemory:
         self.seconds += time.perf_counter() - start
         return made
 
-    def usage(self):
-        return self.memory.usage()
+    def drain(self):
+        return self.memory.drain()
 
 
 class TimedBatch:
@@ -141,7 +141,7 @@ def main() -> None:
         for _ in range(args.updates):  # alternating, so load changes hit all three alike
             for name, trainer in trainers.items():
                 times[name].append(timed(trainer))
-        usage = trainers["with memory"].memory.usage()
+        usage = trainers["with memory"].memory.drain()
         handbook.close()
     median = {name: statistics.median(t) for name, t in times.items()}
     for name, seconds in median.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -319,6 +319,29 @@ class MemoryUsage:
     edges: tuple[Edge, ...] = ()
     accumulate_edges: tuple[Edge, ...] = ()
     effects: tuple[EffectUsage, ...] = ()
+
+    @classmethod
+    def merged(cls, parts: Sequence[MemoryUsage]) -> MemoryUsage:
+        """Several recordings of one run's usage as one: usages and effects summed per
+        behavior (and entity), set edges as last written, added edges summed."""
+        usages: dict[int, Usage] = {}
+        for usage in (u for part in parts for u in part.usages):
+            before = usages.get(usage.behavior_id)
+            usages[usage.behavior_id] = usage if before is None else Usage(
+                usage.behavior_id, before.shown + usage.shown, before.uses + usage.uses,
+                before.return_used + usage.return_used,
+                before.return_unused + usage.return_unused)
+        effects: dict[tuple[int, str], EffectStats] = {}
+        for effect in (e for part in parts for e in part.effects):
+            key = (effect.behavior_id, effect.entity)
+            effects[key] = effects[key] + effect.stats if key in effects else effect.stats
+        edges = {edge[:3]: edge for part in parts for edge in part.edges}
+        added: dict[tuple[str, str, str], float] = {}
+        for source, relation, target, weight in (e for p in parts for e in p.accumulate_edges):
+            added[(source, relation, target)] = added.get((source, relation, target), 0.0) + weight
+        return cls(tuple(usages[b] for b in sorted(usages)), tuple(edges.values()),
+                   tuple((*key, weight) for key, weight in added.items()),
+                   tuple(EffectUsage(b, e, stats) for (b, e), stats in sorted(effects.items())))
 
     @property
     def shown(self) -> int:

@@ -137,6 +137,14 @@ class RunMemory:
         for row, column, values in zip(rows.tolist(), columns.tolist(), by_credit.tolist()):
             tally.by_credit[(ids[row], credits[column])] += values
 
+    def drain(self) -> MemoryUsage:
+        """The usage tallied since the last drain, which starts a new tally: for callers that
+        record as they go (training records at every checkpoint, so that effect-aware
+        ranking learns during the run)."""
+        usage = self.usage()
+        self._tally = _Tally()
+        return usage
+
     def usage(self) -> MemoryUsage:
         tally = self._tally
         usages = tuple(

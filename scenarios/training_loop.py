@@ -6,7 +6,7 @@ the points up to the last checkpoint, and a resume drops any past it. A run stop
 interruption or an error is marked ``interrupted`` in the store; one stopped by its time
 limit, ``stopped``; both continue with ``resume``. A training scenario with a memory section
 trains with the handbook's hints at every step; what its learners did with them is written
-to the handbook once training stops (finished, or stopped by its time limit).
+to the handbook at every checkpoint, so that effect-aware ranking learns during the run.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agents.train.trainer import Metrics
 from coplay.errors import ConfigError, StoreError
 from memory import LearningPoint, RunStore, TrainingStore
+from memory.behaviors import MemoryUsage
 from memory.training import FINISHED, INTERRUPTED, RUNNING, STOPPED
 from scenarios.runner import run as run_scenario
 from scenarios.training import TrainingScenario
 
 if TYPE_CHECKING:
-    from memory.behaviors import MemoryUsage
     from memory.handbook import Handbook
 
 
@@ -115,10 +115,15 @@ def train(
         )
     start = time.perf_counter()
     pending: list[LearningPoint] = []
+    recorded: list[MemoryUsage] = []
 
     def save() -> None:
         store.add_points(training_run_id, pending)
         pending.clear()
+        if memory is not None:
+            # With the checkpoint: usage and effects so far steer the ranking from here on.
+            recorded.append(memory.drain())
+            handbook.record(recorded[-1])
         trainer.save(checkpoint, extra={"training_run_id": training_run_id,
                                         "scenario": scenario.model_dump(mode="json")})
 
@@ -146,11 +151,7 @@ def train(
         with contextlib.suppress(StoreError):
             store.set_status(training_run_id, INTERRUPTED)
         raise
-    usage = None
-    if memory is not None:
-        usage = memory.usage()
-        handbook.record_usage(usage.usages, edges=usage.edges,
-                              accumulate_edges=usage.accumulate_edges)
+    usage = MemoryUsage.merged(recorded) if memory is not None else None
     store.set_status(training_run_id, FINISHED if trainer.finished() else STOPPED)
     return TrainingOutcome(training_run_id, checkpoint, trainer, time.perf_counter() - start,
                            usage)
@@ -166,7 +167,5 @@ def evaluate(scenario: TrainingScenario, checkpoint: Path, runs: RunStore,
     result = run_scenario(scenario.evaluation(checkpoint), handbook=handbook)
     run_id = runs.save(result)
     if result.memory_usage is not None:
-        usage = result.memory_usage
-        handbook.record_usage(usage.usages, edges=usage.edges,
-                              accumulate_edges=usage.accumulate_edges)
+        handbook.record(result.memory_usage)
     return run_id

@@ -6,7 +6,8 @@ seat gets its own ``BatchMemory`` over the games a learner sits in there, so a c
 games neither get hints nor dilute the behaviors' statistics. Each round the two seats'
 hints are regrouped per learner (``LearnerMemory``, the protocol ``agents.train`` reads), and
 the learners' ``hint_used`` are scattered back to the seats. The usage adds up in the
-``RunMemory`` across batches and is written to the handbook when training ends.
+``RunMemory`` across batches and is written to the handbook at every checkpoint, so that
+effect-aware ranking learns from it during the run.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ class TrainingMemory:
     def batch(self, owner: np.ndarray, horizon: int) -> TrainingBatch:
         return TrainingBatch(self.run, self.agent, owner, horizon)
 
-    def usage(self) -> MemoryUsage:
-        return self.run.usage()
+    def drain(self) -> MemoryUsage:
+        """The usage since the last drain (``RunMemory.drain``)."""
+        return self.run.drain()
 
 
 class TrainingBatch:

@@ -75,7 +75,7 @@ agents:
 learners: {{learner: {{}}}}
 pool: {{stft: 1, mostly_c: 1, mostly_d: 1}}
 train: {{updates: %d, episodes_per_update: %d, policy: {POLICY % CONDITIONED}, seed: %d}}
-memory: {{k: 3, ranking: relevance}}
+memory: {{k: 3, ranking: %s}}
 """
 COPLAYERS_B = ("stft", "mostly_c", "mostly_d")
 
@@ -107,7 +107,7 @@ def train_a(out: Path, updates: int, episodes: int) -> tuple[int, list[str]]:
     return len(extracted), names
 
 
-def train_b(out: Path, seed: int, arm: str, updates: int, episodes: int) -> dict:
+def train_b(out: Path, seed: int, arm: str, updates: int, episodes: int, ranking: str) -> dict:
     """One B run; ``arm``: "handbook" (a copy of A's) or "empty"."""
     db = out / f"b_{arm}_{seed}.db"
     db.unlink(missing_ok=True)
@@ -116,7 +116,8 @@ def train_b(out: Path, seed: int, arm: str, updates: int, episodes: int) -> dict
         with sqlite3.connect(out / "handbook_a.db") as source, sqlite3.connect(db) as copy:
             source.backup(copy)
     handbook = Handbook.open(f"sqlite:///{db}")
-    scenario = scenarios.parse(SCENARIO_B % (updates, episodes, seed), source="transfer_b.yaml")
+    scenario = scenarios.parse(SCENARIO_B % (updates, episodes, seed, ranking),
+                               source="transfer_b.yaml")
     assert isinstance(scenario, TrainingScenario)
     trainer = scenario.make_trainer(scenario.training_memory(handbook))
     start = time.perf_counter()
@@ -241,6 +242,8 @@ def main() -> None:
                         help="share of the final level of the learners without the handbook")
     parser.add_argument("--window", type=int, default=5, help="updates in the running mean")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ranking", choices=["relevance", "effect"], default="relevance",
+                        help="memory's ranking in B (relevance: as the table was measured)")
     parser.add_argument("--out", type=Path, default=Path("studies/runs/transfer"))
     parser.add_argument("--quick", action="store_true", help="a few updates, one seed")
     args = parser.parse_args()
@@ -255,7 +258,7 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         for arm in ("handbook", "empty"):
-            runs.append(train_b(args.out, seed, arm, args.updates_b, args.episodes))
+            runs.append(train_b(args.out, seed, arm, args.updates_b, args.episodes, args.ranking))
             print(f"B seed {seed} {arm}: {runs[-1]['seconds']:.0f} s, final reward "
                   f"{np.mean(runs[-1]['rewards'][-args.window:]):.2f}", flush=True)
     figures = report(runs, args, count, names, a_seconds)

@@ -264,6 +264,8 @@ def test_coplay_train_with_memory_feeds_the_learners_and_records_usage(
     handbook = Handbook.open(db_url)
     # Training's 2 x 16 learner episodes, then the evaluation's 4.
     assert sum(b.stats.shown for b in handbook) >= 2 * 16
+    # Effects per co-player type too: recorded with every checkpoint, they steer the ranking.
+    assert any(handbook.effects(b.id) for b in handbook)
     points = TrainingStore(db_url).curve(1)
     assert "followed" in points[0].metrics
     # The trained learner takes hints when it is seated in a scenario.
