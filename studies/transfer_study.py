@@ -78,6 +78,7 @@ train: {{updates: %d, episodes_per_update: %d, policy: {POLICY % CONDITIONED}, s
 memory: {{k: 3, ranking: %s}}
 """
 COPLAYERS_B = ("stft", "mostly_c", "mostly_d")
+RECORD_EVERY = 25  # updates between writing memory's usage and effects to the handbook
 
 
 def train_a(out: Path, updates: int, episodes: int) -> tuple[int, list[str]]:
@@ -119,13 +120,16 @@ def train_b(out: Path, seed: int, arm: str, updates: int, episodes: int, ranking
     scenario = scenarios.parse(SCENARIO_B % (updates, episodes, seed, ranking),
                                source="transfer_b.yaml")
     assert isinstance(scenario, TrainingScenario)
-    trainer = scenario.make_trainer(scenario.training_memory(handbook))
+    memory = scenario.training_memory(handbook)
+    trainer = scenario.make_trainer(memory)
     start = time.perf_counter()
     rewards, followed = [], []
     while not trainer.finished():
         [metrics] = trainer.step()
         rewards.append([metrics[f"reward_vs_{name}"] for name in COPLAYERS_B])
         followed.append(metrics["followed"])
+        if trainer.updates_done % RECORD_EVERY == 0:  # as `coplay train` does at checkpoints
+            handbook.record(memory.drain())
     handbook.close()
     return {"seed": seed, "arm": arm, "rewards": rewards, "followed": followed,
             "seconds": time.perf_counter() - start}
