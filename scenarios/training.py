@@ -69,9 +69,9 @@ class TrainingScenario(Strict):
     # defaults and rules live in one place.
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateSection = EvaluateSection()
-    # The handbook in the loop: every learner gets its k best behaviors at every step of every
-    # game (the learners must take them: train.policy.behavior_size or follow_memory), and
-    # their usage is recorded when training ends.
+    # The handbook in the loop: every learner gets its behaviors at every step of every game
+    # (the learners must take them: train.policy.behavior_size or follow_memory), and their
+    # usage and effects are recorded at every checkpoint.
     memory: MemorySection | None = None
 
     @model_validator(mode="after")
