@@ -34,7 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import scenarios
-from memory.behaviors import RULE_KEYS, Context, NewBehavior, Provenance
+from coplay.step import Context
+from memory.behaviors import RULE_KEYS, NewBehavior, Provenance
 from memory.handbook import Handbook, HandbookSettings
 from memory.index import Filters, IndexSettings
 from scenarios.domains.matrix import contexts_for

@@ -297,15 +297,6 @@ class EffectUsage:
     stats: EffectStats
 
 
-@dataclass(frozen=True)
-class Context:
-    """What an agent is facing, for retrieval: words, and the entities it involves (refs
-    such as ``coplayer:reciprocator``)."""
-
-    text: str
-    entities: tuple[str, ...] = ()
-
-
 Edge = tuple[str, str, str, float]  # (source ref, relation, target ref, weight)
 
 

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Protocol
 
 import numpy as np
 
+from coplay.step import Context
 from memory.behaviors import EffectStats
 
 VARIANTS = 8  # rankings per context when exploring: games play them in turn
@@ -97,14 +97,7 @@ class PosteriorCache:
         self.behaviors: dict[tuple[int, tuple[str, ...]], tuple[float, float]] = {}
         self.contexts: dict[tuple[str, tuple[str, ...], tuple[int, ...]],
                             tuple[np.ndarray, np.ndarray]] = {}
-        self.keys: dict[Situation, int] = {}  # a context's checksum (it does not change)
-
-
-class Situation(Protocol):
-    """A context as ranking reads it (``coplay.step.Context`` is one)."""
-
-    text: str
-    entities: tuple[str, ...]
+        self.keys: dict[Context, int] = {}  # a context's checksum (it does not change)
 
 
 class EffectRanking:
@@ -123,7 +116,7 @@ class EffectRanking:
         self._seed = seed
         self._cache = PosteriorCache() if cache is None else cache
 
-    def rank(self, candidates: np.ndarray, contexts: Sequence[Situation], k: int) -> np.ndarray:
+    def rank(self, candidates: np.ndarray, contexts: Sequence[Context], k: int) -> np.ndarray:
         """Per context (rows of ``candidates``, behavior ids by relevance, -1 padding) and
         variant: the ids offered, best first, -1 padding; shape (C * variants, k), a
         context's variants in consecutive rows."""
@@ -165,7 +158,7 @@ class EffectRanking:
         offered[:, :, : min(k, width)] = chosen[:, :, :k]
         return offered.reshape(count * self.variants, k)
 
-    def _key(self, context: Situation) -> int:
+    def _key(self, context: Context) -> int:
         """The context's key for its draws: a checksum of its words and entities."""
         found = self._cache.keys.get(context)
         if found is None:
@@ -201,7 +194,7 @@ class RelevanceRanking:
 
     variants = 1
 
-    def rank(self, candidates: np.ndarray, contexts: Sequence[Situation], k: int) -> np.ndarray:
+    def rank(self, candidates: np.ndarray, contexts: Sequence[Context], k: int) -> np.ndarray:
         offered = np.full((len(contexts), k), -1, dtype=np.int64)
         width = min(k, candidates.shape[1])
         offered[:, :width] = candidates[:, :width]

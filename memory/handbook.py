@@ -29,12 +29,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from coplay.errors import ConfigError, StoreError
+from coplay.step import Context
 from memory import handbook_store as store
 from memory.behaviors import (
     AddResult,
     Behavior,
     BehaviorVersion,
-    Context,
     EffectStats,
     EffectUsage,
     MemoryUsage,

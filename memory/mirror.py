@@ -17,9 +17,9 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from coplay.step import Context
 from memory.behaviors import (
     Behavior,
-    Context,
     EffectStats,
     NewBehavior,
     content_hash,

@@ -10,7 +10,7 @@ fast path behind the same interface (``BatchMemory``), tested equal to ``General
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -167,6 +167,44 @@ class RunMemory:
         return MemoryUsage(usages, tuple(edges), used_in, tuple(effects))
 
 
+def offer_scores(candidates: np.ndarray, relevance: np.ndarray, offered: np.ndarray,
+                 variants: int) -> np.ndarray:
+    """The relevance score of each offered behavior (C * variants, k), from each context's
+    candidates (C, depth) and their scores."""
+    per_row = np.repeat(candidates, variants, axis=0)
+    matches = offered[:, :, None] == per_row[:, None, :]
+    return (matches * np.repeat(relevance, variants, axis=0)[:, None, :]).sum(axis=2).astype(
+        np.float32)
+
+
+class Catalogue:
+    """The behaviors handed to agents, in the order first met: hints point into
+    ``behaviors`` by position. ``behaviors`` is a new tuple only when a behavior is added:
+    agents compare it by reference to reuse what they worked out from it."""
+
+    def __init__(self, hinted: Callable[[int], HintedBehavior]) -> None:
+        self._hinted = hinted
+        self.behaviors: tuple[HintedBehavior, ...] = ()
+        self._known = np.empty(0, dtype=np.int64)  # behavior ids, sorted
+        self._positions = np.empty(0, dtype=np.int64)  # and their positions in behaviors
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Behavior ids (-1 padding) as positions in ``behaviors``, adding the new ones."""
+        fresh = np.setdiff1d(ids[ids >= 0], self._known)
+        if len(fresh):
+            start = len(self.behaviors)
+            self.behaviors = (*self.behaviors, *map(self._hinted, fresh.tolist()))
+            known = np.concatenate([self._known, fresh])
+            positions = np.concatenate([self._positions, np.arange(start, start + len(fresh))])
+            order = np.argsort(known)
+            self._known, self._positions = known[order], positions[order]
+        if not len(self._known):
+            return np.full(ids.shape, -1, dtype=np.int64)
+        found = ids >= 0
+        at = np.searchsorted(self._known, np.where(found, ids, self._known[0]))
+        return np.where(found, self._positions[at], -1)
+
+
 class GeneralBatch:
     """The step contract's general path: each step, each listening seat's tracker describes
     its games, the handbook proposes candidates for the distinct contexts in one call, the
@@ -180,10 +218,7 @@ class GeneralBatch:
         self._trackers = trackers
         self.listening = tuple(t is not None for t in trackers)
         self._active = np.ones(num_games, dtype=bool)
-        # A new tuple only when a behavior is added: agents compare it by reference to reuse
-        # what they worked out from it.
-        self._behaviors: tuple[HintedBehavior, ...] = ()
-        self._positions: dict[int, int] = {}  # behavior id -> index in _behaviors
+        self._catalogue = Catalogue(run.hinted)
         self._rows: list[np.ndarray | None] = [None] * len(trackers)  # (B, k) last hints
         # Per seat: the contexts last asked, their offers (rows: context * variants +
         # variant, then one of none), scores, and candidates (per context, as indexes).
@@ -200,13 +235,12 @@ class GeneralBatch:
         table, scores, candidates = self._table(seat, contexts)
         variants = self._ranking.variants
         rows = np.where(self._active, codes * variants + self._variant, len(contexts) * variants)
-        hints = Hints(rows, table, scores, self._behaviors)
+        hints = Hints(rows, table, scores, self._catalogue.behaviors)
         self._rows[seat] = hints.rows
         shown = self._shown[seat]
-        proposed = np.vstack([candidates, np.full((1, candidates.shape[1]), -1)])
-        games_candidates = proposed[np.where(self._active, codes, len(contexts))]
+        games_candidates = candidates[np.where(self._active, codes, len(contexts))]
         for index in np.unique(games_candidates[games_candidates >= 0]).tolist():
-            behavior_id = self._behaviors[index].behavior_id
+            behavior_id = self._catalogue.behaviors[index].behavior_id
             games = (games_candidates == index).any(axis=1)
             shown[behavior_id] = shown.get(behavior_id, False) | games
         return hints
@@ -214,36 +248,20 @@ class GeneralBatch:
     def _table(self, seat: int,
                contexts: Sequence[Context]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """What each context's variants offer (as behavior indexes), their relevance scores,
-        with a last row of none for the games that have ended, and each context's candidates.
-        A tracker that hands back the very same contexts gets the same tables: the handbook
-        does not change within a batch."""
+        and each context's candidates, each with a last row of none for the games that have
+        ended. A tracker that hands back the very same contexts gets the same tables: the
+        handbook does not change within a batch."""
         last = self._tables[seat]
         if last is not None and last[0] is contexts:
             return last[1], last[2], last[3]
         k = self._run.section.k
         ids, relevance, offered = self._run.candidates_and_offers(contexts, self._ranking)
-        score_of = {(row, b): s for row, (bs, ss) in enumerate(zip(ids.tolist(), relevance.tolist()))
-                    for b, s in zip(bs, ss)}
-        variants = self._ranking.variants
-        scores = np.array([[score_of.get((row // variants, b), 0.0) for b in line]
-                           for row, line in enumerate(offered.tolist())], dtype=np.float32)
-        table = np.vstack([self._index(offered), np.full((1, k), -1, dtype=np.int64)])
-        scores = np.vstack([scores.reshape(-1, k), np.zeros((1, k), dtype=np.float32)])
-        candidates = self._index(ids)
+        scores = offer_scores(ids, relevance, offered, self._ranking.variants)
+        table = np.vstack([self._catalogue.rows(offered), np.full((1, k), -1, dtype=np.int64)])
+        scores = np.vstack([scores, np.zeros((1, k), dtype=np.float32)])
+        candidates = np.vstack([self._catalogue.rows(ids), np.full((1, ids.shape[1]), -1)])
         self._tables[seat] = (contexts, table, scores, candidates)
         return table, scores, candidates
-
-    def _index(self, ids: np.ndarray) -> np.ndarray:
-        """Behavior ids as indexes into the batch's growing list of hinted behaviors."""
-        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._positions]
-        for behavior_id in fresh:
-            self._positions[behavior_id] = len(self._positions)
-        if fresh:
-            self._behaviors = (*self._behaviors, *map(self._run.hinted, fresh))
-        table = np.full(ids.shape, -1, dtype=np.int64)
-        found = ids >= 0
-        table[found] = [self._positions[i] for i in ids[found].tolist()]
-        return table
 
     def record(self, seat: int, hint_used: np.ndarray) -> None:
         rows = self._rows[seat]
@@ -257,7 +275,7 @@ class GeneralBatch:
             raise IndexError("an agent's hint_used points at a position with no hint")
         used = self._used[seat]
         for index in np.unique(picked).tolist():
-            behavior_id = self._behaviors[index].behavior_id
+            behavior_id = self._catalogue.behaviors[index].behavior_id
             mask = np.zeros(len(hint_used), dtype=bool)
             mask[games[picked == index]] = True
             used[behavior_id] = used.get(behavior_id, False) | mask

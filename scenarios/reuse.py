@@ -60,6 +60,7 @@ from scenarios.schema import (
     Scenario,
     Solo,
     Strict,
+    build_agent,
 )
 
 CONDITIONS = ("none", "handbook", "oracle")
@@ -304,9 +305,8 @@ def _step_limit(study: ReuseScenario) -> int:
 
 
 def _check_subject(study: ReuseScenario) -> None:
-    listener = study.simulation(name=study.name, seed=0, episodes=2, memory=None,
-                                evaluation=True, layouts=study.evaluate.layouts)
-    if not follows_hints(listener.build_agent(study.subject)):
+    subject = build_agent(study.env, study.agents[study.subject], study.subject)
+    if not follows_hints(subject):
         raise ScenarioError(f"{study.name}: subject", expected="an agent that follows memory's "
                             "hints (e.g. kind: handbook_follower, macro_follower)",
                             got=f"{study.subject} ({study.agents[study.subject].kind})")

@@ -15,9 +15,9 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.orm import Session
 
 from coplay.errors import ConfigError, StoreError
+from coplay.step import Context
 from memory import handbook_store, migrations, open_engine
 from memory.behaviors import (
-    Context,
     EffectStats,
     EffectUsage,
     Moments,

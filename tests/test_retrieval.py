@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from coplay.errors import ConfigError
-from memory.behaviors import Context, NewBehavior
+from coplay.step import Context
+from memory.behaviors import NewBehavior
 from memory.embedding import HashingEmbedder, SentenceTransformerEmbedder, make_embedder, words
 from memory.handbook import Handbook, HandbookSettings
 from memory.index import BehaviorIndex, Filters, IndexEntry, IndexSettings

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from coplay.errors import StoreError
-from memory.behaviors import Context, NewBehavior
+from coplay.step import Context
+from memory.behaviors import NewBehavior
 from memory.handbook import Handbook, HandbookSettings
 from memory.index import NO_FILTERS, IndexSettings
 from memory.rankers.ivf import ivf_top

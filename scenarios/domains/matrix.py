@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from coplay.step import Context
+from scenarios.domains.matrix_kernels import advance_answers
 
 COPLAYER_TYPES = ("unknown", "cooperator", "defector", "reciprocator", "mixed", "unresponsive")
 PHASES = ("opening", "middle", "endgame")
@@ -155,18 +156,10 @@ class Answers:
         self.last_token = np.zeros(num_games, dtype=np.int64)
 
     def add(self, joint_actions: np.ndarray, played: np.ndarray, seat: int) -> None:
-        joint = joint_actions.astype(np.int64)
-        first, second = joint // 2, joint % 2
-        own, theirs = (first, second) if seat == 0 else (second, first)
-        cooperated = played & (theirs == 0)
-        after_c, after_d = played & (self.own_before == 0), played & (self.own_before == 1)
-        self.counts[0] += after_c
-        self.counts[1] += after_c & cooperated
-        self.counts[2] += after_d
-        self.counts[3] += after_d & cooperated
-        self.rounds += played
-        self.own_before = np.where(played, own, self.own_before)
-        self.last_token = np.where(played, 1 + 2 * own + theirs, self.last_token)
+        """One round of the games that ``played`` it (joint actions: 2 * seat 0's action +
+        seat 1's), in one compiled loop: the fast path calls it every round too."""
+        advance_answers(self.counts, self.rounds, self.own_before, self.last_token,
+                        joint_actions, np.asarray(played, dtype=bool), seat)
 
     def kind(self, rounds: np.ndarray | int) -> np.ndarray:
         return coplayer_type(*self.counts, rounds)

@@ -23,8 +23,8 @@ from scenarios.domains.matrix import (
     credit_refs,
     phase_of,
 )
-from scenarios.domains.matrix_kernels import advance_answers, context_rows, mark_cells
-from scenarios.memory_step import Ranking, RunMemory
+from scenarios.domains.matrix_kernels import context_rows, mark_cells
+from scenarios.memory_step import Catalogue, Ranking, RunMemory, offer_scores
 
 
 class HintCatalogue:
@@ -36,11 +36,13 @@ class HintCatalogue:
     def __init__(self, run: RunMemory, env_id: str) -> None:
         self._run = run
         self._env_id = env_id
-        self._positions: dict[int, int] = {}  # behavior id -> its row
-        self._lookup: tuple[np.ndarray, np.ndarray] | None = None  # sorted ids, their rows
-        self.behaviors: tuple[HintedBehavior, ...] = ()
+        self._catalogue = Catalogue(run.hinted)
         # agent -> (candidate ids (CONTEXTS, depth), their relevance scores)
         self._candidates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def behaviors(self) -> tuple[HintedBehavior, ...]:
+        return self._catalogue.behaviors
 
     def contexts(self, agent: str) -> tuple[Context, ...]:
         return contexts_for(agent, self._run.scenario, self._env_id)
@@ -58,22 +60,7 @@ class HintCatalogue:
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """The catalogue rows of behavior ids (-1 stays -1), adding new behaviors to it."""
-        fresh = [b for b in np.unique(ids[ids >= 0]).tolist() if b not in self._positions]
-        for behavior_id in fresh:
-            self._positions[behavior_id] = len(self._positions)
-        if fresh:
-            # A new tuple, never grown in place: agents compare it by reference to reuse plans.
-            self.behaviors = (*self.behaviors, *map(self._run.hinted, fresh))
-        if fresh or self._lookup is None:
-            known = np.array(sorted(self._positions), dtype=np.int64)
-            self._lookup = (known, np.array([self._positions[b] for b in known.tolist()],
-                                            dtype=np.int64))
-        known, positions = self._lookup
-        found = ids >= 0
-        if not len(known):
-            return np.full(ids.shape, -1, dtype=np.int64)
-        return np.where(found, positions[np.searchsorted(known, np.where(found, ids, known[0]))],
-                        -1)
+        return self._catalogue.rows(ids)
 
 
 class SeatTable:
@@ -87,11 +74,10 @@ class SeatTable:
         offered = ranking.rank(ids, catalogue.contexts(agent), k)
         variants = ranking.variants
         self.candidates = np.repeat(ids, variants, axis=0)
-        matches = offered[:, :, None] == self.candidates[:, None, :]
-        scores = (matches * np.repeat(relevance, variants, axis=0)[:, None, :]).sum(axis=2)
         self.offered = offered
         self.rows = np.vstack([catalogue.rows(offered), np.full((1, k), -1, dtype=np.int64)])
-        self.scores = np.vstack([scores, np.zeros((1, k))]).astype(np.float32)
+        self.scores = np.vstack([offer_scores(ids, relevance, offered, variants),
+                                 np.zeros((1, k), dtype=np.float32)])
 
 
 class MatrixFastPath:
@@ -164,9 +150,7 @@ class BatchMemory:
         """After a round: ``step["joint_actions"]`` (B,), 2 * seat 0's action + seat 1's;
         ``active`` the games still running after it."""
         for seat in self._seats:
-            answers = self._answers[seat]
-            advance_answers(answers.counts, answers.rounds, answers.own_before,
-                            answers.last_token, step["joint_actions"], self._active, seat)
+            self._answers[seat].add(step["joint_actions"], self._active, seat)
         self._round += 1
         self._active = active
 
